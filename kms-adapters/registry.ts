@@ -1,0 +1,91 @@
+import type { AdapterFactory, AdapterOptions, BindingContext, KmsAdapter } from './types';
+import { schemeOf } from './types';
+import { validateContext } from './associated-data';
+import { decodeEnvelope, encodeEnvelope } from './envelope';
+import { UnknownKekError } from '../server/errors';
+
+/**
+ * Explicit list of adapters, by URI scheme. No auto-discovery: an adapter's module (and its SDK)
+ * is imported only when a configured key URI needs it.
+ */
+export const ADAPTER_MODULES: Readonly<Record<string, () => Promise<{ createAdapter: AdapterFactory }>>> = {
+  local: () => import('./local.js'),
+  pkcs11: () => import('./pkcs11.js'),
+};
+
+export interface RegistryConfig {
+  /** KEK used for new wraps. */
+  kekUri: string;
+  /** Older KEKs whose blobs must still open (rotation). */
+  previousKekUris: readonly string[];
+  /** Per-scheme adapter settings, e.g. { local: { masterKeyFile }, pkcs11: { module, pin } }. */
+  adapters: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  notice?: AdapterOptions['notice'];
+}
+
+export class KmsRegistry {
+  constructor(private readonly adapters: ReadonlyMap<string, KmsAdapter>) {}
+
+  get schemes(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  forUri(keyUri: string): KmsAdapter {
+    const scheme = schemeOf(keyUri);
+    const adapter = scheme ? this.adapters.get(scheme) : undefined;
+    if (!adapter) throw new UnknownKekError(`no configured key management adapter serves key URI scheme "${scheme ?? '?'}"`);
+    return adapter;
+  }
+
+  /** Wraps under `kekUri` and returns a self-describing envelope (docs/wire-formats.md). */
+  async wrap(kekUri: string, plaintext: Uint8Array, context: BindingContext): Promise<string> {
+    validateContext(context);
+    const { ciphertext, keyVersion } = await this.forUri(kekUri).wrap(kekUri, plaintext, context);
+    return encodeEnvelope({ kekUri, keyVersion, ciphertext });
+  }
+
+  /** Opens an envelope; the caller owns the returned buffer and must zero it. */
+  async unwrap(envelope: string, context: BindingContext): Promise<Buffer> {
+    validateContext(context);
+    const e = decodeEnvelope(envelope);
+    return this.forUri(e.kekUri).unwrap(e.kekUri, e.ciphertext, context, e.keyVersion);
+  }
+
+  kekUriOf(envelope: string): string {
+    return decodeEnvelope(envelope).kekUri;
+  }
+
+  async check(kekUri: string): Promise<void> {
+    await this.forUri(kekUri).check(kekUri);
+  }
+
+  canCreateKeys(kekUri: string): boolean {
+    return typeof this.forUri(kekUri).createKey === 'function';
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.adapters.values()].map((a) => a.close()));
+  }
+}
+
+export async function buildRegistry(config: RegistryConfig): Promise<KmsRegistry> {
+  const schemes = new Set<string>();
+  for (const uri of [config.kekUri, ...config.previousKekUris]) {
+    const scheme = schemeOf(uri);
+    if (!scheme || !ADAPTER_MODULES[scheme]) {
+      throw new UnknownKekError(`key URI "${uri}" has no adapter; known schemes: ${Object.keys(ADAPTER_MODULES).join(', ')}`);
+    }
+    schemes.add(scheme);
+  }
+  const adapters = new Map<string, KmsAdapter>();
+  try {
+    for (const scheme of schemes) {
+      const { createAdapter } = await ADAPTER_MODULES[scheme]();
+      adapters.set(scheme, await createAdapter({ settings: config.adapters[scheme] ?? {}, notice: config.notice }));
+    }
+  } catch (err) {
+    await Promise.allSettled([...adapters.values()].map((a) => a.close()));
+    throw err;
+  }
+  return new KmsRegistry(adapters);
+}
