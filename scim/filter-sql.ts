@@ -1,0 +1,216 @@
+/**
+ * SCIM filter → SQL condition, for TypeORM's SelectQueryBuilder.where(sql, params).
+ *
+ * The filter is parsed by scimmy (SCIMMY.Types.Filter), which normalises it into disjunctive normal
+ * form: an array of OR-ed branches, each an object of AND-ed attribute comparisons (nested objects
+ * for sub-attributes, `["not", op, value]` for negation). This module walks that form and emits a
+ * condition over an explicit column map. Values only ever travel as named parameters; attribute
+ * names are looked up in the map, never copied into SQL, so nothing from the request is interpolated.
+ */
+import SCIMMY from 'scimmy';
+
+export type SqlDialect = 'postgres' | 'mysql' | 'sqlite';
+
+export type FilterColumn =
+  /** A string column. `lowered`: the column already holds the lower-cased value (an indexed *_norm column). */
+  | { kind: 'string'; expr: string; caseExact: boolean; lowered?: boolean }
+  | { kind: 'boolean'; expr: string }
+  /** ISO-8601 UTC strings in varchar(24): lexicographic order is chronological. */
+  | { kind: 'datetime'; expr: string }
+  /** A value in a related table: EXISTS (SELECT 1 FROM <table> WHERE <join> AND <condition on column>). */
+  | { kind: 'exists'; table: string; alias: string; join: string; column: Exclude<FilterColumn, { kind: 'exists' }> };
+
+/** Lower-cased attribute path ("name.familyname", "meta.lastmodified") → column. */
+export type ColumnMap = Readonly<Record<string, FilterColumn>>;
+
+export interface SqlCondition {
+  sql: string;
+  params: Record<string, unknown>;
+}
+
+const CORE_PREFIXES = ['urn:ietf:params:scim:schemas:core:2.0:user:', 'urn:ietf:params:scim:schemas:core:2.0:group:'];
+const COMPARATORS = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'lt', 'ge', 'le', 'pr', 'np']);
+
+function invalidFilter(message: string): SCIMMY.Types.SCIMError {
+  return new SCIMMY.Types.Error(400, 'invalidFilter', message);
+}
+
+/** Parses a filter string with scimmy; its errors already carry scimType invalidFilter. */
+export function parseFilter(filter: string): SCIMMY.Types.Filter {
+  if (filter.length > 2000) throw invalidFilter('filter is longer than 2000 characters');
+  return new SCIMMY.Types.Filter(filter);
+}
+
+type Comparison = { negate: boolean; op: string; value: unknown };
+
+export function normalisePath(path: string): string {
+  let p = path.toLowerCase();
+  for (const prefix of CORE_PREFIXES) if (p.startsWith(prefix)) p = p.slice(prefix.length);
+  return p;
+}
+
+/** Flattens one AND branch into (path, comparison) pairs. */
+function flatten(node: Record<string, unknown>, prefix: string, out: [string, Comparison][]): void {
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (Array.isArray(value)) {
+      const list = Array.isArray(value[0]) ? (value as unknown[][]) : [value as unknown[]];
+      for (const c of list) out.push([normalisePath(path), toComparison(path, c)]);
+    } else if (value !== null && typeof value === 'object') {
+      flatten(value as Record<string, unknown>, path, out);
+    } else {
+      throw invalidFilter(`malformed filter expression at "${path}"`);
+    }
+  }
+}
+
+function toComparison(path: string, raw: unknown[]): Comparison {
+  let parts = raw;
+  let negate = false;
+  if (parts[0] === 'not') {
+    negate = true;
+    parts = parts.slice(1);
+  }
+  const op = String(parts[0] ?? '').toLowerCase();
+  if (!COMPARATORS.has(op)) throw invalidFilter(`unknown operator "${String(parts[0])}" for "${path}"`);
+  if (op !== 'pr' && op !== 'np' && parts.length < 2) throw invalidFilter(`operator "${op}" for "${path}" needs a value`);
+  return { negate, op, value: parts[1] };
+}
+
+/** Escapes LIKE wildcards with "!" (portable: no backslash-escaping differences between engines). */
+function likeEscape(v: string): string {
+  return v.replace(/[!%_]/g, (c) => `!${c}`);
+}
+
+class Builder {
+  readonly params: Record<string, unknown> = {};
+  private n = 0;
+  constructor(
+    private readonly dialect: SqlDialect,
+    private readonly prefix: string,
+  ) {}
+
+  param(value: unknown): string {
+    const name = `${this.prefix}${this.n++}`;
+    this.params[name] = value;
+    return `:${name}`;
+  }
+
+  condition(path: string, column: FilterColumn, c: Comparison): string {
+    const sql = this.positive(path, column, c);
+    return c.negate ? `NOT (${sql})` : sql;
+  }
+
+  /** Every condition is two-valued (never SQL NULL), so NOT(...) behaves as SCIM expects. */
+  private positive(path: string, column: FilterColumn, c: Comparison): string {
+    if (column.kind === 'exists') {
+      const from = `SELECT 1 FROM ${column.table} ${column.alias} WHERE ${column.join}`;
+      if (c.op === 'pr') return `EXISTS (${from})`;
+      if (c.op === 'np') return `NOT EXISTS (${from})`;
+      if (c.op === 'ne') return `NOT EXISTS (${from} AND ${this.positive(path, column.column, { ...c, op: 'eq' })})`;
+      return `EXISTS (${from} AND ${this.positive(path, column.column, c)})`;
+    }
+    const col = column.expr;
+    if (c.op === 'pr' || (c.op === 'ne' && c.value === null)) {
+      return column.kind === 'string' ? `(${col} IS NOT NULL AND ${col} <> '')` : `${col} IS NOT NULL`;
+    }
+    if (c.op === 'np' || (c.op === 'eq' && c.value === null)) {
+      return column.kind === 'string' ? `(${col} IS NULL OR ${col} = '')` : `${col} IS NULL`;
+    }
+    if (c.op === 'ne') return `(${col} IS NULL OR NOT (${this.positive(path, column, { ...c, op: 'eq' })}))`;
+
+    switch (column.kind) {
+      case 'boolean': {
+        const v = typeof c.value === 'string' ? c.value.toLowerCase() : c.value;
+        if (v !== true && v !== false && v !== 'true' && v !== 'false') throw invalidFilter(`"${path}" is boolean; compare it with true or false`);
+        if (c.op !== 'eq') throw invalidFilter(`operator "${c.op}" is not supported for boolean "${path}"`);
+        const b = v === true || v === 'true';
+        return `(${col} IS NOT NULL AND ${col} = ${this.param(this.dialect === 'postgres' ? b : b ? 1 : 0)})`;
+      }
+      case 'datetime': {
+        if (typeof c.value !== 'string') throw invalidFilter(`"${path}" is a date-time; compare it with an ISO-8601 string`);
+        const t = Date.parse(c.value);
+        if (Number.isNaN(t)) throw invalidFilter(`"${String(c.value)}" is not an ISO-8601 date-time`);
+        const iso = new Date(t).toISOString();
+        const ops: Record<string, string> = { eq: '=', gt: '>', ge: '>=', lt: '<', le: '<=' };
+        if (!ops[c.op]) throw invalidFilter(`operator "${c.op}" is not supported for date-time "${path}"`);
+        return `(${col} IS NOT NULL AND ${col} ${ops[c.op]} ${this.param(iso)})`;
+      }
+      case 'string':
+        return this.stringCondition(path, column, c);
+    }
+  }
+
+  private stringCondition(path: string, column: Extract<FilterColumn, { kind: 'string' }>, c: Comparison): string {
+    if (typeof c.value !== 'string') throw invalidFilter(`"${path}" is a string; compare it with a quoted value`);
+    const exact = column.caseExact;
+    const value = exact ? c.value : c.value.toLowerCase();
+    const col = exact || column.lowered ? column.expr : `LOWER(${column.expr})`;
+    const guard = (sql: string) => `(${column.expr} IS NOT NULL AND ${sql})`;
+    const binary = exact && this.dialect === 'mysql';
+    switch (c.op) {
+      case 'eq':
+        // MariaDB's default collations ignore case: keep the indexable comparison and add a binary one.
+        return guard(binary ? `${col} = ${this.param(value)} AND BINARY ${col} = ${this.param(value)}` : `${col} = ${this.param(value)}`);
+      case 'gt':
+      case 'ge':
+      case 'lt':
+      case 'le': {
+        const ops: Record<string, string> = { gt: '>', ge: '>=', lt: '<', le: '<=' };
+        return guard(`${binary ? `BINARY ${col}` : col} ${ops[c.op]} ${this.param(value)}`);
+      }
+      case 'co':
+      case 'sw':
+      case 'ew': {
+        const e = likeEscape(value);
+        const pattern = c.op === 'co' ? `%${e}%` : c.op === 'sw' ? `${e}%` : `%${e}`;
+        if (exact && this.dialect === 'sqlite') {
+          // SQLite's LIKE ignores ASCII case; check the exact substring as well.
+          const p = this.param(value);
+          const exactCheck =
+            c.op === 'co'
+              ? `instr(${col}, ${p}) > 0`
+              : c.op === 'sw'
+                ? `substr(${col}, 1, length(${p})) = ${p}`
+                : `substr(${col}, -length(${p})) = ${p}`;
+          return guard(`${col} LIKE ${this.param(pattern)} ESCAPE '!' AND ${exactCheck}`);
+        }
+        return guard(`${binary ? `BINARY ${col}` : col} LIKE ${this.param(pattern)} ESCAPE '!'`);
+      }
+      default:
+        throw invalidFilter(`operator "${c.op}" is not supported for "${path}"`);
+    }
+  }
+}
+
+export interface TranslateOptions {
+  dialect: SqlDialect;
+  /** Prefix for parameter names, so several conditions can share one query. Default "f". */
+  paramPrefix?: string;
+}
+
+/** Translates a parsed filter into one parenthesised SQL condition with named parameters. */
+export function filterToSql(filter: SCIMMY.Types.Filter | readonly Record<string, unknown>[], columns: ColumnMap, options: TranslateOptions): SqlCondition {
+  const b = new Builder(options.dialect, options.paramPrefix ?? 'f');
+  const branches: string[] = [];
+  for (const branch of filter as readonly Record<string, unknown>[]) {
+    const pairs: [string, Comparison][] = [];
+    flatten(branch, '', pairs);
+    if (pairs.length === 0) throw invalidFilter('empty filter expression');
+    const conds = pairs.map(([path, c]) => {
+      const column = columns[path];
+      if (!column) throw invalidFilter(`filtering on "${path}" is not supported`);
+      return b.condition(path, column, c);
+    });
+    branches.push(conds.length === 1 ? conds[0] : `(${conds.join(' AND ')})`);
+  }
+  if (branches.length === 0) throw invalidFilter('empty filter');
+  return { sql: `(${branches.join(' OR ')})`, params: b.params };
+}
+
+/** ORDER BY target for sortBy; only plain columns sort. */
+export function sortColumn(sortBy: string, columns: ColumnMap): string {
+  const column = columns[normalisePath(sortBy)];
+  if (!column || column.kind === 'exists') throw invalidFilter(`sorting by "${sortBy}" is not supported`);
+  return column.expr;
+}

@@ -1,0 +1,92 @@
+import { filterToSql, parseFilter, sortColumn, type ColumnMap } from '../../scim/filter-sql';
+
+const columns: ColumnMap = {
+  id: { kind: 'string', expr: 'u.id', caseExact: true },
+  username: { kind: 'string', expr: 'u.user_name_norm', caseExact: false, lowered: true },
+  externalid: { kind: 'string', expr: 'u.external_id', caseExact: true },
+  displayname: { kind: 'string', expr: 'u.display_name', caseExact: false },
+  active: { kind: 'boolean', expr: 'u.active' },
+  'meta.created': { kind: 'datetime', expr: 'u.created_at' },
+  'members.value': {
+    kind: 'exists',
+    table: 'group_members',
+    alias: 'gm',
+    join: 'gm.group_id = g.id',
+    column: { kind: 'string', expr: 'gm.user_id', caseExact: true },
+  },
+};
+
+const t = (f: string, dialect: 'postgres' | 'mysql' | 'sqlite' = 'postgres') => filterToSql(parseFilter(f), columns, { dialect });
+
+describe('SCIM filter → SQL', () => {
+  it('eq on a case-insensitive, pre-lowered column lower-cases the parameter', () => {
+    expect(t('userName eq "Alice@Example.COM"')).toEqual({
+      sql: '((u.user_name_norm IS NOT NULL AND u.user_name_norm = :f0))',
+      params: { f0: 'alice@example.com' },
+    });
+  });
+
+  it('never interpolates values, even hostile ones', () => {
+    const r = t(`displayName eq "x' OR 1=1 --"`);
+    expect(r.sql).not.toContain('OR 1=1');
+    expect(r.params).toEqual({ f0: "x' or 1=1 --" });
+    expect(r.sql).toContain('LOWER(u.display_name) = :f0');
+  });
+
+  it('co/sw/ew escape LIKE wildcards', () => {
+    expect(t('displayName co "50%_!"').params).toEqual({ f0: '%50!%!_!!%' });
+    expect(t('displayName sw "a"').params).toEqual({ f0: 'a%' });
+    expect(t('displayName ew "a"').params).toEqual({ f0: '%a' });
+  });
+
+  it('and/or/not, pr, booleans per dialect', () => {
+    const r = t('userName sw "a" and not (active eq true) or externalId pr');
+    expect(r.sql).toBe(
+      "(((u.user_name_norm IS NOT NULL AND u.user_name_norm LIKE :f0 ESCAPE '!') AND NOT ((u.active IS NOT NULL AND u.active = :f1))) OR (u.external_id IS NOT NULL AND u.external_id <> ''))",
+    );
+    expect(r.params).toEqual({ f0: 'a%', f1: true });
+    expect(t('active eq false', 'sqlite').params).toEqual({ f0: 0 });
+    expect(t('active eq "True"', 'mysql').params).toEqual({ f0: 1 });
+  });
+
+  it('case-exact eq on MariaDB adds a binary comparison', () => {
+    expect(t('externalId eq "AbC"', 'mysql').sql).toBe('((u.external_id IS NOT NULL AND u.external_id = :f0 AND BINARY u.external_id = :f1))');
+  });
+
+  it('dates are normalised to the stored ISO-8601 form', () => {
+    const r = t('meta.created gt "2026-01-01T00:00:00+01:00" and meta.created le "2027-01-01T00:00:00Z"');
+    expect(r.params).toEqual({ f0: '2025-12-31T23:00:00.000Z', f1: '2027-01-01T00:00:00.000Z' });
+    expect(() => t('meta.created gt "yesterday"')).toThrow(expect.objectContaining({ status: 400, scimType: 'invalidFilter' }));
+  });
+
+  it('ne includes resources without the attribute', () => {
+    expect(t('externalId ne "x"').sql).toBe('((u.external_id IS NULL OR NOT ((u.external_id IS NOT NULL AND u.external_id = :f0))))');
+  });
+
+  it('value paths into related tables become EXISTS subqueries (Entra group membership check)', () => {
+    const r = t('id eq "g1" and members[value eq "u1"]');
+    expect(r.sql).toBe(
+      '(((u.id IS NOT NULL AND u.id = :f0) AND EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND (gm.user_id IS NOT NULL AND gm.user_id = :f1))))',
+    );
+  });
+
+  it('URN-prefixed core attributes resolve to the same column', () => {
+    expect(t('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a"').sql).toContain('u.user_name_norm = :f0');
+  });
+
+  it.each([
+    ['unknown attribute', 'nickName eq "x"'],
+    ['syntax error', 'userName eq "x" and ('],
+    ['missing value', 'userName eq'],
+    ['wrong type', 'userName eq 5'],
+    ['boolean with gt', 'active gt true'],
+  ])('rejects %s with invalidFilter', (_name, f) => {
+    expect(() => t(f)).toThrow(expect.objectContaining({ status: 400, scimType: 'invalidFilter' }));
+  });
+
+  it('sortBy resolves through the same map', () => {
+    expect(sortColumn('userName', columns)).toBe('u.user_name_norm');
+    expect(sortColumn('meta.created', columns)).toBe('u.created_at');
+    expect(() => sortColumn('members.value', columns)).toThrow(expect.objectContaining({ scimType: 'invalidFilter' }));
+  });
+});
