@@ -1,0 +1,131 @@
+import { normalisePatchOperations, normaliseResourceBody, UnknownAttributeError } from '../../scim/idp-quirks';
+import { ENTERPRISE_USER_SCHEMA, PATCH_OP_SCHEMA, SCIMMY, USER_KEYS_SCHEMA } from '../../scim/schemas';
+
+const EXT = [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA];
+const user = {
+  id: 'u1',
+  userName: 'alice@example.com',
+  active: true,
+  name: { givenName: 'Alice', familyName: 'A' },
+  emails: [{ value: 'alice@home.example', type: 'home' }],
+};
+
+async function patchUser(ops: unknown[], current: Record<string, unknown> = user): Promise<Record<string, any>> {
+  const resource = new SCIMMY.Schemas.User(current, 'out');
+  const operations = normalisePatchOperations(ops, JSON.parse(JSON.stringify(resource)), EXT);
+  const patched = await new SCIMMY.Messages.PatchOp({ schemas: [PATCH_OP_SCHEMA], Operations: operations as never }).apply(resource);
+  return JSON.parse(JSON.stringify(patched ?? resource));
+}
+
+async function patchGroup(ops: unknown[]): Promise<Record<string, any>> {
+  const resource = new SCIMMY.Schemas.Group({ id: 'g1', displayName: 'Eng', members: [{ value: 'u1' }, { value: 'u2' }, { value: 'u3' }] }, 'out');
+  const operations = normalisePatchOperations(ops, JSON.parse(JSON.stringify(resource)), []);
+  const patched = await new SCIMMY.Messages.PatchOp({ schemas: [PATCH_OP_SCHEMA], Operations: operations as never }).apply(resource);
+  return JSON.parse(JSON.stringify(patched ?? resource));
+}
+
+describe('Entra ID request shapes', () => {
+  it('capitalised ops and "False" strings (default mode)', async () => {
+    const r = await patchUser([{ op: 'Replace', path: 'active', value: 'False' }]);
+    expect(r.active).toBe(false);
+    expect((await patchUser([{ op: 'Replace', path: 'active', value: 'True' }], { ...user, active: false })).active).toBe(true);
+  });
+
+  it('manager sent as a bare id', async () => {
+    const r = await patchUser([{ op: 'Add', path: `${ENTERPRISE_USER_SCHEMA}:manager`, value: 'boss-id' }]);
+    expect(r[ENTERPRISE_USER_SCHEMA].manager).toEqual({ value: 'boss-id' });
+  });
+
+  it('Add on emails[type eq "work"].value when no work email exists yet creates it', async () => {
+    const r = await patchUser([{ op: 'Add', path: 'emails[type eq "work"].value', value: 'alice@example.com' }]);
+    expect(r.emails).toEqual([
+      { value: 'alice@home.example', type: 'home' },
+      { value: 'alice@example.com', type: 'work' },
+    ]);
+    const first = await patchUser([{ op: 'Add', path: 'emails[type eq "work"].value', value: 'a@x' }], { ...user, emails: undefined });
+    expect(first.emails).toEqual([{ value: 'a@x', type: 'work', primary: true }]);
+  });
+
+  it('Replace on an existing work email changes it in place', async () => {
+    const r = await patchUser([{ op: 'Replace', path: 'emails[type eq "work"].value', value: 'new@x' }], { ...user, emails: [{ value: 'old@x', type: 'work', primary: true }] });
+    expect(r.emails).toEqual([{ value: 'new@x', type: 'work', primary: true }]);
+  });
+
+  it('pathless replace with dotted and URN-prefixed keys (aadOptscim062020)', async () => {
+    const r = await patchUser([
+      {
+        op: 'replace',
+        value: {
+          'name.givenName': 'Alicia',
+          'name.familyName': 'B',
+          [`${ENTERPRISE_USER_SCHEMA}:department`]: 'R&D',
+          'emails[type eq "work"].value': 'alicia@example.com',
+          active: 'False',
+        },
+      },
+    ]);
+    expect(r.name).toEqual({ givenName: 'Alicia', familyName: 'B' });
+    expect(r[ENTERPRISE_USER_SCHEMA].department).toBe('R&D');
+    expect(r.emails).toContainEqual({ value: 'alicia@example.com', type: 'work' });
+    expect(r.active).toBe(false);
+  });
+
+  it('member removal by value array and by members[value eq "..."]', async () => {
+    expect((await patchGroup([{ op: 'Remove', path: 'members', value: [{ value: 'u1' }, { value: 'u3' }] }])).members).toEqual([{ value: 'u2' }]);
+    expect((await patchGroup([{ op: 'Remove', path: 'members[value eq "u2"]' }])).members).toEqual([{ value: 'u1' }, { value: 'u3' }]);
+  });
+});
+
+describe('Okta request shapes', () => {
+  it('pathless replace of active', async () => {
+    expect((await patchUser([{ op: 'replace', value: { active: false } }])).active).toBe(false);
+  });
+
+  it('group push: rename and membership in one PATCH (id in the value is ignored)', async () => {
+    const r = await patchGroup([
+      { op: 'replace', value: { id: 'g1', displayName: 'Engineering' } },
+      { op: 'add', path: 'members', value: [{ value: 'u9', display: 'nine' }] },
+      { op: 'remove', path: 'members[value eq "u1"]' },
+    ]);
+    expect(r.displayName).toBe('Engineering');
+    expect(r.members.map((m: { value: string }) => m.value)).toEqual(['u2', 'u3', 'u9']);
+  });
+
+  it('create with password and groups:[] — both dropped, never stored', () => {
+    const body = normaliseResourceBody(
+      { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'bob@x', password: 'hunter2', groups: [], active: true },
+      SCIMMY.Schemas.User.definition,
+    );
+    expect(body).toEqual({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'bob@x', active: true });
+  });
+
+  it('full-object PUT including read-only fields', () => {
+    const body = normaliseResourceBody(
+      {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:User', USER_KEYS_SCHEMA],
+        id: 'u1',
+        meta: { resourceType: 'User', created: '2020-01-01T00:00:00Z' },
+        userName: 'bob@x',
+        groups: [{ value: 'g1' }],
+        [USER_KEYS_SCHEMA]: { kekUri: 'local://evil' },
+        [`${USER_KEYS_SCHEMA}:kekUri`]: 'local://evil',
+      },
+      SCIMMY.Schemas.User.definition,
+    );
+    expect(body).toEqual({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'bob@x' });
+  });
+});
+
+describe('bad input', () => {
+  it('rejects unknown attributes and schemas instead of dropping them', () => {
+    expect(() => normaliseResourceBody({ userName: 'x', favouriteColour: 'red' }, SCIMMY.Schemas.User.definition)).toThrow(UnknownAttributeError);
+    expect(() => normaliseResourceBody({ userName: 'x', schemas: ['urn:example:custom'] }, SCIMMY.Schemas.User.definition)).toThrow(UnknownAttributeError);
+  });
+
+  it('read-only extension attributes cannot be patched (400 mutability)', async () => {
+    await expect(patchUser([{ op: 'replace', path: `${USER_KEYS_SCHEMA}:kekUri`, value: 'x' }], { ...user, [USER_KEYS_SCHEMA]: { kekUri: 'local://k' } })).rejects.toMatchObject({
+      status: 400,
+      scimType: 'mutability',
+    });
+  });
+});
