@@ -1,0 +1,107 @@
+/**
+ * Delivers outbox events to the configured webhook, signed per Standard Webhooks, at least once,
+ * in order per resource, with exponential back-off and no give-up (a cloud service that is down
+ * for a day gets everything when it is back). State is only in the database, so a restart or
+ * another replica carries on where this one stopped.
+ */
+import type { OutboxRow } from '../../entities/scim';
+import type { OutboxRepository } from '../repositories/outbox';
+import { signedHeaders } from './signature';
+
+export interface DelivererOptions {
+  url: string;
+  secret: string;
+  repo: () => OutboxRepository;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+  /** First retry delay; doubles per attempt up to maxBackoffMs. */
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  batchSize?: number;
+  fetch?: typeof fetch;
+  now?: () => Date;
+  log?: { warn: (obj: object, msg: string) => void; info?: (obj: object, msg: string) => void };
+}
+
+export class OutboxDeliverer {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = true;
+
+  constructor(private readonly opts: DelivererOptions) {}
+
+  backoffMs(attempts: number): number {
+    const base = this.opts.baseBackoffMs ?? 1000;
+    const max = this.opts.maxBackoffMs ?? 3_600_000;
+    return Math.min(max, base * 2 ** Math.min(attempts - 1, 30));
+  }
+
+  /** One pass: delivers every due head-of-line event. Returns how many were delivered. */
+  async runOnce(): Promise<number> {
+    const now = this.opts.now ?? (() => new Date());
+    const repo = this.opts.repo();
+    let delivered = 0;
+    // Loop so the next event of a resource goes out in the same pass once its predecessor is done.
+    for (let round = 0; round < 100; round++) {
+      const due = await repo.due(now().toISOString(), this.opts.batchSize ?? 50);
+      if (due.length === 0) break;
+      let progressed = false;
+      for (const row of due) {
+        const leaseUntil = new Date(now().getTime() + (this.opts.timeoutMs ?? 10_000) * 2).toISOString();
+        if (!(await repo.claim(row, leaseUntil))) continue;
+        const ok = await this.deliver(row);
+        if (ok === true) {
+          await repo.markDelivered(row.seq, now().toISOString(), row.attempts + 1);
+          delivered++;
+          progressed = true;
+        } else {
+          const attempts = row.attempts + 1;
+          await repo.markFailed(row.seq, attempts, new Date(now().getTime() + this.backoffMs(attempts)).toISOString(), ok);
+          this.opts.log?.warn({ eventId: row.event_id, attempts, error: ok }, 'webhook delivery failed; will retry');
+        }
+      }
+      if (!progressed) break;
+    }
+    return delivered;
+  }
+
+  /** true, or the reason it failed. */
+  private async deliver(row: OutboxRow): Promise<true | string> {
+    const f = this.opts.fetch ?? fetch;
+    const headers = signedHeaders(this.opts.secret, row.event_id, row.payload, (this.opts.now ?? (() => new Date()))());
+    try {
+      const res = await f(this.opts.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'crypto-server-outbox/1', ...headers },
+        body: row.payload,
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status >= 200 && res.status < 300) return true;
+      return `HTTP ${res.status}`;
+    } catch (err) {
+      return `request failed: ${(err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message}`;
+    }
+  }
+
+  start(intervalMs = 1000): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.runOnce()
+        .catch((err: Error) => this.opts.log?.warn({ error: err.message }, 'outbox pass failed'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Bearer tokens for machine clients (the IdP's SCIM connector). A token is
+ * "cst_<id>.<secret>": the id finds the row, the secret is checked against its stored SHA-256 with
+ * a constant-time comparison. The token is shown once at creation and never stored. SHA-256
+ * suffices because the secret is 256 random bits (nothing to brute-force, unlike a password).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ApiTokenRow } from '../entities/scim';
+import { UnauthorizedError, ValidationError } from '../server/errors';
+import type { ApiTokenRepository } from './repositories/api-tokens';
+
+export const TOKEN_SCOPES = ['scim'] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
+const TOKEN_RE = /^cst_([0-9a-f]{24})\.([A-Za-z0-9_-]{43})$/;
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+export function parseToken(token: string): { id: string; secret: string } | undefined {
+  const m = TOKEN_RE.exec(token);
+  return m ? { id: m[1], secret: m[2] } : undefined;
+}
+
+export type PublicTokenInfo = Omit<ApiTokenRow, 'secret_hash'>;
+
+const nowIso = () => new Date().toISOString();
+
+export class TokenService {
+  /** A hash to compare against when the id is unknown, so both paths do the same work. */
+  private readonly decoy = hashSecret(randomBytes(32).toString('base64url'));
+
+  constructor(private readonly repo: () => ApiTokenRepository) {}
+
+  async create(input: { name: string; scope: string; expiresAt?: Date }): Promise<{ token: string; info: PublicTokenInfo }> {
+    if (!(TOKEN_SCOPES as readonly string[]).includes(input.scope)) {
+      throw new ValidationError(`unknown token scope "${input.scope}"; known scopes: ${TOKEN_SCOPES.join(', ')}`);
+    }
+    const name = input.name.trim();
+    if (!name || name.length > 200) throw new ValidationError('token name must be 1 to 200 characters');
+    const id = randomBytes(12).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const row: ApiTokenRow = {
+      id,
+      name,
+      scope: input.scope,
+      secret_hash: hashSecret(secret),
+      created_at: nowIso(),
+      last_used_at: null,
+      expires_at: input.expiresAt ? input.expiresAt.toISOString() : null,
+      revoked_at: null,
+    };
+    await this.repo().insert(row);
+    const { secret_hash: _hash, ...info } = row;
+    void _hash;
+    return { token: `cst_${id}.${secret}`, info };
+  }
+
+  async list(): Promise<PublicTokenInfo[]> {
+    return (await this.repo().list()).map(({ secret_hash: _h, ...info }) => info);
+  }
+
+  /** Revokes by id or by name (all tokens with that name). Returns how many were revoked. */
+  async revoke(idOrName: string): Promise<number> {
+    const repo = this.repo();
+    const at = nowIso();
+    if (await repo.revoke(idOrName, at)) return 1;
+    let n = 0;
+    for (const row of await repo.findByName(idOrName)) if (await repo.revoke(row.id, at)) n++;
+    return n;
+  }
+
+  /** Checks an Authorization header value; returns the token row or throws UnauthorizedError. */
+  async authenticate(authorization: string | undefined, scope: TokenScope): Promise<PublicTokenInfo> {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    if (!m) throw new UnauthorizedError('a bearer token is required');
+    const parsed = parseToken(m[1]);
+    const row = parsed ? await this.repo().findById(parsed.id) : null;
+    const expected = Buffer.from(row?.secret_hash ?? this.decoy, 'hex');
+    const given = Buffer.from(hashSecret(parsed?.secret ?? ''), 'hex');
+    const match = timingSafeEqual(expected, given) && row !== null;
+    const now = nowIso();
+    if (!match || !row || row.revoked_at !== null || (row.expires_at !== null && row.expires_at <= now) || row.scope !== scope) {
+      throw new UnauthorizedError('the bearer token is invalid, revoked or expired');
+    }
+    // Record use at most once a minute per token to keep writes down.
+    if (!row.last_used_at || row.last_used_at.slice(0, 16) !== now.slice(0, 16)) await this.repo().touch(row.id, now);
+    const { secret_hash: _h, ...info } = row;
+    void _h;
+    return info;
+  }
+}
