@@ -42,7 +42,7 @@ export class ScimError extends Error {
 }
 
 export function mapError(err: unknown): MappedError {
-  if (err instanceof ScimError || err instanceof SCIMMY.Types.SCIMError) {
+  if (err instanceof ScimError || err instanceof SCIMMY.Types.Error) {
     const status = Number(err.status) || 400;
     return { status, body: body(status, err.message, err.scimType ?? undefined) };
   }

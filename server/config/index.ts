@@ -2,19 +2,21 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { coreConfig, coreEnv, SECRET_SETTINGS } from './core';
 import { ConfigError } from '../errors';
+import { scimConfig, scimEnv } from './scim';
 
 /**
  * Configuration is parsed once at boot from environment variables (optionally a JSON file named
  * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
  * Each section adds its env schema and its mapper here, one line each.
  */
-const envSchema = coreEnv;
+const envSchema = coreEnv.extend(scimEnv.shape);
 
 export type Env = z.infer<typeof envSchema>;
 
 function build(e: Env) {
   return {
     ...coreConfig(e),
+    ...scimConfig(e),
   };
 }
 

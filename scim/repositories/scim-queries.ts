@@ -1,0 +1,152 @@
+/**
+ * Read queries for the SCIM endpoint: filtered, sorted, paginated lists in the database, and
+ * single-resource reads with their key material. Conditions come from filter-sql.ts as SQL with
+ * named parameters over the column maps below.
+ */
+import type { EntityManager, SelectQueryBuilder } from 'typeorm';
+import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow, type UserKeysRow, type UserRow } from '../../entities';
+import type { ColumnMap, SqlCondition, SqlDialect } from '../filter-sql';
+
+/** SCIM attribute path (lower-case) → column, for filters and sortBy on /Users. */
+export const USER_COLUMNS: ColumnMap = {
+  id: { kind: 'string', expr: 'u.id', caseExact: true },
+  username: { kind: 'string', expr: 'u.user_name_norm', caseExact: false, lowered: true },
+  externalid: { kind: 'string', expr: 'u.external_id', caseExact: true },
+  displayname: { kind: 'string', expr: 'u.display_name', caseExact: false },
+  'name.givenname': { kind: 'string', expr: 'u.given_name', caseExact: false },
+  'name.familyname': { kind: 'string', expr: 'u.family_name', caseExact: false },
+  // The email column holds the work email (else the primary, else the first): see docs/scim.md.
+  emails: { kind: 'string', expr: 'u.email', caseExact: false },
+  'emails.value': { kind: 'string', expr: 'u.email', caseExact: false },
+  'emails.type': { kind: 'string', expr: "'work'", caseExact: false },
+  active: { kind: 'boolean', expr: 'u.active' },
+  'meta.created': { kind: 'datetime', expr: 'u.created_at' },
+  'meta.lastmodified': { kind: 'datetime', expr: 'u.updated_at' },
+};
+
+export const GROUP_COLUMNS: ColumnMap = {
+  id: { kind: 'string', expr: 'g.id', caseExact: true },
+  displayname: { kind: 'string', expr: 'g.display_name_norm', caseExact: false, lowered: true },
+  externalid: { kind: 'string', expr: 'g.external_id', caseExact: true },
+  'meta.created': { kind: 'datetime', expr: 'g.created_at' },
+  'meta.lastmodified': { kind: 'datetime', expr: 'g.updated_at' },
+  members: { kind: 'exists', table: 'group_members', alias: 'gm', join: 'gm.group_id = g.id', column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
+  'members.value': { kind: 'exists', table: 'group_members', alias: 'gm', join: 'gm.group_id = g.id', column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
+};
+
+export interface ListQuery {
+  where?: SqlCondition;
+  /** A column expression from the map. */
+  orderBy?: string;
+  descending?: boolean;
+  /** 1-based. */
+  startIndex: number;
+  count: number;
+}
+
+export interface MemberView {
+  userId: string;
+  display: string | null;
+  memberJwe: string;
+}
+
+export function dialectOf(manager: EntityManager): SqlDialect {
+  const t = manager.connection.options.type;
+  return t === 'postgres' ? 'postgres' : t === 'mysql' || t === 'mariadb' ? 'mysql' : 'sqlite';
+}
+
+function page<T extends object>(qb: SelectQueryBuilder<T>, q: ListQuery, alias: string): SelectQueryBuilder<T> {
+  if (q.where) qb.andWhere(q.where.sql, q.where.params);
+  // A stable order: the requested column, then id (unique) so pages never overlap or skip.
+  if (q.orderBy) qb.orderBy(q.orderBy, q.descending ? 'DESC' : 'ASC').addOrderBy(`${alias}.id`, 'ASC');
+  else qb.orderBy(`${alias}.created_at`, 'ASC').addOrderBy(`${alias}.id`, 'ASC');
+  return qb.offset(q.startIndex - 1).limit(q.count);
+}
+
+export class ScimQueries {
+  constructor(private readonly m: EntityManager) {}
+
+  get dialect(): SqlDialect {
+    return dialectOf(this.m);
+  }
+
+  async listUsers(q: ListQuery): Promise<{ total: number; rows: UserRow[] }> {
+    const base = () => {
+      const qb = this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
+      if (q.where) qb.andWhere(q.where.sql, q.where.params);
+      return qb;
+    };
+    const total = await base().getCount();
+    if (q.count === 0 || total < q.startIndex) return { total, rows: [] };
+    const qb = this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
+    return { total, rows: await page(qb, q, 'u').getMany() };
+  }
+
+  async listGroups(q: ListQuery): Promise<{ total: number; rows: GroupRow[] }> {
+    const base = this.m.createQueryBuilder(GroupEntity, 'g');
+    if (q.where) base.where(q.where.sql, q.where.params);
+    const total = await base.getCount();
+    if (q.count === 0 || total < q.startIndex) return { total, rows: [] };
+    return { total, rows: await page(this.m.createQueryBuilder(GroupEntity, 'g'), q, 'g').getMany() };
+  }
+
+  /** A live (not deleted) user; with `lock`, the row stays locked until the transaction ends. */
+  async findUser(id: string, lock = false): Promise<UserRow | null> {
+    const qb = this.m.createQueryBuilder(UserEntity, 'u').where('u.id = :id AND u.deleted_at IS NULL', { id });
+    if (lock && this.dialect !== 'sqlite') qb.setLock('pessimistic_write');
+    return qb.getOne();
+  }
+
+  async findGroup(id: string, lock = false): Promise<GroupRow | null> {
+    const qb = this.m.createQueryBuilder(GroupEntity, 'g').where('g.id = :id', { id });
+    if (lock && this.dialect !== 'sqlite') qb.setLock('pessimistic_write');
+    return qb.getOne();
+  }
+
+  async userKeys(ids: string[]): Promise<Map<string, UserKeysRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.m.createQueryBuilder(UserKeysEntity, 'k').where('k.user_id IN (:...ids)', { ids }).getMany();
+    return new Map(rows.map((r) => [r.userId, r]));
+  }
+
+  async groupKeys(ids: string[]): Promise<Map<string, GroupKeysRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.m.createQueryBuilder(GroupKeysEntity, 'k').where('k.group_id IN (:...ids)', { ids }).getMany();
+    return new Map(rows.map((r) => [r.groupId, r]));
+  }
+
+  /** Members of several groups, with a display name, in one query. */
+  async members(groupIds: string[]): Promise<Map<string, MemberView[]>> {
+    const out = new Map<string, MemberView[]>(groupIds.map((id) => [id, []]));
+    if (groupIds.length === 0) return out;
+    const rows = await this.m
+      .createQueryBuilder(GroupMemberEntity, 'gm')
+      .innerJoin(UserEntity.options.name, 'u', 'u.id = gm.user_id')
+      .select(['gm.group_id AS group_id', 'gm.user_id AS user_id', 'gm.member_jwe AS member_jwe', 'u.display_name AS display_name', 'u.user_name AS user_name'])
+      .where('gm.group_id IN (:...groupIds)', { groupIds })
+      .orderBy('gm.group_id', 'ASC')
+      .addOrderBy('gm.user_id', 'ASC')
+      .getRawMany<{ group_id: string; user_id: string; member_jwe: string; display_name: string | null; user_name: string }>();
+    for (const r of rows) out.get(r.group_id)?.push({ userId: r.user_id, display: r.display_name ?? r.user_name, memberJwe: r.member_jwe });
+    return out;
+  }
+
+  /** Which of these ids are live users. */
+  async liveUserIds(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.m.createQueryBuilder(UserEntity, 'u').select('u.id', 'id').where('u.id IN (:...ids) AND u.deleted_at IS NULL', { ids }).getRawMany<{ id: string }>();
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Deleted users whose retention has run out. */
+  async deletedBefore(before: string, limit: number): Promise<string[]> {
+    const rows = await this.m
+      .createQueryBuilder(UserEntity, 'u')
+      .select('u.id', 'id')
+      .where('u.deleted_at IS NOT NULL AND u.deleted_at < :before', { before })
+      .orderBy('u.deleted_at', 'ASC')
+      .limit(limit)
+      .getRawMany<{ id: string }>();
+    return rows.map((r) => r.id);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The SCIM 2.0 service provider, mounted at /scim/v2. A thin Express router over scimmy (not
+ * scimmy-routers, which writes to req.query — read-only in Express 5). Order: bearer auth, per-token
+ * rate limit, body size limit and JSON parsing, the endpoint families, SCIM errors.
+ */
+import express, { Router, type RequestHandler } from 'express';
+import type { AppDeps } from '../server/http/app';
+import { NotFoundError } from '../server/errors';
+import { discoveryRouter } from './discovery';
+import { scimErrorHandler } from './errors';
+import { groupsRouter } from './groups';
+import { rateLimitPerToken } from './rate-limit';
+import { ApiTokenRepository } from './repositories/api-tokens';
+import { RateLimitRepository } from './repositories/rate-limits';
+import { ScimService } from './service';
+import { TokenService } from './tokens';
+import { usersRouter } from './users';
+
+export const SCIM_BASE_PATH = '/scim/v2';
+
+export function scimServiceFor(deps: AppDeps): ScimService {
+  return new ScimService(deps.store, deps.keys, {
+    outbox: deps.config.scim.webhook !== undefined,
+    userDeleteRetentionDays: deps.config.scim.userDeleteRetentionDays,
+    basepath: SCIM_BASE_PATH,
+  });
+}
+
+export function scimRouter(deps: AppDeps): Router {
+  const manager = deps.store.dataSource.manager;
+  const tokens = new TokenService(() => new ApiTokenRepository(manager));
+  const service = scimServiceFor(deps);
+  const r = Router();
+  const auth: RequestHandler = async (req, res, next) => {
+    try {
+      res.locals.scimToken = await tokens.authenticate(req.get('authorization'), 'scim');
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+  r.use(auth);
+  r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, repo: () => new RateLimitRepository(manager) }));
+  r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: ['application/json', 'application/scim+json', 'application/*+json'], strict: true }));
+  r.use(discoveryRouter());
+  r.use('/Users', usersRouter(service));
+  r.use('/Groups', groupsRouter(service));
+  r.use((req, _res, next) => next(new NotFoundError(`no SCIM endpoint for ${req.method} ${req.path}`)));
+  r.use(scimErrorHandler(deps.log));
+  return r;
+}

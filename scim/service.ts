@@ -1,0 +1,303 @@
+/**
+ * SCIM Users and Groups on top of the key service. Every write is one database transaction:
+ * rows, keys (through KeyService with `tx`), audit events and the outbox event commit together
+ * or not at all. No HTTP here: routes parse and present, this decides.
+ */
+import { nowIso } from '../entities/columns';
+import type { GroupRow, UserRow } from '../entities';
+import { NotFoundError } from '../server/errors';
+import type { KeyService } from '../server/keys/key-service';
+import type { OpContext } from '../server/keys/types';
+import type { Repos, Store } from '../server/repositories/store';
+import { ScimError } from './errors';
+import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect } from './filter-sql';
+import { normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
+import { OutboxRepository } from './repositories/outbox';
+import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
+import { groupResource, profileOf, projectUser, userResource } from './resources';
+import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, MAX_COUNT, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
+
+type Json = Record<string, unknown>;
+
+export interface ScimServiceOptions {
+  /** Record an outbox event per change (only when a webhook is configured). */
+  outbox: boolean;
+  /** null: keep deleted users' key material; 0: purge at once; n: purge n days after deletion. */
+  userDeleteRetentionDays: number | null;
+  /** Base for member $ref values, e.g. "/scim/v2". */
+  basepath: string;
+}
+
+export interface ListParams {
+  filter?: string;
+  sortBy?: string;
+  sortOrder?: string;
+  startIndex: number;
+  count: number;
+  /** Skip loading group members (excludedAttributes=members). */
+  withMembers?: boolean;
+}
+
+export interface ListResult {
+  total: number;
+  startIndex: number;
+  resources: Json[];
+}
+
+const USER_EXTENSIONS = [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA];
+const GROUP_EXTENSIONS = [GROUP_KEYS_SCHEMA];
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+const plain = (v: unknown): Json => JSON.parse(JSON.stringify(v)) as Json;
+
+function requireBody(body: unknown, what: string): Json {
+  if (!isObject(body)) throw new ScimError(400, 'invalidSyntax', `${what} expects a JSON object body`);
+  return body;
+}
+
+export class ScimService {
+  constructor(
+    private readonly store: Store,
+    private readonly keys: KeyService,
+    private readonly options: ScimServiceOptions,
+  ) {}
+
+  private listQuery(params: ListParams, columns: ColumnMap, dialect: SqlDialect): ListQuery {
+    const where = params.filter !== undefined ? filterToSql(parseFilter(params.filter), columns, { dialect }) : undefined;
+    const orderBy = params.sortBy ? sortColumn(params.sortBy, columns) : undefined;
+    if (params.sortOrder !== undefined && !['ascending', 'descending'].includes(params.sortOrder)) {
+      throw new ScimError(400, 'invalidValue', 'sortOrder must be "ascending" or "descending"');
+    }
+    return { where, orderBy, descending: params.sortOrder === 'descending', startIndex: params.startIndex, count: Math.min(params.count, MAX_COUNT) };
+  }
+
+  private async enqueue(tx: Repos, resourceType: 'User' | 'Group', resourceId: string, eventType: string, data: Json): Promise<void> {
+    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType, resourceId, eventType, data });
+  }
+
+  // ---- Users --------------------------------------------------------------------------------
+
+  async listUsers(params: ListParams): Promise<ListResult> {
+    const q = new ScimQueries(this.store.dataSource.manager);
+    const { total, rows } = await q.listUsers(this.listQuery(params, USER_COLUMNS, q.dialect));
+    const keys = await q.userKeys(rows.map((r) => r.id));
+    return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id))) };
+  }
+
+  async getUser(id: string): Promise<Json> {
+    const q = new ScimQueries(this.store.dataSource.manager);
+    const row = await q.findUser(id);
+    if (!row) throw new NotFoundError(`user ${id} not found`);
+    return userResource(row, (await q.userKeys([id])).get(id));
+  }
+
+  private coerceUser(body: Json): ReturnType<typeof projectUser> {
+    const input = normaliseResourceBody(body, SCIMMY.Schemas.User.definition);
+    const coerced = plain(new SCIMMY.Schemas.User(input, 'in'));
+    const p = projectUser(coerced);
+    if (!p.userName.trim()) throw new ScimError(400, 'invalidValue', 'userName is required');
+    if (p.userName.length > 255) throw new ScimError(400, 'invalidValue', 'userName is longer than 255 characters');
+    if (p.externalId && p.externalId.length > 255) throw new ScimError(400, 'invalidValue', 'externalId is longer than 255 characters');
+    return p;
+  }
+
+  async createUser(body: unknown, ctx: OpContext): Promise<Json> {
+    const p = this.coerceUser(requireBody(body, 'POST /Users'));
+    return this.store.transaction(async (tx) => {
+      const created = await this.keys.provisionUser(p, ctx, tx);
+      const q = new ScimQueries(tx.manager);
+      const resource = userResource(created, (await q.userKeys([created.id])).get(created.id));
+      await this.enqueue(tx, 'User', created.id, 'user.created', resource);
+      return resource;
+    });
+  }
+
+  async replaceUser(id: string, body: unknown, ctx: OpContext): Promise<Json> {
+    const b = requireBody(body, 'PUT /Users');
+    return this.store.transaction(async (tx) => {
+      const row = await new ScimQueries(tx.manager).findUser(id, true);
+      if (!row) throw new NotFoundError(`user ${id} not found`);
+      return this.updateUser(tx, row, this.coerceUser(b), ctx);
+    });
+  }
+
+  async patchUser(id: string, body: unknown, ctx: OpContext): Promise<Json> {
+    const b = requireBody(body, 'PATCH /Users');
+    return this.store.transaction(async (tx) => {
+      const q = new ScimQueries(tx.manager);
+      const row = await q.findUser(id, true);
+      if (!row) throw new NotFoundError(`user ${id} not found`);
+      // With its key extension, so scimmy answers `mutability` to attempts at changing it.
+      const keys = (await q.userKeys([id])).get(id);
+      const current = new SCIMMY.Schemas.User(userResource(row, keys), 'out');
+      const ops = normalisePatchOperations(b.Operations, plain(current), USER_EXTENSIONS);
+      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+      if (!patched) return userResource(row, keys);
+      return this.updateUser(tx, row, this.coerceUser(plain(patched)), ctx);
+    });
+  }
+
+  private async updateUser(tx: Repos, row: UserRow, p: ReturnType<typeof projectUser>, ctx: OpContext): Promise<Json> {
+    const active = p.active ?? true;
+    if (Boolean(row.active) !== active) await this.keys.setUserActive(row.id, active, ctx, tx);
+    await tx.users.update(
+      row.id,
+      {
+        userName: p.userName,
+        userNameNorm: p.userName.toLowerCase(),
+        externalId: p.externalId ?? null,
+        displayName: p.displayName ?? null,
+        email: p.email ?? null,
+        givenName: p.givenName ?? null,
+        familyName: p.familyName ?? null,
+        scimAttributes: JSON.stringify(p.attributes),
+      },
+      nowIso(),
+    );
+    await tx.audit.append({ ...ctx, action: 'user.update', outcome: 'success', targetType: 'user', targetId: row.id });
+    const q = new ScimQueries(tx.manager);
+    const updated = await q.findUser(row.id);
+    if (!updated) throw new NotFoundError(`user ${row.id} not found`);
+    const resource = userResource(updated, (await q.userKeys([row.id])).get(row.id));
+    await this.enqueue(tx, 'User', row.id, 'user.updated', resource);
+    return resource;
+  }
+
+  /**
+   * Deletes a user for the IdP: gone from SCIM at once (and its userName/externalId free for a
+   * new user), key material kept for the retention period, then purged.
+   */
+  async deleteUser(id: string, ctx: OpContext): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const row = await new ScimQueries(tx.manager).findUser(id, true);
+      if (!row) throw new NotFoundError(`user ${id} not found`);
+      await this.keys.softDeleteUser(id, ctx, tx);
+      await tx.users.update(id, { userNameNorm: `~deleted~${id}`, externalId: null }, nowIso());
+      if (this.options.userDeleteRetentionDays === 0) await this.keys.purgeUser(id, ctx, tx);
+      await this.enqueue(tx, 'User', id, 'user.deleted', { id, userName: row.userName, ...(row.externalId ? { externalId: row.externalId } : {}) });
+    });
+  }
+
+  /** Purges deleted users whose retention ran out. Returns how many. */
+  async purgeExpiredUsers(ctx: OpContext, now: Date = new Date()): Promise<number> {
+    const days = this.options.userDeleteRetentionDays;
+    if (days === null) return 0;
+    const before = new Date(now.getTime() - days * 86_400_000).toISOString();
+    const ids = await new ScimQueries(this.store.dataSource.manager).deletedBefore(before, 500);
+    for (const id of ids) await this.keys.purgeUser(id, ctx);
+    return ids.length;
+  }
+
+  // ---- Groups -------------------------------------------------------------------------------
+
+  async listGroups(params: ListParams): Promise<ListResult> {
+    const q = new ScimQueries(this.store.dataSource.manager);
+    const { total, rows } = await q.listGroups(this.listQuery(params, GROUP_COLUMNS, q.dialect));
+    const ids = rows.map((r) => r.id);
+    const [keys, members] = await Promise.all([q.groupKeys(ids), params.withMembers === false ? undefined : q.members(ids)]);
+    return { total, startIndex: params.startIndex, resources: rows.map((r) => groupResource(r, keys.get(r.id), members?.get(r.id), this.options.basepath)) };
+  }
+
+  async getGroup(id: string, withMembers = true): Promise<Json> {
+    const q = new ScimQueries(this.store.dataSource.manager);
+    return this.renderGroup(q, id, withMembers);
+  }
+
+  private async renderGroup(q: ScimQueries, id: string, withMembers: boolean, lockedRow?: GroupRow): Promise<Json> {
+    const row = lockedRow ?? (await q.findGroup(id));
+    if (!row) throw new NotFoundError(`group ${id} not found`);
+    const [keys, members] = await Promise.all([q.groupKeys([id]), withMembers ? q.members([id]) : undefined]);
+    return groupResource(row, keys.get(id), members?.get(id), this.options.basepath);
+  }
+
+  private coerceGroup(body: Json): { displayName: string; externalId: string | null; attributes: Json; memberIds: string[] } {
+    const input = normaliseResourceBody(body, SCIMMY.Schemas.Group.definition);
+    const coerced = plain(new SCIMMY.Schemas.Group(input, 'in'));
+    const profile = profileOf(coerced);
+    const displayName = typeof profile.displayName === 'string' ? profile.displayName.trim() : '';
+    if (!displayName) throw new ScimError(400, 'invalidValue', 'displayName is required');
+    if (displayName.length > 255) throw new ScimError(400, 'invalidValue', 'displayName is longer than 255 characters');
+    const members = Array.isArray(profile.members) ? (profile.members as Json[]) : [];
+    const memberIds = [...new Set(members.map((m) => m.value).filter((v): v is string => typeof v === 'string' && v !== ''))];
+    const { members: _m, ...attributes } = profile;
+    void _m;
+    return { displayName, externalId: typeof profile.externalId === 'string' && profile.externalId ? profile.externalId : null, attributes, memberIds };
+  }
+
+  private async requireUsers(q: ScimQueries, ids: string[]): Promise<void> {
+    const live = await q.liveUserIds(ids);
+    const missing = ids.find((id) => !live.has(id));
+    if (missing) throw new ScimError(400, 'invalidValue', `member "${missing}" is not a provisioned user`);
+  }
+
+  async createGroup(body: unknown, ctx: OpContext): Promise<Json> {
+    const g = this.coerceGroup(requireBody(body, 'POST /Groups'));
+    return this.store.transaction(async (tx) => {
+      const q = new ScimQueries(tx.manager);
+      await this.requireUsers(q, g.memberIds);
+      const created = await this.keys.provisionGroup(g, ctx, tx);
+      const resource = await this.renderGroup(q, created.id, true);
+      await this.enqueue(tx, 'Group', created.id, 'group.created', resource);
+      return resource;
+    });
+  }
+
+  async replaceGroup(id: string, body: unknown, ctx: OpContext): Promise<Json> {
+    const b = requireBody(body, 'PUT /Groups');
+    return this.store.transaction(async (tx) => {
+      const row = await new ScimQueries(tx.manager).findGroup(id, true);
+      if (!row) throw new NotFoundError(`group ${id} not found`);
+      return this.updateGroup(tx, row, this.coerceGroup(b), ctx, true);
+    });
+  }
+
+  async patchGroup(id: string, body: unknown, ctx: OpContext, withMembersInResponse = true): Promise<Json> {
+    const b = requireBody(body, 'PATCH /Groups');
+    return this.store.transaction(async (tx) => {
+      const q = new ScimQueries(tx.manager);
+      const row = await q.findGroup(id, true);
+      if (!row) throw new NotFoundError(`group ${id} not found`);
+      const members = (await q.members([id])).get(id) ?? [];
+      const keys = (await q.groupKeys([id])).get(id);
+      const current = new SCIMMY.Schemas.Group(groupResource(row, keys, members, this.options.basepath), 'out');
+      const ops = normalisePatchOperations(b.Operations, plain(current), GROUP_EXTENSIONS);
+      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+      if (!patched) return this.renderGroup(q, id, withMembersInResponse, row);
+      return this.updateGroup(tx, row, this.coerceGroup(plain(patched)), ctx, withMembersInResponse);
+    });
+  }
+
+  private async updateGroup(tx: Repos, row: GroupRow, g: ReturnType<ScimService['coerceGroup']>, ctx: OpContext, withMembers: boolean): Promise<Json> {
+    const q = new ScimQueries(tx.manager);
+    const before = new Set(((await q.members([row.id])).get(row.id) ?? []).map((m) => m.userId));
+    const after = new Set(g.memberIds);
+    const added = g.memberIds.filter((u) => !before.has(u));
+    const removed = [...before].filter((u) => !after.has(u));
+    await this.requireUsers(q, added);
+    await tx.groups.update(
+      row.id,
+      { displayName: g.displayName, displayNameNorm: g.displayName.toLowerCase(), externalId: g.externalId, scimAttributes: JSON.stringify(g.attributes) },
+      nowIso(),
+    );
+    await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: row.id });
+    if (removed.length) await this.keys.removeMembers(row.id, removed, ctx, tx);
+    if (added.length) await this.keys.addMembers(row.id, added, ctx, tx);
+    const resource = await this.renderGroup(q, row.id, true);
+    await this.enqueue(tx, 'Group', row.id, 'group.updated', resource);
+    if (withMembers) return resource;
+    const { members: _m, ...rest } = resource;
+    void _m;
+    const ext = rest[GROUP_KEYS_SCHEMA];
+    if (isObject(ext)) delete ext.memberKeys;
+    return rest;
+  }
+
+  async deleteGroup(id: string, ctx: OpContext): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const row = await new ScimQueries(tx.manager).findGroup(id, true);
+      if (!row) throw new NotFoundError(`group ${id} not found`);
+      await this.keys.deleteGroup(id, ctx, tx);
+      await this.enqueue(tx, 'Group', id, 'group.deleted', { id, displayName: row.displayName });
+    });
+  }
+}
+

@@ -1,0 +1,32 @@
+/** /scim/v2/Users */
+import { Router } from 'express';
+import { attributeFilter, baseUrl, listParams, opContext, present, presentList, sendScim } from './http';
+import type { ScimService } from './service';
+
+export function usersRouter(service: ScimService): Router {
+  const r = Router();
+  r.get('/', async (req, res) => {
+    const params = listParams(req);
+    const attrs = attributeFilter(req);
+    sendScim(res, 200, presentList('User', await service.listUsers(params), baseUrl(req), attrs));
+  });
+  r.post('/', async (req, res) => {
+    const created = present('User', await service.createUser(req.body, opContext(req, res)), baseUrl(req), attributeFilter(req));
+    res.setHeader('Location', String((created.meta as { location?: string }).location));
+    sendScim(res, 201, created);
+  });
+  r.get('/:id', async (req, res) => {
+    sendScim(res, 200, present('User', await service.getUser(req.params.id), baseUrl(req), attributeFilter(req)));
+  });
+  r.put('/:id', async (req, res) => {
+    sendScim(res, 200, present('User', await service.replaceUser(req.params.id, req.body, opContext(req, res)), baseUrl(req), attributeFilter(req)));
+  });
+  r.patch('/:id', async (req, res) => {
+    sendScim(res, 200, present('User', await service.patchUser(req.params.id, req.body, opContext(req, res)), baseUrl(req), attributeFilter(req)));
+  });
+  r.delete('/:id', async (req, res) => {
+    await service.deleteUser(req.params.id, opContext(req, res));
+    res.status(204).end();
+  });
+  return r;
+}

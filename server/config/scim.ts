@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+import { SECRET_SETTINGS } from './core';
+
+/** SCIM endpoint, webhook delivery and deletion retention. Env names are the contract; see docs/scim.md. */
+export const scimEnv = z.object({
+  CS_SCIM_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
+  /** Requests per token per minute; 0 turns the limit off. */
+  CS_SCIM_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  CS_WEBHOOK_URL: z
+    .string()
+    .url('must be an absolute http(s) URL')
+    .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+    .optional(),
+  CS_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/, 'must be "whsec_" followed by base64 of at least 16 random bytes').optional(),
+  CS_WEBHOOK_SECRET_FILE: z.string().min(1).optional(),
+  CS_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  CS_OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  /** Days a deleted user's key material is kept; "keep" (default) never purges. */
+  CS_USER_DELETE_RETENTION_DAYS: z.union([z.literal('keep'), z.coerce.number().int().min(0).max(36_500)]).default('keep'),
+});
+
+SECRET_SETTINGS.add('CS_WEBHOOK_SECRET');
+
+export interface WebhookConfig {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  pollMs: number;
+}
+
+export function scimConfig(e: z.infer<typeof scimEnv>) {
+  let webhook: WebhookConfig | undefined;
+  if (e.CS_WEBHOOK_URL) {
+    let secret = e.CS_WEBHOOK_SECRET;
+    if (!secret && e.CS_WEBHOOK_SECRET_FILE) {
+      try {
+        secret = readFileSync(e.CS_WEBHOOK_SECRET_FILE, 'utf8').trim();
+      } catch {
+        throw new ConfigError(`CS_WEBHOOK_SECRET_FILE: cannot read ${e.CS_WEBHOOK_SECRET_FILE}`);
+      }
+      if (!/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/.test(secret)) {
+        throw new ConfigError('CS_WEBHOOK_SECRET_FILE: the file must hold "whsec_" followed by base64 of at least 16 random bytes (value not shown)');
+      }
+    }
+    if (!secret) throw new ConfigError('CS_WEBHOOK_SECRET: required when CS_WEBHOOK_URL is set (or CS_WEBHOOK_SECRET_FILE); generate one with `crypto-server outbox new-secret`');
+    webhook = { url: e.CS_WEBHOOK_URL, secret, timeoutMs: e.CS_WEBHOOK_TIMEOUT_MS, pollMs: e.CS_OUTBOX_POLL_MS };
+  }
+  return {
+    scim: {
+      maxBodyBytes: e.CS_SCIM_MAX_BODY_BYTES,
+      rateLimitPerMinute: e.CS_SCIM_RATE_LIMIT_PER_MINUTE,
+      webhook,
+      /** null: keep deleted users' material forever. */
+      userDeleteRetentionDays: e.CS_USER_DELETE_RETENTION_DAYS === 'keep' ? null : e.CS_USER_DELETE_RETENTION_DAYS,
+    },
+  };
+}
