@@ -1,9 +1,10 @@
 /** Request parsing and response presentation shared by the /scim/v2 routers. */
 import type { Request, Response } from 'express';
 import type { OpContext } from '../server/keys/types';
+import { selectAttributes, type AttributeSelection } from './attributes';
 import { SCIM_CONTENT_TYPE, ScimError } from './errors';
 import type { ListParams, ListResult } from './service';
-import { DEFAULT_COUNT, LIST_RESPONSE_SCHEMA, MAX_COUNT, SCIMMY } from './schemas';
+import { DEFAULT_COUNT, GROUP_KEYS_SCHEMA, LIST_RESPONSE_SCHEMA, MAX_COUNT, SCIMMY } from './schemas';
 
 type Json = Record<string, unknown>;
 
@@ -36,13 +37,13 @@ export function listParams(req: Request): ListParams {
   return { filter, sortBy: queryParam(req, 'sortBy') || undefined, sortOrder: queryParam(req, 'sortOrder') || undefined, startIndex, count };
 }
 
-/** attributes / excludedAttributes as a scimmy filter, the way scimmy's Resource builds it. */
-export function attributeFilter(req: Request): SCIMMY.Types.Filter | undefined {
-  const attributes = queryParam(req, 'attributes');
-  const excluded = queryParam(req, 'excludedAttributes');
-  const list = (s: string) => s.split(',').map((a) => a.trim()).filter(Boolean);
-  if (attributes !== undefined && list(attributes).length) return new SCIMMY.Types.Filter(list(attributes).map((a) => `${a} pr`).join(' and '));
-  if (excluded !== undefined && list(excluded).length) return new SCIMMY.Types.Filter(list(excluded).map((a) => `${a} np`).join(' and '));
+/** attributes / excludedAttributes from the query (attributes wins when both are given). */
+export function attributeFilter(req: Request): AttributeSelection | undefined {
+  const list = (s: string | undefined) => (s ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const attributes = list(queryParam(req, 'attributes'));
+  const excluded = list(queryParam(req, 'excludedAttributes'));
+  if (attributes.length) return { attributes };
+  if (excluded.length) return { excluded };
   return undefined;
 }
 
@@ -61,18 +62,33 @@ export function baseUrl(req: Request): string {
 
 export type Kind = 'User' | 'Group';
 
-export function present(kind: Kind, resource: Json, base: string, attributes?: SCIMMY.Types.Filter): Json {
-  const schema = kind === 'User' ? SCIMMY.Schemas.User : SCIMMY.Schemas.Group;
-  return JSON.parse(JSON.stringify(new schema(resource, 'out', `${base}/${kind}s`, attributes))) as Json;
+/** memberKeys is `returned: request`: only when named in `attributes`. */
+export function wantsMemberKeys(req: Request): boolean {
+  return (queryParam(req, 'attributes') ?? '').toLowerCase().split(',').some((a) => a.trim().endsWith('memberkeys'));
 }
 
-export function presentList(kind: Kind, result: ListResult, base: string, attributes?: SCIMMY.Types.Filter): Json {
+function withoutMemberKeys(resource: Json): Json {
+  const ext = resource[GROUP_KEYS_SCHEMA];
+  if (!ext || typeof ext !== 'object') return resource;
+  const { memberKeys: _k, ...rest } = ext as Json;
+  void _k;
+  return { ...resource, [GROUP_KEYS_SCHEMA]: rest };
+}
+
+export function present(kind: Kind, resource: Json, base: string, attributes?: AttributeSelection, memberKeys = false): Json {
+  if (kind === 'Group' && !memberKeys) resource = withoutMemberKeys(resource);
+  const schema = kind === 'User' ? SCIMMY.Schemas.User : SCIMMY.Schemas.Group;
+  const full = JSON.parse(JSON.stringify(new schema(resource, 'out', `${base}/${kind}s`))) as Json;
+  return attributes ? selectAttributes(full, attributes) : full;
+}
+
+export function presentList(kind: Kind, result: ListResult, base: string, attributes?: AttributeSelection, memberKeys = false): Json {
   return {
     schemas: [LIST_RESPONSE_SCHEMA],
     totalResults: result.total,
     startIndex: result.startIndex,
     itemsPerPage: result.resources.length,
-    Resources: result.resources.map((r) => present(kind, r, base, attributes)),
+    Resources: result.resources.map((r) => present(kind, r, base, attributes, memberKeys)),
   };
 }
 

@@ -62,10 +62,18 @@ export class GroupKeysExtension extends SCIMMY.Types.Schema {
       new SCIMMY.Types.Attribute(
         'complex',
         'memberKeys',
-        { ...ro("Per member: the group's membership key encrypted to that member's public key (JWE compact)."), multiValued: true, returned: 'request' },
+        // Output-only rather than mutable:false: scimmy cannot re-coerce an immutable multi-valued
+        // attribute inside an extension. Inbound values are dropped either way (idp-quirks.ts).
+        {
+          description: "Per member: the group's membership key encrypted to that member's public key (JWE compact). Read-only.",
+          multiValued: true,
+          returned: 'request',
+          direction: 'out',
+        },
         [
-          new SCIMMY.Types.Attribute('string', 'value', ro('The member user id.', { caseExact: true })),
-          new SCIMMY.Types.Attribute('string', 'jwe', ro('JWE compact serialisation of the membership key for this member.', { caseExact: true })),
+          // Sub-attributes inherit read-only from memberKeys (scimmy rejects re-coercing immutable sub-attributes).
+          new SCIMMY.Types.Attribute('string', 'value', { caseExact: true, description: 'The member user id.' }),
+          new SCIMMY.Types.Attribute('string', 'jwe', { caseExact: true, description: 'JWE compact serialisation of the membership key for this member.' }),
         ],
       ),
     ],

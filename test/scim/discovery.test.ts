@@ -1,0 +1,53 @@
+import request from 'supertest';
+import { scimContext, type ScimTestContext } from './support';
+
+describe('SCIM discovery', () => {
+  let ctx: ScimTestContext;
+  beforeAll(async () => {
+    ctx = await scimContext('sqlite');
+  });
+  afterAll(async () => {
+    await ctx?.cleanup();
+  });
+
+  it('ServiceProviderConfig advertises only what works', async () => {
+    const res = await ctx.get('/ServiceProviderConfig').expect(200);
+    expect(res.headers['content-type']).toMatch(/^application\/scim\+json/);
+    expect(res.body).toMatchObject({
+      schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig'],
+      patch: { supported: true },
+      bulk: { supported: false },
+      filter: { supported: true, maxResults: 1000 },
+      changePassword: { supported: false },
+      sort: { supported: true },
+      etag: { supported: false },
+    });
+    expect(res.body.authenticationSchemes[0]).toMatchObject({ type: 'oauthbearertoken' });
+  });
+
+  it('ResourceTypes and Schemas include our read-only key extensions', async () => {
+    const types = await ctx.get('/ResourceTypes').expect(200);
+    expect(types.body.totalResults).toBe(2);
+    const user = types.body.Resources.find((r: { name: string }) => r.name === 'User');
+    expect(user.endpoint).toBe('/Users');
+    expect(user.schemaExtensions.map((e: { schema: string }) => e.schema)).toEqual([
+      'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User',
+      'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:UserKeys',
+    ]);
+    await ctx.get('/ResourceTypes/Group').expect(200);
+    const schema = await ctx.get('/Schemas/urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:UserKeys').expect(200);
+    expect(schema.body.attributes.map((a: { name: string; mutability: string }) => [a.name, a.mutability])).toEqual([
+      ['keyAlgorithm', 'readOnly'],
+      ['publicKeyJwk', 'readOnly'],
+      ['encryptedPrivateKey', 'readOnly'],
+      ['wrappedPasswordKey', 'readOnly'],
+      ['kekUri', 'readOnly'],
+    ]);
+    const all = await ctx.get('/Schemas').expect(200);
+    expect(all.body.totalResults).toBeGreaterThanOrEqual(5);
+  });
+
+  it('requires the token too', async () => {
+    await request(ctx.app).get('/scim/v2/ServiceProviderConfig').expect(401);
+  });
+});
