@@ -55,7 +55,7 @@ export const OutboxEntity = new EntitySchema<OutboxRow>({
   tableName: 'scim_outbox',
   columns: {
     seq: { type: 'integer', primary: true, generated: 'increment' },
-    event_id: { type: 'varchar', length: 36 },
+    event_id: { type: 'varchar', length: 64 },
     resource_type: { type: 'varchar', length: 20 },
     resource_id: { type: 'varchar', length: 36 },
     event_type: { type: 'varchar', length: 40 },

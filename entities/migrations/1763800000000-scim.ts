@@ -26,7 +26,7 @@ export class Scim1763800000000 implements MigrationInterface {
         name: 'scim_outbox',
         columns: [
           { name: 'seq', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
-          { name: 'event_id', type: 'varchar', length: '36' },
+          { name: 'event_id', type: 'varchar', length: '64' },
           { name: 'resource_type', type: 'varchar', length: '20' },
           { name: 'resource_id', type: 'varchar', length: '36' },
           { name: 'event_type', type: 'varchar', length: '40' },

@@ -41,9 +41,11 @@ export class OutboxDeliverer {
     const now = this.opts.now ?? (() => new Date());
     const repo = this.opts.repo();
     let delivered = 0;
+    // Resources whose head event failed in this pass wait for their back-off, not the next round.
+    const failed = new Set<string>();
     // Loop so the next event of a resource goes out in the same pass once its predecessor is done.
     for (let round = 0; round < 100; round++) {
-      const due = await repo.due(now().toISOString(), this.opts.batchSize ?? 50);
+      const due = (await repo.due(now().toISOString(), this.opts.batchSize ?? 50)).filter((r) => !failed.has(r.resource_id));
       if (due.length === 0) break;
       let progressed = false;
       for (const row of due) {
@@ -55,6 +57,7 @@ export class OutboxDeliverer {
           delivered++;
           progressed = true;
         } else {
+          failed.add(row.resource_id);
           const attempts = row.attempts + 1;
           await repo.markFailed(row.seq, attempts, new Date(now().getTime() + this.backoffMs(attempts)).toISOString(), ok);
           this.opts.log?.warn({ eventId: row.event_id, attempts, error: ok }, 'webhook delivery failed; will retry');
