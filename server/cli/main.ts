@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { registerServe } from './serve';
 import { registerMigrate } from './migrate';
 import { registerKeks } from './keks';
+import { registerToken } from './token';
+import { registerOutbox } from './outbox';
 import { AppError, ConfigError } from '../errors';
 
 /** The `crypto-server` command. Each command lives in its own file and registers itself here. */
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerMigrate(program);
   registerKeks(program);
+  registerToken(program);
+  registerOutbox(program);
   return program;
 }
 

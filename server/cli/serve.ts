@@ -4,6 +4,7 @@ import { loadConfig } from '../config';
 import { createLogger } from '../log';
 import { boot } from '../boot';
 import { createApp } from '../http/app';
+import { startScimWorkers } from '../../scim/workers';
 
 export interface Running {
   server: Server;
@@ -24,6 +25,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
     await deps.close();
     throw err;
   });
+  const workers = startScimWorkers(deps);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
@@ -31,7 +33,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   print(`Crypto Server listening on ${url} (database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`);
   let stopping: Promise<void> | undefined;
   const stop = () =>
-    (stopping ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => deps.close()));
+    (stopping ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => workers.stop()).then(() => deps.close()));
   return { server, url, stop };
 }
 

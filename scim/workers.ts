@@ -1,0 +1,37 @@
+/**
+ * Background work of the SCIM endpoint, started by `serve`: webhook delivery from the outbox and
+ * purging deleted users after their retention period. Both keep their state in the database, so
+ * any number of replicas can run them.
+ */
+import type { AppDeps } from '../server/http/app';
+import { OutboxDeliverer } from './outbox/deliverer';
+import { OutboxRepository } from './repositories/outbox';
+import { scimServiceFor } from './router';
+
+export interface ScimWorkers {
+  stop: () => Promise<void>;
+}
+
+export function startScimWorkers(deps: AppDeps, opts: { purgeIntervalMs?: number } = {}): ScimWorkers {
+  const webhook = deps.config.scim.webhook;
+  const deliverer = webhook
+    ? new OutboxDeliverer({ url: webhook.url, secret: webhook.secret, timeoutMs: webhook.timeoutMs, repo: () => new OutboxRepository(deps.store.dataSource.manager), log: deps.log })
+    : undefined;
+  deliverer?.start(webhook?.pollMs);
+  let purge: NodeJS.Timeout | undefined;
+  if (deps.config.scim.userDeleteRetentionDays !== null) {
+    const service = scimServiceFor(deps);
+    const run = () => {
+      service.purgeExpiredUsers({ actor: 'system:retention' }).catch((err: Error) => deps.log.warn({ error: err.message }, 'purging deleted users failed'));
+    };
+    purge = setInterval(run, opts.purgeIntervalMs ?? 3_600_000);
+    purge.unref();
+    run();
+  }
+  return {
+    stop: async () => {
+      if (purge) clearInterval(purge);
+      await deliverer?.stop();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { openStore } from '../boot';
+import { OutboxRepository } from '../../scim/repositories/outbox';
+import { newWebhookSecret } from '../../scim/outbox/signature';
+
+/** `crypto-server outbox status|list|new-secret`: delivery state of SCIM changes to the cloud service webhook. */
+export async function outboxCommand(env: NodeJS.ProcessEnv, print: (line: string) => void, action: { status: true } | { list: { limit: number; pending?: boolean } }): Promise<number> {
+  const config = loadConfig(env);
+  const store = await openStore(config);
+  try {
+    const repo = new OutboxRepository(store.dataSource.manager);
+    if ('status' in action) {
+      const s = await repo.stats();
+      print(`webhook: ${config.scim.webhook ? config.scim.webhook.url : 'not configured (changes are not recorded for delivery)'}`);
+      print(`pending: ${s.pending}${s.oldestPendingAt ? ` (oldest from ${s.oldestPendingAt})` : ''}`);
+      print(`delivered: ${s.delivered}`);
+      if (s.lastError) print(`last error: ${s.lastError}`);
+      return s.pending > 0 && s.lastError ? 1 : 0;
+    }
+    const rows = await repo.recent(action.list.limit, action.list.pending ? 'pending' : undefined);
+    for (const r of rows) {
+      print(`${r.seq}\t${r.event_id}\t${r.event_type}\t${r.resource_id}\t${r.status}\tattempts ${r.attempts}\t${r.status === 'pending' ? `next ${r.next_attempt_at}` : `delivered ${r.delivered_at}`}${r.last_error ? `\t${r.last_error}` : ''}`);
+    }
+    if (rows.length === 0) print('no events');
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+export function registerOutbox(program: Command): void {
+  const outbox = program.command('outbox').description('delivery of SCIM changes to the cloud service webhook');
+  outbox
+    .command('status')
+    .description('pending and delivered counts, oldest pending event, last error (exit 1 while deliveries are failing)')
+    .action(async () => {
+      process.exitCode = await outboxCommand(process.env, console.log, { status: true });
+    });
+  outbox
+    .command('list')
+    .description('recent events, newest first')
+    .option('--pending', 'only events not yet delivered')
+    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
+    .action(async (o: { pending?: boolean; limit: number }) => {
+      process.exitCode = await outboxCommand(process.env, console.log, { list: o });
+    });
+  outbox
+    .command('new-secret')
+    .description('print a new random webhook signing secret (whsec_...) for CS_WEBHOOK_SECRET')
+    .action(() => {
+      console.log(newWebhookSecret());
+    });
+}

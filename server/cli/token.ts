@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config';
+import { openStore } from '../boot';
+import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
+import { TokenService, TOKEN_SCOPES } from '../../scim/tokens';
+
+/** `crypto-server token create|list|revoke`: bearer tokens for the IdP's SCIM connector. */
+export async function tokenCommand(
+  env: NodeJS.ProcessEnv,
+  print: (line: string) => void,
+  action: { create: { name: string; scope: string; expiresDays?: number } } | { list: true } | { revoke: string },
+): Promise<number> {
+  const store = await openStore(loadConfig(env));
+  try {
+    if (await store.hasPendingMigrations()) {
+      print('the database schema is not migrated: run `crypto-server migrate` first');
+      return 2;
+    }
+    const tokens = new TokenService(() => new ApiTokenRepository(store.dataSource.manager));
+    if ('create' in action) {
+      const { name, scope, expiresDays } = action.create;
+      const expiresAt = expiresDays ? new Date(Date.now() + expiresDays * 86_400_000) : undefined;
+      const { token, info } = await tokens.create({ name, scope, expiresAt });
+      print(token);
+      print(`# token ${info.id} "${info.name}" (scope ${info.scope}${info.expires_at ? `, expires ${info.expires_at}` : ''}).`);
+      print('# Shown once: only its hash is stored. Paste it into the IdP as the SCIM secret token.');
+      return 0;
+    }
+    if ('list' in action) {
+      const rows = await tokens.list();
+      if (rows.length === 0) print('no tokens');
+      for (const t of rows) {
+        const state = t.revoked_at ? `revoked ${t.revoked_at}` : t.expires_at && t.expires_at <= new Date().toISOString() ? `expired ${t.expires_at}` : 'active';
+        print(`${t.id}\t${t.scope}\t${state}\tcreated ${t.created_at}\tlast used ${t.last_used_at ?? 'never'}\t${t.name}`);
+      }
+      return 0;
+    }
+    const n = await tokens.revoke(action.revoke);
+    print(n ? `revoked ${n} token(s)` : `no active token with id or name "${action.revoke}"`);
+    return n ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
+export function registerToken(program: Command): void {
+  const token = program.command('token').description('bearer tokens for machine clients (SCIM provisioning)');
+  token
+    .command('create')
+    .description('create a token; it is printed once and only its hash is stored')
+    .requiredOption('--scope <scope>', `what the token may do (${TOKEN_SCOPES.join(', ')})`)
+    .option('--name <name>', 'a label, e.g. the IdP it is for', 'scim')
+    .option('--expires-days <days>', 'expire after this many days (default: never)', (v) => Number.parseInt(v, 10))
+    .action(async (o: { scope: string; name: string; expiresDays?: number }) => {
+      process.exitCode = await tokenCommand(process.env, console.log, { create: o });
+    });
+  token
+    .command('list')
+    .description('list tokens (never their values)')
+    .action(async () => {
+      process.exitCode = await tokenCommand(process.env, console.log, { list: true });
+    });
+  token
+    .command('revoke <idOrName>')
+    .description('revoke a token by id, or every token with that name')
+    .action(async (idOrName: string) => {
+      process.exitCode = await tokenCommand(process.env, console.log, { revoke: idOrName });
+    });
+}
