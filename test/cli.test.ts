@@ -5,6 +5,7 @@ import { buildProgram, describeFailure } from '../server/cli/main';
 import { serve } from '../server/cli/serve';
 import { migrate } from '../server/cli/migrate';
 import { listOrphanKeks } from '../server/cli/keks';
+import { doctor } from '../server/cli/doctor';
 import { loadConfig } from '../server/config';
 
 describe('crypto-server CLI', () => {
@@ -61,5 +62,20 @@ describe('crypto-server CLI', () => {
       err = e;
     }
     expect(describeFailure(err)).toMatch(/^invalid configuration:\n {2}CS_PORT: /);
+  });
+});
+
+describe('crypto-server doctor', () => {
+  test('passes on a working KEK and reports each check', async () => {
+    const out: string[] = [];
+    const code = await doctor({ CS_LOCAL_MASTER_KEY: Buffer.alloc(32, 3).toString('base64'), CS_KEK_URI: 'local://doc' }, (l) => out.push(l));
+    expect(code).toBe(0);
+    expect(out).toEqual(['KEK local://doc', '  ok    wrap', '  ok    unwrap returns the same key', '  ok    binding: a different owner is refused', 'all checks passed']);
+  });
+
+  test('fails clearly on a KEK whose adapter is misconfigured', async () => {
+    await expect(doctor({ CS_KEK_URI: 'local://x', CS_DATABASE_URL: 'sqlite:/tmp/none.db', CS_LOCAL_MASTER_KEY_FILE: '/nonexistent/master.key' }, () => undefined)).rejects.toThrow(
+      /CS_LOCAL_CREATE_MASTER_KEY/,
+    );
   });
 });
