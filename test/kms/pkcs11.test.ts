@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { runKmsContract } from './contract';
 import { createAdapter, Pkcs11Adapter } from '../../kms-adapters/pkcs11';
 import { parsePkcs11Uri } from '../../kms-adapters/pkcs11-uri';
-import { ConfigError, KmsConfigurationError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
+import { ConfigError, KmsConfigurationError, KmsUnavailableError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
 import { createSoftHsm, findRawKey, withRawSession } from '../support/softhsm';
 
 // A real SoftHSM2 token, set up before the adapter module touches the library. "cs-main" holds
@@ -95,6 +95,18 @@ describe('pkcs11 adapter specifics', () => {
     }
     await expect(adapter.unwrap(keyUri, randomBytes(12), ctx)).rejects.toBeInstanceOf(UnwrapRefusedError);
     await expect(adapter.check(keyUri)).resolves.toBeUndefined();
+  });
+
+  test('sessions killed under the adapter: one call is "unavailable", the next recovers', async () => {
+    await adapter.check(keyUri);
+    // Same process, so C_CloseAllSessions also closes the adapter's sessions (as a token reset would).
+    await withRawSession(hsm, 'cs-main', (p11, _api, session) => p11.C_CloseAllSessions(p11.C_GetSessionInfo(session).slotID));
+    const err = await adapter.wrap(keyUri, randomBytes(32), ctx).catch((e) => e);
+    expect(err).toBeInstanceOf(KmsUnavailableError);
+    expect(err.internalDetail).toMatch(/CKR_SESSION_HANDLE_INVALID/);
+    const loginsBefore = adapter.stats.logins;
+    await expect(adapter.check(keyUri)).resolves.toBeUndefined();
+    expect(adapter.stats.logins).toBe(loginsBefore + 1);
   });
 
   test('an unknown key label or token is a configuration error that names it', async () => {

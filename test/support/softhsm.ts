@@ -99,7 +99,11 @@ export async function withRawSession<T>(
       }
       return await fn(p11, api, session);
     } finally {
-      p11.C_CloseSession(session);
+      try {
+        p11.C_CloseSession(session);
+      } catch {
+        // fn may have closed every session on purpose (C_CloseAllSessions).
+      }
     }
   } finally {
     if (owns) p11.C_Finalize();
