@@ -64,7 +64,7 @@ export class Pkcs11Adapter implements KmsAdapter {
   private readonly api: Api;
   private readonly p11: Pkcs11Js.PKCS11;
   private readonly tokens = new Map<string, Token>();
-  private readonly retired: SessionPool<Handle>[] = [];
+  private retired: SessionPool<Handle>[] = [];
   private readonly counters: Pkcs11Stats = { sessionsOpened: 0, logins: 0, keyLookups: 0 };
   private creating: Promise<unknown> = Promise.resolve();
   private pin: string;
@@ -88,6 +88,8 @@ export class Pkcs11Adapter implements KmsAdapter {
   async wrap(keyUri: string, plaintext: Uint8Array, context: BindingContext): Promise<WrapResult> {
     const ref = parsePkcs11Uri(keyUri);
     const aad = canonicalContext(context);
+    // Tokens disagree on zero-length GCM input (SoftHSM2: CKR_ARGUMENTS_BAD); a key is never empty.
+    if (plaintext.byteLength === 0) throw new BadRequestError('pkcs11: nothing to wrap (empty plaintext)');
     const iv = randomBytes(IV);
     // A view, not a copy, so there is no second plaintext buffer to zero.
     const input = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
@@ -102,7 +104,8 @@ export class Pkcs11Adapter implements KmsAdapter {
     const ref = parsePkcs11Uri(keyUri);
     const aad = canonicalContext(context);
     const data = Buffer.from(ciphertext);
-    if (data.length < IV + TAG) throw new UnwrapRefusedError('pkcs11: ciphertext too short');
+    // We never wrap an empty plaintext, so a blob holds at least iv, one byte and the tag.
+    if (data.length <= IV + TAG) throw new UnwrapRefusedError('pkcs11: ciphertext too short');
     const body = data.subarray(IV);
     const out = Buffer.alloc(body.length); // SoftHSM2 wants room for the tag as well
     try {
@@ -202,7 +205,8 @@ export class Pkcs11Adapter implements KmsAdapter {
     t.pool.reset();
     t.keys.clear();
     for (const [k, v] of this.tokens) if (v === t) this.tokens.delete(k);
-    this.retired.push(t.pool);
+    // Kept until its borrowed sessions come back, so close() can wait for them.
+    this.retired = this.retired.filter((p) => p.openCount > 0).concat(t.pool);
   }
 
   /**

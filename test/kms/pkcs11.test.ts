@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { runKmsContract } from './contract';
 import { createAdapter, Pkcs11Adapter } from '../../kms-adapters/pkcs11';
 import { parsePkcs11Uri } from '../../kms-adapters/pkcs11-uri';
-import { ConfigError, KmsConfigurationError, KmsUnavailableError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
+import { BadRequestError, ConfigError, KmsConfigurationError, KmsUnavailableError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
 import { createSoftHsm, findRawKey, withRawSession } from '../support/softhsm';
 
 // A real SoftHSM2 token, set up before the adapter module touches the library. "cs-main" holds
@@ -150,8 +151,25 @@ describe('pkcs11 adapter specifics', () => {
     expect(`${err.message} ${err.internalDetail ?? ''}`).not.toContain('31415926');
   });
 
-  test('createKey refuses a label that already exists', async () => {
+  test('createKey refuses a label that already exists, and an empty one', async () => {
     await expect(adapter.createKey('spec a/1')).rejects.toBeInstanceOf(KmsConfigurationError);
+    await expect(adapter.createKey('')).rejects.toBeInstanceOf(BadRequestError);
+  });
+
+  test('createKey without CS_PKCS11_TOKEN and with two tokens present asks for the setting', async () => {
+    const a = (await createAdapter({ settings: { module: hsm.module, pin: hsm.pin } })) as Pkcs11Adapter;
+    try {
+      const err = await a.createKey('orphan').catch((e) => e);
+      expect(err).toBeInstanceOf(KmsConfigurationError);
+      expect(err.internalDetail).toMatch(/2 tokens present; set CS_PKCS11_TOKEN/);
+    } finally {
+      await a.close();
+    }
+  });
+
+  test('an empty plaintext is refused before reaching the token; a blob with no room for one is refused', async () => {
+    await expect(adapter.wrap(keyUri, Buffer.alloc(0), ctx)).rejects.toBeInstanceOf(BadRequestError);
+    await expect(adapter.unwrap(keyUri, randomBytes(28), ctx)).rejects.toBeInstanceOf(UnwrapRefusedError);
   });
 
   test('after close, calls fail and the adapter can be closed twice', async () => {
@@ -166,6 +184,10 @@ describe('pkcs11 adapter specifics', () => {
 describe('pkcs11 adapter configuration', () => {
   const wrongPin = 'wrong-pin-27182818';
 
+  test('without SoftHSM2 installed the test setup fails and says how to install it', () => {
+    expect(() => createSoftHsm(['x'], { util: '/nonexistent/softhsm2-util', module: hsm.module })).toThrow(/apt-get install softhsm2/);
+  });
+
   test('a wrong PIN is a configuration error that names the setting, never the PIN, and is not retried', async () => {
     const a = (await createAdapter({ settings: { module: hsm.module, pin: wrongPin } })) as Pkcs11Adapter;
     try {
@@ -174,7 +196,7 @@ describe('pkcs11 adapter configuration', () => {
         const err = await a.wrap(uri, randomBytes(32), ctx).catch((e) => e);
         expect(err).toBeInstanceOf(KmsConfigurationError);
         expect(err.internalDetail).toMatch(/CKR_PIN_INCORRECT.*CS_PKCS11_PIN/);
-        expect(`${err.message} ${err.internalDetail} ${err.stack}`).not.toContain(wrongPin);
+        expect(inspect(err, { depth: 10 })).not.toContain(wrongPin); // message, detail, stack, cause
       }
       // One attempt only: retrying a wrong PIN would count down the token's PIN lockout.
       expect(a.stats.logins).toBe(1);

@@ -29,10 +29,10 @@ export interface SoftHsm {
   cleanup(): void;
 }
 
-export function createSoftHsm(tokens: readonly string[]): SoftHsm {
+export function createSoftHsm(tokens: readonly string[], paths = { util: SOFTHSM_UTIL, module: SOFTHSM_MODULE }): SoftHsm {
   // Fail loudly: a silently skipped HSM test would let a broken adapter through CI.
-  if (!existsSync(SOFTHSM_UTIL) || !existsSync(SOFTHSM_MODULE)) {
-    throw new Error(`SoftHSM2 is not installed (${SOFTHSM_UTIL} / ${SOFTHSM_MODULE} missing): apt-get install softhsm2`);
+  if (!existsSync(paths.util) || !existsSync(paths.module)) {
+    throw new Error(`SoftHSM2 is not installed (${paths.util} or ${paths.module} is missing): apt-get install softhsm2`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'cs-softhsm-'));
   const previous = realProcess.env.SOFTHSM2_CONF;
@@ -52,7 +52,7 @@ export function createSoftHsm(tokens: readonly string[]): SoftHsm {
   };
   try {
     for (const label of tokens) {
-      execFileSync(SOFTHSM_UTIL, ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', soPin], {
+      execFileSync(paths.util, ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', soPin], {
         env: { ...process.env, SOFTHSM2_CONF: conf },
         stdio: 'pipe',
       });
@@ -61,7 +61,7 @@ export function createSoftHsm(tokens: readonly string[]): SoftHsm {
     cleanup();
     throw err;
   }
-  return { module: SOFTHSM_MODULE, pin, dir, tokens, cleanup };
+  return { module: paths.module, pin, dir, tokens, cleanup };
 }
 
 export type RawApi = typeof Pkcs11Js;
