@@ -85,8 +85,8 @@ export class SessionPool<S> {
       return;
     }
     this.discard(session);
-    const next = this.waiters.shift();
-    if (next) this.openFor(next);
+    // Every waiter gets its own attempt: if reopening fails for one, the next must not hang.
+    while (this.waiters.length > 0 && this.open < this.size && !this.closed) this.openFor(this.waiters.shift()!);
   }
 
   private discard(session: S): void {
