@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { OAuth2Client } from 'google-auth-library';
 import { runKmsContract } from './contract';
 import { GcpKmsEmulator } from '../emulators/gcp-kms';
-import { GcpKmsAdapter, sdkClient } from '../../kms-adapters/gcp-kms';
+import { classifyGcpError, GcpKmsAdapter, sdkClient } from '../../kms-adapters/gcp-kms';
 import { crc32c } from '../../kms-adapters/crc32c';
 import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
@@ -141,8 +141,7 @@ describe('gcp-kms adapter against the emulator', () => {
   });
 });
 
-test('gRPC-transport errors (numeric gRPC codes) classify like their REST counterparts', async () => {
-  const { classifyGcpError } = await import('../../kms-adapters/gcp-kms');
+test('gRPC-transport errors (numeric gRPC codes) classify like their REST counterparts', () => {
   const grpc = (code: number, message = '') => Object.assign(new Error(message), { code });
   expect(classifyGcpError(grpc(14), 'decrypt').kind).toBe('transient'); // UNAVAILABLE
   expect(classifyGcpError(grpc(8), 'encrypt').kind).toBe('transient'); // RESOURCE_EXHAUSTED
