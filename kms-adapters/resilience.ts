@@ -123,9 +123,15 @@ export class Resilience {
         reject(err);
       }, this.timeoutMs);
     });
+    const work = fn(ac.signal);
+    // A result that arrives after we gave up may be a plaintext key nobody will read: zero it.
+    work.then(
+      (late) => ac.signal.aborted && Buffer.isBuffer(late) && late.fill(0),
+      () => undefined,
+    );
     try {
       // Race as well as abort: not every SDK honours the signal promptly.
-      return await Promise.race([fn(ac.signal), timeout]);
+      return await Promise.race([work, timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -3,15 +3,15 @@ import { register } from 'prom-client';
 import { runKmsContract } from './contract';
 import { AwsKmsEmulator, ACCOUNT, REGION } from '../emulators/aws-kms';
 import { AwsKmsAdapter } from '../../kms-adapters/aws-kms';
+import { useFakeAwsCredentials } from '../emulators/credentials';
+import { denyNonLoopback } from '../emulators/offline';
 import { buildRegistry } from '../../kms-adapters/registry';
 import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
-// Offline: explicit fake credentials so the SDK signs without looking for a metadata service.
-process.env.AWS_ACCESS_KEY_ID = 'AKIDTESTTESTTESTTEST';
-process.env.AWS_SECRET_ACCESS_KEY = 'test-secret-key';
-process.env.AWS_EC2_METADATA_DISABLED = 'true';
-process.env.AWS_REGION = REGION;
-delete process.env.AWS_PROFILE;
+// Offline: explicit fake credentials so the SDK signs without looking for a metadata service,
+// and any connection off the loopback fails the test.
+useFakeAwsCredentials(REGION);
+denyNonLoopback();
 
 const fast = { baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 2000 };
 const ctx = { purpose: 'password-key', user: 'alice' };

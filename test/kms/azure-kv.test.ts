@@ -2,23 +2,21 @@ import { randomBytes } from 'node:crypto';
 import { runKmsContract } from './contract';
 import { AzureKvEmulator } from '../emulators/azure-kv';
 import { makeTestPki, type TestPki } from '../emulators/tls';
-import { AzureKeyVaultAdapter, sdkClient, type TokenCredential } from '../../kms-adapters/azure-kv';
+import { AzureKeyVaultAdapter, sdkClient } from '../../kms-adapters/azure-kv';
+import { azureStaticCredential } from '../emulators/credentials';
+import { denyNonLoopback } from '../emulators/offline';
 import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
 const fast = { baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 3000 };
 const ctx = { purpose: 'password-key', user: 'alice' };
+denyNonLoopback();
 const VAULT = 'acme-keys.vault.azure.net';
 const HSM = 'acme-hsm.managedhsm.azure.net';
-
-/** Static token through the injection seam; production uses DefaultAzureCredential. */
-function staticCredential(token = 'azure-test-token'): TokenCredential {
-  return { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000, tokenType: 'Bearer' }) };
-}
 
 /** Every vault host is served by the one local emulator, over TLS trusted via the test CA. */
 function adapterFor(emu: AzureKvEmulator, pki: TestPki, extra: Record<string, unknown> = {}, token?: string) {
   return new AzureKeyVaultAdapter({ ...fast, ...extra }, () =>
-    sdkClient(emu.url, staticCredential(token), { tlsOptions: { ca: pki.ca }, disableChallengeResourceVerification: true }),
+    sdkClient(emu.url, azureStaticCredential(token), { tlsOptions: { ca: pki.ca }, disableChallengeResourceVerification: true }),
   );
 }
 

@@ -1,26 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { OAuth2Client } from 'google-auth-library';
 import { runKmsContract } from './contract';
 import { GcpKmsEmulator } from '../emulators/gcp-kms';
 import { classifyGcpError, GcpKmsAdapter, sdkClient } from '../../kms-adapters/gcp-kms';
 import { crc32c } from '../../kms-adapters/crc32c';
+import { gcpStaticAuth } from '../emulators/credentials';
+import { denyNonLoopback } from '../emulators/offline';
 import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
 const fast = { baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 2000 };
 const ctx = { purpose: 'password-key', user: 'alice' };
+denyNonLoopback();
 const RING = 'projects/acme/locations/europe-west1/keyRings/crypto-server';
-
-/** Static bearer token through the client-injection seam: no ADC lookup, nothing leaves the host. */
-function staticToken(token = 'ya29.test-token'): OAuth2Client {
-  // Global fetch: gaxios would otherwise import('node-fetch'), which jest's VM cannot do.
-  const c = new OAuth2Client({ transporterOptions: { fetchImplementation: globalThis.fetch as never } });
-  c.setCredentials({ access_token: token, expiry_date: Date.now() + 3600_000 });
-  return c;
-}
 
 function adapterFor(emu: GcpKmsEmulator, extra: Record<string, unknown> = {}, token?: string): GcpKmsAdapter {
   const settings = { endpoint: emu.endpoint, keyRing: RING, ...fast, ...extra };
-  return new GcpKmsAdapter(settings, () => sdkClient(settings, { authClient: staticToken(token) }));
+  return new GcpKmsAdapter(settings, () => sdkClient(settings, { authClient: gcpStaticAuth(token) }));
 }
 
 test('CRC32C matches the Castagnoli check value', () => {

@@ -5,9 +5,11 @@ import { runKmsContract } from './contract';
 import { VaultEmulator } from '../emulators/vault';
 import { makeTestPki, type TestPki } from '../emulators/tls';
 import { VaultTransitAdapter } from '../../kms-adapters/vault-transit';
+import { denyNonLoopback } from '../emulators/offline';
 import { buildRegistry } from '../../kms-adapters/registry';
 import { ConfigError, KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
+denyNonLoopback();
 const fast = { baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 2000 };
 const ctx = { purpose: 'password-key', user: 'alice' };
 
