@@ -30,6 +30,7 @@ export interface AzureKeyVaultClient {
   unwrapKey(name: string, version: string, wrapped: Uint8Array, signal: AbortSignal): Promise<Uint8Array>;
   encryptGcm(name: string, version: string, plaintext: Uint8Array, aad: Uint8Array, signal: AbortSignal): Promise<{ result: Uint8Array; iv?: Uint8Array; authenticationTag?: Uint8Array }>;
   decryptGcm(name: string, version: string, c: { ciphertext: Uint8Array; iv: Uint8Array; tag: Uint8Array; aad: Uint8Array }, signal: AbortSignal): Promise<Uint8Array>;
+  createKey(name: string, kty: 'RSA' | 'oct-HSM', signal: AbortSignal): Promise<void>;
 }
 
 /** The SDK behind the narrow interface, for one vault. Retries are ours (maxRetries: 0). */
@@ -54,6 +55,10 @@ export function sdkClient(vaultUrl: string, credential: TokenCredential, options
       cc(name, version).encrypt({ algorithm: 'A256GCM', plaintext, additionalAuthenticatedData: aad }, { abortSignal }),
     decryptGcm: async (name, version, c, abortSignal) =>
       (await cc(name, version).decrypt({ algorithm: 'A256GCM', ciphertext: c.ciphertext, iv: c.iv, authenticationTag: c.tag, additionalAuthenticatedData: c.aad }, { abortSignal })).result,
+    createKey: async (name, kty, abortSignal) =>
+      void (kty === 'RSA'
+        ? await keys.createKey(name, 'RSA', { keySize: 3072, keyOps: ['wrapKey', 'unwrapKey'], abortSignal })
+        : await keys.createKey(name, 'oct-HSM', { keySize: 256, keyOps: ['encrypt', 'decrypt'], abortSignal })),
   };
 }
 
@@ -90,7 +95,7 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
   readonly resilience: Resilience;
   private readonly clients = new Map<string, AzureKeyVaultClient>();
   private readonly latest = new Map<string, { version: string; kty: string; at: number }>();
-  private readonly types = new Map<string, string>();
+  readonly createKey?: (label: string) => Promise<string>;
 
   constructor(
     settings: Readonly<Record<string, unknown>>,
@@ -98,6 +103,20 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
     private readonly clientFor: (host: string) => AzureKeyVaultClient,
   ) {
     this.resilience = new Resilience('azure-kv', classifyAzureError, resilienceSettings(settings));
+    // Per-user KEKs are opt-in: `createKeysIn` names the vault (or Managed HSM) to create them in.
+    const home = settings.createKeysIn as string | undefined;
+    if (home !== undefined) {
+      const { host } = parseAzureKeyUri(`azure-kv://${home}/keys/probe`);
+      this.createKey = (label) => this.create(host, label);
+    }
+  }
+
+  /** RSA 3072 (wrapKey/unwrapKey) in a Key Vault, oct-HSM AES-256 (encrypt/decrypt) in a Managed HSM. */
+  private async create(host: string, label: string): Promise<string> {
+    const name = `cs-${label.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 127);
+    const kty = host.includes('.managedhsm.') ? 'oct-HSM' : 'RSA';
+    await this.resilience.call('create', (s) => this.client(host).createKey(name, kty, s));
+    return `azure-kv://${host}/keys/${name}`;
   }
 
   private client(host: string): AzureKeyVaultClient {
@@ -114,7 +133,6 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
     const got = await this.resilience.call('describe', (s) => this.client(k.host).getKey(k.name, k.version, s));
     const entry = { ...got, at: Date.now() };
     this.latest.set(id, entry);
-    this.types.set(`${k.host}/${k.name}`, got.kty);
     return entry;
   }
 

@@ -28,7 +28,3 @@ export function openSealed(context: BindingContext, sealed: Buffer, provider: st
   }
 }
 
-/** Largest key RSA-OAEP-SHA256 can carry after the digest: modulus − 2·32 − 2 − 32. */
-export function maxSealedKeyBytes(modulusBytes: number): number {
-  return modulusBytes - 2 * 32 - 2 - DIGEST;
-}

@@ -68,6 +68,7 @@ export class VaultTransitAdapter implements KmsAdapter {
   readonly resilience: Resilience;
   private readonly clients = new Map<string, VaultTransitClient>();
   private readonly types = new Map<string, string>();
+  readonly createKey?: (label: string) => Promise<string>;
 
   constructor(
     settings: Readonly<Record<string, unknown>>,
@@ -75,6 +76,13 @@ export class VaultTransitAdapter implements KmsAdapter {
   ) {
     assertVaultCredentials(vaultSettings(settings)); // fail at start-up, not on first use
     this.resilience = new Resilience('vault-transit', classifyVaultError, resilienceSettings(settings));
+    // Per-user KEKs are opt-in: `createKeysAt` = vault-transit://HOST[:PORT]/MOUNT names where.
+    const at = settings.createKeysAt as string | undefined;
+    if (at !== undefined) {
+      const sibling = `${at.replace(/\/+$/, '')}/keys/probe`;
+      parseVaultKeyUri(sibling);
+      this.createKey = (label) => this.createKeyBeside(sibling, `cs-${label.replace(/[^A-Za-z0-9_.-]/g, '-')}`.slice(0, 128));
+    }
   }
 
   private client(hostPort: string): VaultTransitClient {

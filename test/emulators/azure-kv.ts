@@ -88,6 +88,14 @@ export class AzureKvEmulator {
       if (fault === 'throttle') throw new KvFault(429, 'Throttled', 'Request was not processed because too many requests were received.', { 'retry-after': '0' });
       if (fault === 'error') throw new KvFault(503, 'ServiceUnavailable', 'The service is unavailable.');
       if (fault === 'delay') await delay(this.faults.delayMs);
+      const created = /^\/keys\/([A-Za-z0-9-]+)\/create$/.exec(url.pathname);
+      if (created && req.method === 'POST') {
+        const b = JSON.parse(raw.toString('utf8') || '{}') as { kty?: string };
+        if (b.kty !== 'RSA' && b.kty !== 'oct-HSM') throw new KvFault(400, 'BadParameter', `kty ${String(b.kty)} not supported here`);
+        const key = this.addKey(created[1], b.kty);
+        sendJson(res, 200, this.bundle(created[1], key, key.versions[0]));
+        return;
+      }
       const m = /^\/keys\/([A-Za-z0-9-]+)(?:\/([A-Za-z0-9]*))?(?:\/(encrypt|decrypt|wrapkey|unwrapkey))?\/?$/.exec(url.pathname);
       if (!m) throw new KvFault(404, 'NotFound', `no route ${url.pathname}`);
       const [, name, versionId, op] = m;

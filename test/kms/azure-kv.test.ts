@@ -31,14 +31,14 @@ describe('azure-kv', () => {
     const emu = await new AzureKvEmulator(pki).start();
     emu.addKey('kek-a', 'RSA');
     emu.addKey('kek-b', 'RSA');
-    return { adapter: adapterFor(emu, pki), keyUri: `azure-kv://${VAULT}/keys/kek-a`, otherKeyUri: `azure-kv://${VAULT}/keys/kek-b`, teardown: () => emu.close() };
+    return { adapter: adapterFor(emu, pki, { createKeysIn: VAULT }), keyUri: `azure-kv://${VAULT}/keys/kek-a`, otherKeyUri: `azure-kv://${VAULT}/keys/kek-b`, teardown: () => emu.close() };
   });
 
   runKmsContract('azure-kv (Managed HSM oct-HSM, A256GCM with AAD)', async () => {
     const emu = await new AzureKvEmulator(pki).start();
     emu.addKey('hsm-a', 'oct-HSM');
     emu.addKey('hsm-b', 'oct-HSM');
-    return { adapter: adapterFor(emu, pki), keyUri: `azure-kv://${HSM}/keys/hsm-a`, otherKeyUri: `azure-kv://${HSM}/keys/hsm-b`, teardown: () => emu.close() };
+    return { adapter: adapterFor(emu, pki, { createKeysIn: HSM }), keyUri: `azure-kv://${HSM}/keys/hsm-a`, otherKeyUri: `azure-kv://${HSM}/keys/hsm-b`, teardown: () => emu.close() };
   });
 
   describe('adapter against the emulator', () => {

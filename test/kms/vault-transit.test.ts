@@ -19,7 +19,7 @@ runKmsContract('vault-transit (aes256-gcm96, associated_data)', async () => {
   emu.addKey('kek-a');
   emu.addKey('kek-b');
   return {
-    adapter: new VaultTransitAdapter({ scheme: 'http', token: 'root-test-token', ...fast }),
+    adapter: new VaultTransitAdapter({ scheme: 'http', token: 'root-test-token', createKeysAt: `vault-transit://${emu.hostPort}/transit`, ...fast }),
     keyUri: `vault-transit://${emu.hostPort}/transit/keys/kek-a`,
     otherKeyUri: `vault-transit://${emu.hostPort}/transit/keys/kek-b`,
     teardown: () => emu.close(),
