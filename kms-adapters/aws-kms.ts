@@ -10,6 +10,7 @@ import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './t
 import { validateContext } from './associated-data';
 import { openSealed, sealContext } from './sealed-binding';
 import { checkAdapter } from './check';
+import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
 import { KmsConfigurationError, UnknownKekError } from '../server/errors';
 
@@ -145,7 +146,7 @@ export class AwsKmsAdapter implements KmsAdapter {
       ),
     );
     if (!out.Plaintext) throw new KmsConfigurationError('aws-kms: Decrypt returned no Plaintext');
-    const pt = Buffer.from(out.Plaintext);
+    const pt = takeBytes(out.Plaintext);
     return rsa ? openSealed(context, pt, 'aws-kms') : pt;
   }
 

@@ -4,6 +4,7 @@ import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './t
 import { canonicalContext, validateContext } from './associated-data';
 import { openSealed, sealContext } from './sealed-binding';
 import { checkAdapter } from './check';
+import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
 import { KmsConfigurationError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
 
@@ -183,13 +184,13 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
     };
     if (kind === RSA_OAEP) {
       const pt = await this.resilience.call('unwrap', (s) => run(() => c.unwrapKey(k.name, version, body, s)));
-      return openSealed(context, Buffer.from(pt), 'azure-kv');
+      return openSealed(context, takeBytes(pt), 'azure-kv');
     }
     const aad = canonicalContext(context);
     const pt = await this.resilience.call('decrypt', (s) =>
       run(() => c.decryptGcm(k.name, version, { iv: body.subarray(0, 12), tag: body.subarray(12, 28), ciphertext: body.subarray(28), aad }, s)),
     );
-    return Buffer.from(pt);
+    return takeBytes(pt);
   }
 
   async check(keyUri: string): Promise<void> {

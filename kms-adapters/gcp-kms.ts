@@ -3,6 +3,7 @@ import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './t
 import { canonicalContext, validateContext } from './associated-data';
 import { crc32c } from './crc32c';
 import { checkAdapter } from './check';
+import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
 import { ConfigError, KmsConfigurationError, UnknownKekError } from '../server/errors';
 
@@ -106,7 +107,7 @@ export function classifyGcpError(err: unknown, op: string): ErrorClass {
 }
 
 const num = (v: Int64) => (v?.value === undefined || v?.value === null ? undefined : Number(String(v.value)));
-const buf = (b: Bytes) => (typeof b === 'string' ? Buffer.from(b, 'base64') : Buffer.from(b ?? []));
+const buf = (b: Bytes) => (typeof b === 'string' ? Buffer.from(b, 'base64') : takeBytes(b ?? new Uint8Array(0)));
 
 export class GcpKmsAdapter implements KmsAdapter {
   readonly scheme = 'gcp-kms';
