@@ -47,7 +47,8 @@ export function sdkClient(settings: Readonly<Record<string, unknown>>, extra: Gc
     const u = new URL(endpoint);
     Object.assign(opts, { fallback: true, apiEndpoint: u.hostname, protocol: u.protocol.slice(0, -1), port: Number(u.port) || (u.protocol === 'http:' ? 80 : 443) });
   } else if (endpoint) {
-    opts!.apiEndpoint = endpoint;
+    const [, host, port] = /^(.+?)(?::(\d+))?$/.exec(endpoint)!;
+    Object.assign(opts, { apiEndpoint: host, ...(port ? { port: Number(port) } : {}) });
   }
   const c = new KeyManagementServiceClient({ ...opts, ...extra });
   const call = <T>(p: Promise<[T, ...unknown[]]>, signal: AbortSignal): Promise<T> => {

@@ -21,7 +21,7 @@ interface CryptoKey {
   denied: boolean;
 }
 
-class GcpFault extends Error {
+export class GcpFault extends Error {
   constructor(readonly http: number, readonly status: string, message: string) {
     super(message);
   }
@@ -63,31 +63,40 @@ export class GcpKmsEmulator {
 
   private async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
     try {
-      const auth = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''));
-      if (!auth || !this.tokens.has(auth[1])) throw new GcpFault(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
-      const fault = this.faults.take();
-      if (fault === 'throttle') throw new GcpFault(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded for quota metric cryptographic requests');
-      if (fault === 'error') throw new GcpFault(503, 'UNAVAILABLE', 'The service is currently unavailable.');
-      if (fault === 'delay') await delay(this.faults.delayMs);
       const url = new URL(req.url ?? '/', 'http://x');
       const body = raw.length ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {};
       const m = /^\/v1\/(projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+)(?:\/cryptoKeys\/([^/:]+):(encrypt|decrypt)|\/cryptoKeys)$/.exec(url.pathname);
       if (!m || req.method !== 'POST') throw new GcpFault(404, 'NOT_FOUND', `no route ${req.method} ${url.pathname}`);
-      if (!m[2]) {
-        const name = `${m[1]}/cryptoKeys/${url.searchParams.get('cryptoKeyId')}`;
-        if (this.keys.has(name)) throw new GcpFault(409, 'ALREADY_EXISTS', `${name} already exists`);
-        this.addKey(name);
-        sendJson(res, 200, { name, purpose: 1, primary: { name: `${name}/cryptoKeyVersions/1`, state: 1 } });
-        return;
-      }
-      const key = this.keys.get(`${m[1]}/cryptoKeys/${m[2]}`);
-      if (!key) throw new GcpFault(404, 'NOT_FOUND', `CryptoKey ${m[1]}/cryptoKeys/${m[2]} not found.`);
-      if (key.denied) throw new GcpFault(403, 'PERMISSION_DENIED', `Permission 'cloudkms.cryptoKeyVersions.useToEncrypt' denied on resource '${key.name}'`);
-      sendJson(res, 200, m[3] === 'encrypt' ? this.encrypt(key, body) : this.decrypt(key, body));
+      const out = m[2]
+        ? await this.call(m[3] as 'encrypt' | 'decrypt', `${m[1]}/cryptoKeys/${m[2]}`, body, req.headers.authorization)
+        : await this.call('create', `${m[1]}/cryptoKeys/${url.searchParams.get('cryptoKeyId')}`, body, req.headers.authorization);
+      sendJson(res, 200, out);
     } catch (err) {
       const f = err instanceof GcpFault ? err : new GcpFault(500, 'INTERNAL', String(err));
       sendJson(res, f.http, { error: { code: f.http, message: f.message, status: f.status } });
     }
+  }
+
+  /**
+   * The service core shared by the REST front (above) and the gRPC front (gcp-kms-grpc.ts):
+   * bodies in proto3 JSON shape (bytes base64, int64 as strings); throws GcpFault.
+   */
+  async call(op: 'encrypt' | 'decrypt' | 'create', name: string, body: Record<string, unknown>, authorization: unknown): Promise<Record<string, unknown>> {
+    const auth = /^Bearer (.+)$/.exec(String(authorization ?? ''));
+    if (!auth || !this.tokens.has(auth[1])) throw new GcpFault(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.');
+    const fault = this.faults.take();
+    if (fault === 'throttle') throw new GcpFault(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded for quota metric cryptographic requests');
+    if (fault === 'error') throw new GcpFault(503, 'UNAVAILABLE', 'The service is currently unavailable.');
+    if (fault === 'delay') await delay(this.faults.delayMs);
+    if (op === 'create') {
+      if (this.keys.has(name)) throw new GcpFault(409, 'ALREADY_EXISTS', `${name} already exists`);
+      this.addKey(name);
+      return { name, purpose: 1, primary: { name: `${name}/cryptoKeyVersions/1`, state: 1 } };
+    }
+    const key = this.keys.get(name);
+    if (!key) throw new GcpFault(404, 'NOT_FOUND', `CryptoKey ${name} not found.`);
+    if (key.denied) throw new GcpFault(403, 'PERMISSION_DENIED', `Permission 'cloudkms.cryptoKeyVersions.useToEncrypt' denied on resource '${key.name}'`);
+    return op === 'encrypt' ? this.encrypt(key, body) : this.decrypt(key, body);
   }
 
   private checksum(field: string, data: Buffer, given: unknown): boolean {

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { runKmsContract } from './contract';
 import { GcpKmsEmulator } from '../emulators/gcp-kms';
+import { startGrpcFront } from '../emulators/gcp-kms-grpc';
+import { makeTestPki } from '../emulators/tls';
 import { classifyGcpError, GcpKmsAdapter, sdkClient } from '../../kms-adapters/gcp-kms';
 import { crc32c } from '../../kms-adapters/crc32c';
 import { gcpStaticAuth } from '../emulators/credentials';
@@ -143,4 +146,65 @@ test('gRPC-transport errors (numeric gRPC codes) classify like their REST counte
   expect(classifyGcpError(grpc(3), 'encrypt').kind).toBe('config');
   expect(classifyGcpError(grpc(7), 'decrypt').kind).toBe('config'); // PERMISSION_DENIED
   expect(classifyGcpError(grpc(9), 'decrypt').kind).toBe('config'); // FAILED_PRECONDITION (disabled)
+});
+
+/**
+ * The production transport: gRPC over TLS, with the endpoint given as a bare HOST:PORT. The
+ * channel trusts the throwaway CA and sends the static bearer token as call metadata.
+ */
+function grpcCredentials(ca: string, token = 'ya29.test-token'): grpc.ChannelCredentials {
+  return grpc.credentials.combineChannelCredentials(
+    grpc.credentials.createSsl(Buffer.from(ca)),
+    grpc.credentials.createFromMetadataGenerator((_params, cb) => {
+      const md = new grpc.Metadata();
+      md.add('authorization', `Bearer ${token}`);
+      cb(null, md);
+    }),
+  );
+}
+
+runKmsContract('gcp-kms (gRPC transport over TLS)', async () => {
+  const pki = makeTestPki();
+  const emu = await new GcpKmsEmulator().start();
+  const front = await startGrpcFront(emu, pki);
+  emu.addKey(`${RING}/cryptoKeys/kek-a`);
+  emu.addKey(`${RING}/cryptoKeys/kek-b`);
+  const settings = { endpoint: `127.0.0.1:${front.port}`, keyRing: RING, ...fast };
+  return {
+    adapter: new GcpKmsAdapter(settings, () => sdkClient(settings, { authClient: gcpStaticAuth(), sslCreds: grpcCredentials(pki.ca) })),
+    keyUri: `gcp-kms://${RING}/cryptoKeys/kek-a`,
+    otherKeyUri: `gcp-kms://${RING}/cryptoKeys/kek-b`,
+    teardown: async () => {
+      await front.close();
+      await emu.close();
+      pki.cleanup();
+    },
+  };
+});
+
+test('gRPC transport: RESOURCE_EXHAUSTED is retried, PERMISSION_DENIED and a bad token are configuration errors', async () => {
+  const pki = makeTestPki();
+  const emu = await new GcpKmsEmulator().start();
+  const front = await startGrpcFront(emu, pki);
+  const settings = { endpoint: `127.0.0.1:${front.port}`, ...fast };
+  const adapter = new GcpKmsAdapter(settings, () => sdkClient(settings, { authClient: gcpStaticAuth(), sslCreds: grpcCredentials(pki.ca) }));
+  const bad = new GcpKmsAdapter(settings, () => sdkClient(settings, { authClient: gcpStaticAuth(), sslCreds: grpcCredentials(pki.ca, 'ya29.wrong') }));
+  try {
+    const key = emu.addKey(`${RING}/cryptoKeys/g1`);
+    const uri = `gcp-kms://${key.name}`;
+    emu.faults.throttleNext = 2;
+    const w = await adapter.wrap(uri, Buffer.from('k'), ctx);
+    expect((await adapter.unwrap(uri, w.ciphertext, ctx)).toString()).toBe('k');
+    await expect(bad.wrap(uri, Buffer.from('k'), ctx)).rejects.toBeInstanceOf(KmsConfigurationError);
+    key.denied = true;
+    const e = await adapter.wrap(uri, Buffer.from('k'), ctx).catch((x) => x);
+    expect(e).toBeInstanceOf(KmsConfigurationError);
+    expect(e.internalDetail).toMatch(/PERMISSION_DENIED/);
+  } finally {
+    await adapter.close();
+    await bad.close();
+    await front.close();
+    await emu.close();
+    pki.cleanup();
+  }
 });
