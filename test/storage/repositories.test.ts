@@ -1,3 +1,4 @@
+import { MIGRATIONS } from '../../entities/migrations/index';
 import pino from 'pino';
 import { loadConfig } from '../../server/config';
 import { boot, openStore } from '../../server/boot';
@@ -35,7 +36,7 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
   });
 
   test('migrations apply once and are idempotent', async () => {
-    expect(await store.migrate()).toEqual(['InitialSchema1763770000000']);
+    expect(await store.migrate()).toEqual(MIGRATIONS.map((m) => m.name));
     expect(await store.migrate()).toEqual([]);
     expect(await store.hasPendingMigrations()).toBe(false);
   });
