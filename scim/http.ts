@@ -4,7 +4,7 @@ import type { OpContext } from '../server/keys/types';
 import { selectAttributes, type AttributeSelection } from './attributes';
 import { SCIM_CONTENT_TYPE, ScimError } from './errors';
 import type { ListParams, ListResult } from './service';
-import { DEFAULT_COUNT, GROUP_KEYS_SCHEMA, LIST_RESPONSE_SCHEMA, MAX_COUNT, SCIMMY } from './schemas';
+import { DEFAULT_COUNT, ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA, MAX_COUNT, USER_KEYS_SCHEMA, USER_SCHEMA } from './schemas';
 
 type Json = Record<string, unknown>;
 
@@ -77,9 +77,33 @@ function withoutMemberKeys(resource: Json): Json {
 
 export function present(kind: Kind, resource: Json, base: string, attributes?: AttributeSelection, memberKeys = false): Json {
   if (kind === 'Group' && !memberKeys) resource = withoutMemberKeys(resource);
-  const schema = kind === 'User' ? SCIMMY.Schemas.User : SCIMMY.Schemas.Group;
-  const full = JSON.parse(JSON.stringify(new schema(resource, 'out', `${base}/${kind}s`))) as Json;
+  const full = shape(kind, resource, `${base}/${kind}s`);
   return attributes ? selectAttributes(full, attributes) : full;
+}
+
+const EXTENSIONS: Record<Kind, string[]> = {
+  User: [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA],
+  Group: [GROUP_KEYS_SCHEMA],
+};
+
+/**
+ * The outbound resource. Stored profiles went through scimmy's schema coercion on the way in
+ * (service.ts), so here we only add `schemas` and `meta.location` and order the keys as scimmy
+ * does — without a second coercion per resource, which dominated list latency (~1.7 ms each).
+ * Attributes that are never returned (password) are never stored.
+ */
+export function shape(kind: Kind, resource: Json, location: string): Json {
+  const core = kind === 'User' ? USER_SCHEMA : GROUP_SCHEMA;
+  const schemas = [core, ...EXTENSIONS[kind].filter((e) => resource[e] !== undefined)];
+  const { id, externalId, meta, schemas: _s, ...rest } = resource;
+  void _s;
+  return {
+    schemas,
+    id,
+    ...(externalId !== undefined ? { externalId } : {}),
+    meta: { ...(meta as Json), location: `${location}/${String(id)}` },
+    ...rest,
+  };
 }
 
 export function presentList(kind: Kind, result: ListResult, base: string, attributes?: AttributeSelection, memberKeys = false): Json {
