@@ -57,6 +57,8 @@ export function wantsMembers(req: Request): boolean {
 }
 
 export function baseUrl(req: Request): string {
+  const fixed = req.res?.locals.scimBaseUrl as string | undefined;
+  if (fixed) return fixed;
   return `${req.protocol}://${req.get('host') ?? 'localhost'}${req.baseUrl.replace(/\/(Users|Groups)$/i, '')}`;
 }
 

@@ -39,6 +39,13 @@ export function scimRouter(deps: AppDeps): Router {
       next(err);
     }
   };
+  const base = deps.config.scim.baseUrl;
+  if (base) {
+    r.use((_req, res, next) => {
+      res.locals.scimBaseUrl = base;
+      next();
+    });
+  }
   r.use(auth);
   r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, repo: () => new RateLimitRepository(manager) }));
   r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: ['application/json', 'application/scim+json', 'application/*+json'], strict: true }));

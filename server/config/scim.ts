@@ -5,6 +5,12 @@ import { SECRET_SETTINGS } from './core';
 
 /** SCIM endpoint, webhook delivery and deletion retention. Env names are the contract; see docs/scim.md. */
 export const scimEnv = z.object({
+  /** Public base of the SCIM endpoint for meta.location and $ref, e.g. https://crypto.example.com/scim/v2 (default: from the request). */
+  CS_SCIM_BASE_URL: z
+    .string()
+    .url('must be an absolute URL such as https://crypto.example.com/scim/v2')
+    .regex(/^https?:\/\/[^?#]*[^/?#]$/, 'must be an http(s) URL without a trailing slash, query or fragment')
+    .optional(),
   CS_SCIM_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
   /** Requests per token per minute; 0 turns the limit off. */
   CS_SCIM_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
@@ -49,6 +55,7 @@ export function scimConfig(e: z.infer<typeof scimEnv>) {
   }
   return {
     scim: {
+      baseUrl: e.CS_SCIM_BASE_URL,
       maxBodyBytes: e.CS_SCIM_MAX_BODY_BYTES,
       rateLimitPerMinute: e.CS_SCIM_RATE_LIMIT_PER_MINUTE,
       webhook,

@@ -51,3 +51,19 @@ describe('SCIM discovery', () => {
     await request(ctx.app).get('/scim/v2/ServiceProviderConfig').expect(401);
   });
 });
+
+describe('CS_SCIM_BASE_URL', () => {
+  let ctx: ScimTestContext;
+  beforeAll(async () => {
+    ctx = await scimContext('sqlite', { CS_SCIM_BASE_URL: 'https://crypto.example.com/scim/v2' });
+  });
+  afterAll(async () => {
+    await ctx?.cleanup();
+  });
+
+  it('sets meta.location and Location behind a TLS-terminating proxy', async () => {
+    const res = await ctx.post('/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'loc@example.com' }).expect(201);
+    expect(res.headers.location).toBe(`https://crypto.example.com/scim/v2/Users/${res.body.id}`);
+    expect(res.body.meta.location).toBe(res.headers.location);
+  });
+});

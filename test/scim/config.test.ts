@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../server/config';
+import { newWebhookSecret } from '../../scim/outbox/signature';
+
+describe('SCIM settings', () => {
+  it('defaults: 1 MiB bodies, 1200 requests/min per token, no webhook, keep deleted users', () => {
+    expect(loadConfig({}).scim).toEqual({ baseUrl: undefined, maxBodyBytes: 1048576, rateLimitPerMinute: 1200, webhook: undefined, userDeleteRetentionDays: null });
+  });
+
+  it('a webhook needs a secret; messages name the setting and never echo a secret', () => {
+    expect(() => loadConfig({ CS_WEBHOOK_URL: 'https://cloud.example/hooks' })).toThrow(/CS_WEBHOOK_SECRET: required/);
+    let message = '';
+    try {
+      loadConfig({ CS_WEBHOOK_URL: 'https://cloud.example/hooks', CS_WEBHOOK_SECRET: 'not-a-whsec-value-hunter2' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('CS_WEBHOOK_SECRET');
+    expect(message).not.toContain('hunter2');
+    expect(() => loadConfig({ CS_WEBHOOK_URL: 'ftp://x' })).toThrow(/CS_WEBHOOK_URL/);
+  });
+
+  it('reads the secret from CS_WEBHOOK_SECRET_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-whsec-'));
+    try {
+      const secret = newWebhookSecret();
+      writeFileSync(join(dir, 's'), `${secret}\n`, { mode: 0o600 });
+      const c = loadConfig({ CS_WEBHOOK_URL: 'https://cloud.example/hooks', CS_WEBHOOK_SECRET_FILE: join(dir, 's') });
+      expect(c.scim.webhook).toMatchObject({ url: 'https://cloud.example/hooks', secret });
+      writeFileSync(join(dir, 'bad'), 'garbage-secret');
+      expect(() => loadConfig({ CS_WEBHOOK_URL: 'https://cloud.example/hooks', CS_WEBHOOK_SECRET_FILE: join(dir, 'bad') })).toThrow(/CS_WEBHOOK_SECRET_FILE.*not shown/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('retention days and limits are validated', () => {
+    expect(loadConfig({ CS_USER_DELETE_RETENTION_DAYS: '30' }).scim.userDeleteRetentionDays).toBe(30);
+    expect(loadConfig({ CS_USER_DELETE_RETENTION_DAYS: 'keep' }).scim.userDeleteRetentionDays).toBeNull();
+    expect(() => loadConfig({ CS_USER_DELETE_RETENTION_DAYS: '-1' })).toThrow(/CS_USER_DELETE_RETENTION_DAYS/);
+    expect(() => loadConfig({ CS_SCIM_MAX_BODY_BYTES: '10' })).toThrow(/CS_SCIM_MAX_BODY_BYTES/);
+    expect(() => loadConfig({ CS_SCIM_BASE_URL: 'https://x.example/scim/v2/' })).toThrow(/CS_SCIM_BASE_URL/);
+  });
+});
