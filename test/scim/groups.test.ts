@@ -3,7 +3,7 @@ import { GroupEntity, GroupMemberEntity } from '../../entities';
 
 const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
 
-describe.each(['sqlite', 'postgres'] as const)('SCIM /Groups on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Groups on %s', (db) => {
   let ctx: ScimTestContext;
   const ids: Record<string, string> = {};
   beforeAll(async () => {

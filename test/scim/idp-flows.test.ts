@@ -5,7 +5,7 @@ import { UserEntity } from '../../entities';
 const ENT = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const q = (s: string) => encodeURIComponent(s);
 
-describe.each(['sqlite', 'postgres'] as const)('IdP request shapes on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('IdP request shapes on %s', (db) => {
   let ctx: ScimTestContext;
   beforeAll(async () => {
     ctx = await scimContext(db);

@@ -7,7 +7,7 @@ import { UserEntity, UserKeysEntity, AuditEventEntity, RateLimitEntity } from '.
 import { SpyAdapter } from '../support/spy-kms';
 import { scimContext, newUser, type ScimTestContext } from './support';
 
-describe.each(['sqlite', 'postgres'] as const)('SCIM limits and faults on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM limits and faults on %s', (db) => {
   let ctx: ScimTestContext;
   beforeAll(async () => {
     ctx = await scimContext(db, { CS_SCIM_MAX_BODY_BYTES: '2048', CS_SCIM_RATE_LIMIT_PER_MINUTE: '5' });

@@ -12,7 +12,7 @@ interface Received {
   body: string;
 }
 
-describe.each(['sqlite', 'postgres'] as const)('SCIM outbox and webhook delivery on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM outbox and webhook delivery on %s', (db) => {
   let ctx: ScimTestContext;
   let server: Server;
   let url: string;

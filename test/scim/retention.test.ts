@@ -3,7 +3,7 @@ import { UserEntity, UserKeysEntity } from '../../entities';
 import { scimServiceFor } from '../../scim/router';
 import { scimContext, newUser, GROUP_SCHEMA, type ScimTestContext } from './support';
 
-describe.each(['sqlite', 'postgres'] as const)('user deletion retention on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('user deletion retention on %s', (db) => {
   let immediate: ScimTestContext;
   let days: ScimTestContext;
   beforeAll(async () => {

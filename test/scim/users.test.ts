@@ -4,7 +4,7 @@ import { UserEntity, UserKeysEntity } from '../../entities';
 
 const KEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:UserKeys';
 
-describe.each(['sqlite', 'postgres'] as const)('SCIM /Users on %s', (db) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (db) => {
   let ctx: ScimTestContext;
   beforeAll(async () => {
     ctx = await scimContext(db);
