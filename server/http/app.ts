@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -25,6 +26,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext);
   app.use(helmet());
   app.use(healthRoutes(deps));
+  app.use(metricsRoutes());
   app.use(notFound);
   app.use(problemHandler(deps.log));
   return app;
