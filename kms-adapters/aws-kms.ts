@@ -53,7 +53,7 @@ export function parseAwsKeyUri(keyUri: string): AwsKeyRef {
 
 /** The SDK client behind the narrow interface; retries are ours (maxAttempts: 1). */
 export function sdkClient(region: string, settings: Readonly<Record<string, unknown>>): AwsKmsClient {
-  const endpoint = (settings.endpoint as string | undefined) || process.env.CS_AWS_KMS_ENDPOINT || undefined;
+  const endpoint = (settings.endpoint as string | undefined) || undefined;
   const c = new KMSClient({ region, endpoint, maxAttempts: 1 });
   return {
     encrypt: (i, abortSignal) => c.send(new EncryptCommand(i as never), { abortSignal }),

@@ -41,7 +41,7 @@ export type GcpClientOptions = ConstructorParameters<typeof KeyManagementService
  * HTTP/JSON transport on that host. SDK retries are off: resilience.ts owns them.
  */
 export function sdkClient(settings: Readonly<Record<string, unknown>>, extra: GcpClientOptions = {}): GcpKmsClient {
-  const endpoint = (settings.endpoint as string | undefined) || process.env.CS_GCP_KMS_ENDPOINT || undefined;
+  const endpoint = (settings.endpoint as string | undefined) || undefined;
   const opts: GcpClientOptions = {};
   if (endpoint && /^https?:\/\//.test(endpoint)) {
     const u = new URL(endpoint);

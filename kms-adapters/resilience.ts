@@ -188,12 +188,12 @@ export function describeError(err: unknown): string {
   return `${e?.name ?? 'Error'}: ${String(e?.message ?? err).slice(0, 300)}`;
 }
 
-/** Reads timeoutMs / maxRetries etc. from adapter settings, falling back to CS_KMS_* env. */
+/** Reads timeoutMs / maxRetries etc. from adapter settings (CS_KMS_*; see server/config/kms.ts). */
 export function resilienceSettings(settings: Readonly<Record<string, unknown>>): ResilienceSettings {
   const num = (v: unknown): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
   return {
-    timeoutMs: num(settings.timeoutMs ?? process.env.CS_KMS_TIMEOUT_MS),
-    maxRetries: num(settings.maxRetries ?? process.env.CS_KMS_MAX_RETRIES),
+    timeoutMs: num(settings.timeoutMs),
+    maxRetries: num(settings.maxRetries),
     baseDelayMs: num(settings.baseDelayMs),
     maxDelayMs: num(settings.maxDelayMs),
     breakerThreshold: num(settings.breakerThreshold),

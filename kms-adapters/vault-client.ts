@@ -30,22 +30,22 @@ export interface VaultAuthSettings {
   scheme?: 'https' | 'http';
 }
 
-/** Settings merged with CS_VAULT_* environment variables (settings win). */
+/** Vault settings from config (CS_VAULT_*; see server/config/kms.ts). */
 export function vaultSettings(s: Readonly<Record<string, unknown>>): VaultAuthSettings {
-  const pick = (k: string, env: string) => (s[k] as string | undefined) ?? process.env[env] ?? undefined;
+  const pick = (k: string) => s[k] as string | undefined;
   const scheme = (s.scheme as string | undefined) ?? 'https';
   if (scheme !== 'https' && scheme !== 'http') throw new ConfigError('vault-transit scheme: must be "https" or "http"');
   return {
-    token: pick('token', 'CS_VAULT_TOKEN'),
-    tokenFile: pick('tokenFile', 'CS_VAULT_TOKEN_FILE'),
-    roleId: pick('roleId', 'CS_VAULT_ROLE_ID'),
-    secretId: pick('secretId', 'CS_VAULT_SECRET_ID'),
-    kubernetesRole: pick('kubernetesRole', 'CS_VAULT_K8S_ROLE'),
+    token: pick('token'),
+    tokenFile: pick('tokenFile'),
+    roleId: pick('roleId'),
+    secretId: pick('secretId'),
+    kubernetesRole: pick('kubernetesRole'),
     kubernetesTokenFile: (s.kubernetesTokenFile as string | undefined) ?? '/var/run/secrets/kubernetes.io/serviceaccount/token',
     appRoleMount: (s.appRoleMount as string | undefined) ?? 'approle',
     kubernetesMount: (s.kubernetesMount as string | undefined) ?? 'kubernetes',
-    namespace: pick('namespace', 'CS_VAULT_NAMESPACE'),
-    caFile: pick('caFile', 'CS_VAULT_CA_FILE'),
+    namespace: pick('namespace'),
+    caFile: pick('caFile'),
     scheme,
   };
 }

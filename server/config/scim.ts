@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
-import { SECRET_SETTINGS } from './core';
 
 /** SCIM endpoint, webhook delivery and deletion retention. Env names are the contract; see docs/scim.md. */
 export const scimEnv = z.object({
@@ -27,7 +26,8 @@ export const scimEnv = z.object({
   CS_USER_DELETE_RETENTION_DAYS: z.union([z.literal('keep'), z.coerce.number().int().min(0).max(36_500)]).default('keep'),
 });
 
-SECRET_SETTINGS.add('CS_WEBHOOK_SECRET');
+/** Settings whose values must never appear in a message. */
+export const SCIM_SECRET_SETTINGS = ['CS_WEBHOOK_SECRET'];
 
 export interface WebhookConfig {
   url: string;

@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 import { scimRouter } from '../../scim/router';
 
 export interface AppDeps {
@@ -26,6 +27,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext);
   app.use(helmet());
   app.use(healthRoutes(deps));
+  app.use(metricsRoutes());
   app.use('/scim/v2', scimRouter(deps));
   app.use(notFound);
   app.use(problemHandler(deps.log));
