@@ -78,4 +78,28 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM limits and fault
     const ok = await post().expect(201);
     expect(ok.body.userName).toBe('kms@example.com');
   });
+
+  it('KMS outage while adding a group member: 503, membership unchanged; the retry succeeds', async () => {
+    const spy = new SpyAdapter();
+    const keys = new KeyService(ctx.store, spy.registry(), { kekUri: 'local://shared', kekMode: 'shared', userKeyAlgorithm: 'ec-p256' });
+    const app = createApp({ ...ctx, kms: spy.registry(), keys });
+    // Two tokens: this context allows 5 requests a minute per token.
+    const { token: setup } = await ctx.tokens.create({ name: 'kms-g-setup', scope: 'scim' });
+    const { token } = await ctx.tokens.create({ name: 'kms-g', scope: 'scim' });
+    const send = (method: 'post' | 'patch', path: string, body: unknown) =>
+      request(app)[method](`/scim/v2${path}`).set('Authorization', `Bearer ${method === 'post' ? setup : token}`).set('Content-Type', 'application/scim+json').send(JSON.stringify(body));
+    const a = (await send('post', '/Users', newUser('kms-a@example.com')).expect(201)).body.id;
+    const b = (await send('post', '/Users', newUser('kms-b@example.com')).expect(201)).body.id;
+    const g = (await send('post', '/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'KMS group', members: [{ value: a }] }).expect(201)).body;
+    const add = { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'add', path: 'members', value: [{ value: b }] }, { op: 'replace', path: 'displayName', value: 'Renamed' }] };
+    spy.failNext = new KmsUnavailableError('injected outage');
+    const res = await send('patch', `/Groups/${g.id}`, add).expect(503);
+    expect(res.headers['retry-after']).toBeDefined();
+    const after = await request(app).get(`/scim/v2/Groups/${g.id}`).set('Authorization', `Bearer ${token}`).expect(200);
+    expect(after.body.displayName).toBe('KMS group');
+    expect(after.body.members.map((m: { value: string }) => m.value)).toEqual([a]);
+    const ok = await send('patch', `/Groups/${g.id}`, add).expect(200);
+    expect(ok.body.displayName).toBe('Renamed');
+    expect(ok.body.members.map((m: { value: string }) => m.value).sort()).toEqual([a, b].sort());
+  });
 });
