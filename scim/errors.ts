@@ -81,13 +81,17 @@ export function sendScimError(res: Response, mapped: MappedError): void {
   res.status(mapped.status).type(SCIM_CONTENT_TYPE).send(JSON.stringify(mapped.body));
 }
 
-export function scimErrorHandler(log?: { error: (obj: object, msg: string) => void }): ErrorRequestHandler {
+export function scimErrorHandler(log?: { error: (obj: object, msg: string) => void; info: (obj: object, msg: string) => void }): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const mapped = mapError(err);
-    if (mapped.internal !== undefined && log) {
+    const entry = { requestId: req.requestId, method: req.method, path: req.path, status: mapped.status, scimType: mapped.body.scimType };
+    if (mapped.internal !== undefined) {
       const i = mapped.internal as { internalDetail?: string; message?: string; stack?: string };
-      log.error({ err: { message: i?.message, detail: i?.internalDetail, stack: i?.stack }, path: req.path, method: req.method }, 'scim request failed');
+      log?.error({ ...entry, err: { message: i?.message, detail: i?.internalDetail, stack: i?.stack } }, 'scim request failed');
+    } else {
+      // What the IdP did wrong, for the operator; never the body (it may carry personal data).
+      log?.info({ ...entry, detail: mapped.body.detail }, 'scim request refused');
     }
     sendScimError(res, mapped);
   };

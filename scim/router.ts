@@ -39,6 +39,11 @@ export function scimRouter(deps: AppDeps): Router {
       next(err);
     }
   };
+  // Responses carry wrapped keys and personal data: never cached by intermediaries.
+  r.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   const base = deps.config.scim.baseUrl;
   if (base) {
     r.use((_req, res, next) => {

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { RateLimitEntity } from '../../entities/scim';
-import { isUniqueViolation } from './db-errors';
+import { uniqueViolation } from '../../server/repositories/db-errors';
 
 /** Fixed-window counters in the database, so every replica counts against the same limit. */
 export class RateLimitRepository {
@@ -20,7 +20,7 @@ export class RateLimitRepository {
         await this.manager.insert(RateLimitEntity, { bucket, window_start: windowStart, hits: 1 });
         break;
       } catch (err) {
-        if (!isUniqueViolation(err)) throw err; // another replica inserted first: update again
+        if (!uniqueViolation(err)) throw err; // another replica inserted first: update again
       }
     }
     const row = await this.manager.findOneBy(RateLimitEntity, { bucket, window_start: windowStart });

@@ -18,6 +18,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
   it('creates a user with keys in one go and returns only encrypted/public forms', async () => {
     const res = await ctx.post('/Users', newUser('alice@example.com', { externalId: 'ext-alice' })).expect(201);
     expect(res.headers['content-type']).toMatch(/^application\/scim\+json/);
+    expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers.location).toMatch(new RegExp(`/scim/v2/Users/${res.body.id}$`));
     expect(res.body).toMatchObject({ userName: 'alice@example.com', externalId: 'ext-alice', active: true, meta: { resourceType: 'User' } });
     expect(res.body.schemas).toEqual(expect.arrayContaining([USER_SCHEMA, KEYS]));
