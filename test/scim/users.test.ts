@@ -119,7 +119,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
     pk.fill(0);
   });
 
-  it('PATCH errors: bad schema, unknown path, read-only extension; nothing changes', async () => {
+  it('PATCH errors: bad schema, unknown path, read-only extension, no target; nothing changes', async () => {
     const created = (await ctx.post('/Users', newUser('erin@example.com')).expect(201)).body;
     const bad = await ctx.patch(`/Users/${created.id}`, { schemas: ['urn:wrong'], Operations: [{ op: 'replace', path: 'active', value: false }] }).expect(400);
     expect(bad.body.scimType).toBe('invalidSyntax');
@@ -127,6 +127,10 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
     expect(path.body.scimType).toBe('invalidPath');
     const ro = await ctx.patch(`/Users/${created.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: `${KEYS}:kekUri`, value: 'x' }] }).expect(400);
     expect(ro.body.scimType).toBe('mutability');
+    const noTarget = await ctx
+      .patch(`/Users/${created.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'emails[value co "nomatch"].type', value: 'home' }] })
+      .expect(400);
+    expect(noTarget.body.scimType).toBe('noTarget');
     const after = await ctx.get(`/Users/${created.id}`).expect(200);
     expect(after.body.meta.version).toBe(created.meta.version);
   });
