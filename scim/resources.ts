@@ -49,7 +49,7 @@ export function projectUser(resource: Json): UserProjection {
   };
 }
 
-export function userResource(row: UserRow, keys: UserKeysRow | undefined): Json {
+export function userResource(row: UserRow, keys: UserKeysRow | undefined, groups?: { groupId: string; display: string }[], basepath = ''): Json {
   const profile = JSON.parse(row.scimAttributes || '{}') as Json;
   return {
     ...profile,
@@ -57,6 +57,7 @@ export function userResource(row: UserRow, keys: UserKeysRow | undefined): Json 
     userName: row.userName,
     ...(row.externalId !== null ? { externalId: row.externalId } : {}),
     active: Boolean(row.active),
+    ...(groups && groups.length ? { groups: groups.map((g) => ({ value: g.groupId, display: g.display, $ref: `${basepath}/Groups/${g.groupId}`, type: 'direct' })) } : {}),
     meta: { resourceType: 'User', created: row.createdAt, lastModified: row.updatedAt, version: `W/"${row.version}"` },
     ...(keys
       ? {

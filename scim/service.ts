@@ -79,15 +79,21 @@ export class ScimService {
   async listUsers(params: ListParams): Promise<ListResult> {
     const q = new ScimQueries(this.store.dataSource.manager);
     const { total, rows } = await q.listUsers(this.listQuery(params, USER_COLUMNS, q.dialect));
-    const keys = await q.userKeys(rows.map((r) => r.id));
-    return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id))) };
+    const ids = rows.map((r) => r.id);
+    const [keys, groups] = await Promise.all([q.userKeys(ids), q.groupsOf(ids)]);
+    return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id), groups.get(r.id), this.options.basepath)) };
   }
 
   async getUser(id: string): Promise<Json> {
     const q = new ScimQueries(this.store.dataSource.manager);
     const row = await q.findUser(id);
     if (!row) throw new NotFoundError(`user ${id} not found`);
-    return userResource(row, (await q.userKeys([id])).get(id));
+    return this.renderUser(q, row);
+  }
+
+  private async renderUser(q: ScimQueries, row: UserRow): Promise<Json> {
+    const [keys, groups] = await Promise.all([q.userKeys([row.id]), q.groupsOf([row.id])]);
+    return userResource(row, keys.get(row.id), groups.get(row.id), this.options.basepath);
   }
 
   private coerceUser(body: Json): ReturnType<typeof projectUser> {
@@ -127,11 +133,14 @@ export class ScimService {
       const row = await q.findUser(id, true);
       if (!row) throw new NotFoundError(`user ${id} not found`);
       // With its key extension, so scimmy answers `mutability` to attempts at changing it.
-      const keys = (await q.userKeys([id])).get(id);
-      const current = new SCIMMY.Schemas.User(userResource(row, keys), 'out');
+      const resource = await this.renderUser(q, row);
+      const current = new SCIMMY.Schemas.User(resource, 'out');
       const ops = normalisePatchOperations(b.Operations, plain(current), USER_EXTENSIONS);
+      if (Array.isArray(ops) && ops.some((o) => typeof o?.path === 'string' && /^(urn:ietf:params:scim:schemas:core:2\.0:user:)?groups\b/i.test(o.path))) {
+        throw new ScimError(400, 'mutability', 'groups is read-only: change memberships through /Groups');
+      }
       const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
-      if (!patched) return userResource(row, keys);
+      if (!patched) return resource;
       return this.updateUser(tx, row, this.coerceUser(plain(patched)), ctx);
     });
   }
@@ -157,7 +166,7 @@ export class ScimService {
     const q = new ScimQueries(tx.manager);
     const updated = await q.findUser(row.id);
     if (!updated) throw new NotFoundError(`user ${row.id} not found`);
-    const resource = userResource(updated, (await q.userKeys([row.id])).get(row.id));
+    const resource = await this.renderUser(q, updated);
     await this.enqueue(tx, 'User', row.id, 'user.updated', resource);
     return resource;
   }

@@ -131,6 +131,22 @@ export class ScimQueries {
     return out;
   }
 
+  /** The groups of several users (RFC 7643 User.groups, read-only), in one query. */
+  async groupsOf(userIds: string[]): Promise<Map<string, { groupId: string; display: string }[]>> {
+    const out = new Map<string, { groupId: string; display: string }[]>(userIds.map((id) => [id, []]));
+    if (userIds.length === 0) return out;
+    const rows = await this.m
+      .createQueryBuilder(GroupMemberEntity, 'gm')
+      .innerJoin(GroupEntity.options.name, 'g', 'g.id = gm.group_id')
+      .select(['gm.user_id AS user_id', 'gm.group_id AS group_id', 'g.display_name AS display_name'])
+      .where('gm.user_id IN (:...userIds)', { userIds })
+      .orderBy('gm.user_id', 'ASC')
+      .addOrderBy('g.display_name_norm', 'ASC')
+      .getRawMany<{ user_id: string; group_id: string; display_name: string }>();
+    for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, display: r.display_name });
+    return out;
+  }
+
   /** Which of these ids are live users. */
   async liveUserIds(ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();

@@ -29,6 +29,13 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Groups on %s', 
     const rows = await memberRows(res.body.id);
     expect(rows).toHaveLength(2);
     for (const r of rows) expect(r.memberJwe.split('.')).toHaveLength(5);
+    // Users show their groups (read-only User.groups).
+    const ann = await ctx.get(`/Users/${ids.ann}`).expect(200);
+    expect(ann.body.groups).toEqual([expect.objectContaining({ value: res.body.id, display: 'Engineering', type: 'direct' })]);
+    const listed = await ctx.get(`/Users?filter=${encodeURIComponent(`id eq "${ids.ben}"`)}`).expect(200);
+    expect(listed.body.Resources[0].groups.map((g: { value: string }) => g.value)).toEqual([res.body.id]);
+    const ro = await ctx.patch(`/Users/${ids.ann}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'groups', value: [] }] }).expect(400);
+    expect(ro.body.scimType).toBe('mutability');
     const withKeys = await ctx.get(`/Groups/${res.body.id}?attributes=${GKEYS}:memberKeys,displayName`).expect(200);
     expect(withKeys.body[GKEYS].memberKeys).toHaveLength(2);
     expect(withKeys.body[GKEYS].memberKeys[0].jwe.split('.')).toHaveLength(5);
