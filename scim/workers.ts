@@ -18,6 +18,12 @@ export function startScimWorkers(deps: AppDeps, opts: { purgeIntervalMs?: number
     ? new OutboxDeliverer({ url: webhook.url, secret: webhook.secret, timeoutMs: webhook.timeoutMs, repo: () => new OutboxRepository(deps.store.dataSource.manager), log: deps.log })
     : undefined;
   deliverer?.start(webhook?.pollMs);
+  // Delivered events are kept 30 days for `outbox list`, then removed.
+  const housekeeping = setInterval(() => {
+    const before = new Date(Date.now() - 30 * 86_400_000).toISOString();
+    new OutboxRepository(deps.store.dataSource.manager).purgeDelivered(before).catch((err: Error) => deps.log.warn({ error: err.message }, 'outbox housekeeping failed'));
+  }, opts.purgeIntervalMs ?? 3_600_000);
+  housekeeping.unref();
   let purge: NodeJS.Timeout | undefined;
   if (deps.config.scim.userDeleteRetentionDays !== null) {
     const service = scimServiceFor(deps);
@@ -31,6 +37,7 @@ export function startScimWorkers(deps: AppDeps, opts: { purgeIntervalMs?: number
   return {
     stop: async () => {
       if (purge) clearInterval(purge);
+      clearInterval(housekeeping);
       await deliverer?.stop();
     },
   };

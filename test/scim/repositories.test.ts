@@ -74,5 +74,8 @@ describe.each(testDatabaseNames())('SCIM repositories on %s', (kind) => {
       ['r2', 'user.created'],
     ]);
     expect(await repo.stats()).toMatchObject({ pending: 2, delivered: 1, oldestPendingAt: t0 });
+    expect(await repo.purgeDelivered('2026-01-01T00:00:01.000Z')).toBe(0);
+    expect(await repo.purgeDelivered('2026-01-02T00:00:00.000Z')).toBe(1);
+    expect(await repo.stats()).toMatchObject({ pending: 2, delivered: 0 });
   });
 });
