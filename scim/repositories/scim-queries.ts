@@ -24,14 +24,17 @@ export const USER_COLUMNS: ColumnMap = {
   'meta.lastmodified': { kind: 'datetime', expr: 'u.updated_at' },
 };
 
+/** Members whose user the IdP deleted (kept for the retention period) are no longer members in SCIM. */
+const LIVE_MEMBER_JOIN = 'gm.group_id = g.id AND EXISTS (SELECT 1 FROM users lu WHERE lu.id = gm.user_id AND lu.deleted_at IS NULL)';
+
 export const GROUP_COLUMNS: ColumnMap = {
   id: { kind: 'string', expr: 'g.id', caseExact: true },
   displayname: { kind: 'string', expr: 'g.display_name_norm', caseExact: false, lowered: true },
   externalid: { kind: 'string', expr: 'g.external_id', caseExact: true },
   'meta.created': { kind: 'datetime', expr: 'g.created_at' },
   'meta.lastmodified': { kind: 'datetime', expr: 'g.updated_at' },
-  members: { kind: 'exists', table: 'group_members', alias: 'gm', join: 'gm.group_id = g.id', column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
-  'members.value': { kind: 'exists', table: 'group_members', alias: 'gm', join: 'gm.group_id = g.id', column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
+  members: { kind: 'exists', table: 'group_members', alias: 'gm', join: LIVE_MEMBER_JOIN, column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
+  'members.value': { kind: 'exists', table: 'group_members', alias: 'gm', join: LIVE_MEMBER_JOIN, column: { kind: 'string', expr: 'gm.user_id', caseExact: true } },
 };
 
 export interface ListQuery {
@@ -123,7 +126,7 @@ export class ScimQueries {
       .createQueryBuilder(GroupMemberEntity, 'gm')
       .innerJoin(UserEntity.options.name, 'u', 'u.id = gm.user_id')
       .select(['gm.group_id AS group_id', 'gm.user_id AS user_id', 'gm.member_jwe AS member_jwe', 'u.display_name AS display_name', 'u.user_name AS user_name'])
-      .where('gm.group_id IN (:...groupIds)', { groupIds })
+      .where('gm.group_id IN (:...groupIds) AND u.deleted_at IS NULL', { groupIds })
       .orderBy('gm.group_id', 'ASC')
       .addOrderBy('gm.user_id', 'ASC')
       .getRawMany<{ group_id: string; user_id: string; member_jwe: string; display_name: string | null; user_name: string }>();

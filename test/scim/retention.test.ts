@@ -26,7 +26,12 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('user deletion retenti
 
   it('retention 30 days: kept (and key operations blocked) until the period ends, then purged', async () => {
     const u = (await days.post('/Users', newUser('later@example.com')).expect(201)).body;
+    const g = (await days.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Kept', members: [{ value: u.id }] }).expect(201)).body;
     await days.del(`/Users/${u.id}`).expect(204);
+    // No longer a member in SCIM, though the encrypted membership key is kept with the rest.
+    expect((await days.get(`/Groups/${g.id}`).expect(200)).body.members ?? []).toEqual([]);
+    const check = await days.get(`/Groups?filter=${encodeURIComponent(`id eq "${g.id}" and members[value eq "${u.id}"]`)}`).expect(200);
+    expect(check.body.totalResults).toBe(0);
     const m = days.store.dataSource.manager;
     expect(await m.findOneBy(UserKeysEntity, { userId: u.id })).not.toBeNull();
     await expect(days.keys.unwrapPasswordKey(u.id, { actor: 'test' })).rejects.toMatchObject({ status: 404 });
