@@ -80,6 +80,15 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Groups on %s', 
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
   });
 
+  it('concurrent membership PATCHes on one group lose no update (row lock per group)', async () => {
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Busy' }).expect(201)).body;
+    const results = await Promise.all(
+      [ids.ann, ids.ben, ids.cat, ids.dan].map((u) => ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u }] }] })),
+    );
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect((await memberRows(g.id)).map((r) => r.userId).sort()).toEqual([ids.ann, ids.ben, ids.cat, ids.dan].sort());
+  });
+
   it('unknown member: 400 invalidValue, nothing written', async () => {
     const before = await ctx.store.dataSource.manager.count(GroupEntity);
     const res = await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Ghosts', members: [{ value: 'no-such-user' }] }).expect(400);
