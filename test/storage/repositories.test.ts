@@ -70,6 +70,22 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
     expect(await store.repos.audit.recent(10, { targetId: id(20) })).toHaveLength(0);
   });
 
+  test('a failure record written during a transaction survives its rollback, without deadlock', async () => {
+    await expect(
+      store.transaction(async (t) => {
+        await t.audit.append({ actor: 't', action: 'rolled.back', outcome: 'success' });
+        await store.writeRegardless((w) => w.audit.append({ actor: 't', action: 'kept.inside', outcome: 'failure' }));
+        await new Promise((r) => setTimeout(r, 30));
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await store.writeRegardless((w) => w.audit.append({ actor: 't', action: 'kept.after', outcome: 'failure' }));
+    const actions = (await store.repos.audit.recent(5)).map((e) => e.action);
+    expect(actions).toContain('kept.inside');
+    expect(actions).toContain('kept.after');
+    expect(actions).not.toContain('rolled.back');
+  });
+
   test('deleting a user removes their keys and memberships (foreign keys cascade)', async () => {
     await store.repos.users.insert(user(id(30), 'frank'), keys(id(30)));
     const g = { id: id(31), displayName: 'Team', displayNameNorm: 'team', externalId: null, scimAttributes: '{}', createdAt: nowIso(), updatedAt: nowIso(), version: 1 };
