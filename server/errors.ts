@@ -82,6 +82,12 @@ export class NotFoundError extends AppError {
 export class ConflictError extends AppError {
   readonly code: string = 'conflict';
   readonly status = 409;
+  /** The attribute that collided (userName, externalId, displayName), when known. */
+  readonly target?: string;
+  constructor(message: string, opts: { target?: string; internalDetail?: string } = {}) {
+    super(message, opts);
+    this.target = opts.target;
+  }
 }
 
 export class PayloadTooLargeError extends AppError {

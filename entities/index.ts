@@ -1,0 +1,17 @@
+export * from './user';
+export * from './user-keys';
+export * from './group';
+export * from './group-keys';
+export * from './group-member';
+export * from './kek';
+export * from './audit-event';
+import { UserEntity } from './user';
+import { UserKeysEntity } from './user-keys';
+import { GroupEntity } from './group';
+import { GroupKeysEntity } from './group-keys';
+import { GroupMemberEntity } from './group-member';
+import { KekEntity } from './kek';
+import { AuditEventEntity } from './audit-event';
+
+/** Every entity the data source knows. New entities are added here, one line each. */
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, KekEntity, AuditEventEntity];

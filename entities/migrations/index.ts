@@ -1,0 +1,4 @@
+import { InitialSchema1763770000000 } from './1763770000000-initial-schema';
+
+/** Every migration, in order. Append new ones; never edit or reorder released ones. */
+export const MIGRATIONS = [InitialSchema1763770000000];

@@ -1,0 +1,48 @@
+import type { Config } from './config';
+import { createDataSource } from '../entities/data-source';
+import { buildRegistry, type KmsRegistry } from '../kms-adapters/registry';
+import { KeyService } from './keys/key-service';
+import { Store } from './repositories/store';
+import type { Logger } from './log';
+import type { AppDeps } from './http/app';
+import { ConfigError } from './errors';
+
+export interface BootOptions {
+  /** Tells the operator what was created or done (printed by serve). */
+  notice?: (message: string) => void;
+  /** Apply pending migrations instead of refusing to start. */
+  migrate?: boolean;
+}
+
+/** Wires config → database → KMS → services. Used by `serve` and by the tests alike. */
+export async function boot(config: Readonly<Config>, log: Logger, opts: BootOptions = {}): Promise<AppDeps & { close: () => Promise<void> }> {
+  const store = await openStore(config);
+  let kms: KmsRegistry | undefined;
+  try {
+    if (await store.hasPendingMigrations()) {
+      if (!opts.migrate) {
+        throw new ConfigError('the database schema is not migrated: run `crypto-server migrate` first (or set CS_MIGRATE_ON_START=true)');
+      }
+      const applied = await store.migrate();
+      opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);
+    }
+    kms = await buildRegistry({ ...config.kms, notice: opts.notice });
+    const keys = new KeyService(store, kms, { kekUri: config.kms.kekUri, kekMode: config.kms.kekMode, userKeyAlgorithm: config.keys.userKeyAlgorithm });
+    const registry = kms;
+    return { config, store, kms, keys, log, close: async () => { await registry.close(); await store.close(); } };
+  } catch (err) {
+    await kms?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+export async function openStore(config: Readonly<Config>): Promise<Store> {
+  const ds = createDataSource(config.database);
+  try {
+    await ds.initialize();
+  } catch (err) {
+    throw new ConfigError(`CS_DATABASE_URL: cannot connect to the ${config.database.type} database (${(err as Error).message.split('\n')[0]})`);
+  }
+  return new Store(ds);
+}

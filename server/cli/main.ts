@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerServe } from './serve';
+import { registerMigrate } from './migrate';
+import { registerKeks } from './keks';
+import { AppError, ConfigError } from '../errors';
+
+/** The `crypto-server` command. Each command lives in its own file and registers itself here. */
+export function buildProgram(): Command {
+  const program = new Command('crypto-server')
+    .description('Crypto Server: SAML sign-on, SCIM provisioning and KMS-wrapped keys for end-to-end encryption')
+    .version('0.1.0');
+  registerServe(program);
+  registerMigrate(program);
+  registerKeks(program);
+  return program;
+}
+
+/** Start-up failures print a clear line, not a stack trace. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof ConfigError) return err.message;
+  if (err instanceof AppError) return `${err.message}${err.internalDetail ? ` (${err.internalDetail})` : ''}`;
+  return `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      console.error(`crypto-server: ${describeFailure(err)}`);
+      process.exit(err instanceof ConfigError ? 2 : 1);
+    });
+}

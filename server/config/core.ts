@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { join } from 'node:path';
+
+/** Core settings: server, database, KMS, keys. Env names are the contract; see docs/configuration.md. */
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+export const USER_KEY_ALGORITHMS = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
+export type UserKeyAlgorithm = (typeof USER_KEY_ALGORITHMS)[number];
+
+export const coreEnv = z.object({
+  CS_HOST: z.string().min(1).default('127.0.0.1'),
+  CS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  CS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CS_DATA_DIR: z.string().min(1).default('./data'),
+  CS_DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:|postgres(ql)?:\/\/|mysql:\/\/|mariadb:\/\/)/, 'must start with sqlite:, postgres://, mysql:// or mariadb://')
+    .optional(),
+  CS_MIGRATE_ON_START: bool.optional(),
+  CS_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
+  CS_KEK_URI: z.string().regex(/^[a-z][a-z0-9+.-]*:/, 'must be a key URI such as local://default or pkcs11:token=...;object=...').default('local://default'),
+  CS_PREVIOUS_KEK_URIS: list.default([]),
+  CS_KEK_MODE: z.enum(['shared', 'per-user']).default('shared'),
+  CS_USER_KEY_ALGORITHM: z.enum(USER_KEY_ALGORITHMS).default('ec-p256'),
+  CS_LOCAL_MASTER_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 random bytes, base64-encoded (openssl rand -base64 32)').optional(),
+  CS_LOCAL_MASTER_KEY_FILE: z.string().min(1).optional(),
+  CS_LOCAL_CREATE_MASTER_KEY: bool.optional(),
+  CS_PKCS11_MODULE: z.string().min(1).optional(),
+  CS_PKCS11_PIN: z.string().min(1).optional(),
+  CS_PKCS11_PIN_FILE: z.string().min(1).optional(),
+});
+
+/** Settings whose values must never appear in a message. */
+export const SECRET_SETTINGS = new Set(['CS_LOCAL_MASTER_KEY', 'CS_PKCS11_PIN']);
+
+export type DatabaseConfig =
+  | { type: 'sqlite'; path: string; embedded: boolean; migrateOnStart: boolean }
+  | { type: 'postgres' | 'mysql'; url: string; embedded: false; migrateOnStart: boolean };
+
+export function coreConfig(e: z.infer<typeof coreEnv>) {
+  const embedded = e.CS_DATABASE_URL === undefined;
+  const dbUrl = e.CS_DATABASE_URL ?? `sqlite:${join(e.CS_DATA_DIR, 'crypto-server.db')}`;
+  const migrateOnStart = e.CS_MIGRATE_ON_START ?? embedded;
+  const database: DatabaseConfig = dbUrl.startsWith('sqlite:')
+    ? { type: 'sqlite', path: dbUrl.slice('sqlite:'.length), embedded, migrateOnStart }
+    : { type: dbUrl.startsWith('postgres') ? 'postgres' : 'mysql', url: dbUrl.replace(/^mariadb:/, 'mysql:'), embedded: false, migrateOnStart };
+  return {
+    server: { host: e.CS_HOST, port: e.CS_PORT, maxBodyBytes: e.CS_MAX_BODY_BYTES },
+    log: { level: e.CS_LOG_LEVEL },
+    dataDir: e.CS_DATA_DIR,
+    database,
+    kms: {
+      kekUri: e.CS_KEK_URI,
+      previousKekUris: e.CS_PREVIOUS_KEK_URIS,
+      kekMode: e.CS_KEK_MODE,
+      adapters: {
+        local: {
+          masterKey: e.CS_LOCAL_MASTER_KEY,
+          masterKeyFile: e.CS_LOCAL_MASTER_KEY_FILE ?? join(e.CS_DATA_DIR, 'master.key'),
+          createMasterKey: e.CS_LOCAL_CREATE_MASTER_KEY ?? embedded,
+        },
+        pkcs11: { module: e.CS_PKCS11_MODULE, pin: e.CS_PKCS11_PIN, pinFile: e.CS_PKCS11_PIN_FILE },
+      } as Record<string, Record<string, unknown>>,
+    },
+    keys: { userKeyAlgorithm: e.CS_USER_KEY_ALGORITHM as UserKeyAlgorithm },
+  };
+}

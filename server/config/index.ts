@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { coreConfig, coreEnv, SECRET_SETTINGS } from './core';
+import { ConfigError } from '../errors';
+
+/**
+ * Configuration is parsed once at boot from environment variables (optionally a JSON file named
+ * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
+ * Each section adds its env schema and its mapper here, one line each.
+ */
+const envSchema = coreEnv;
+
+export type Env = z.infer<typeof envSchema>;
+
+function build(e: Env) {
+  return {
+    ...coreConfig(e),
+  };
+}
+
+export type Config = ReturnType<typeof build>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const raw: Record<string, string> = {};
+  if (env.CS_CONFIG_FILE) Object.assign(raw, readConfigFile(env.CS_CONFIG_FILE));
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('CS_') && k !== 'CS_CONFIG_FILE' && v !== undefined && v !== '') raw[k] = v;
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? 'configuration');
+      // zod messages describe the expected form, not the received value; secrets get a fixed text.
+      return SECRET_SETTINGS.has(name) ? `${name}: invalid value (not shown)` : `${name}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return deepFreeze(build(parsed.data));
+}
+
+function readConfigFile(path: string): Record<string, string> {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`CS_CONFIG_FILE: cannot read ${path} as JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`CS_CONFIG_FILE: ${path} must hold a JSON object of CS_* settings`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data)) {
+    if (!k.startsWith('CS_')) throw new ConfigError(`CS_CONFIG_FILE: ${path} has "${k}", which is not a CS_* setting`);
+    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,31 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import type { Config } from '../config';
+import type { Store } from '../repositories/store';
+import type { KmsRegistry } from '../../kms-adapters/registry';
+import type { KeyService } from '../keys/key-service';
+import type { Logger } from '../log';
+import { requestContext } from './request-context';
+import { notFound, problemHandler } from './problem';
+import { healthRoutes } from './routes/health';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  store: Store;
+  kms: KmsRegistry;
+  keys: KeyService;
+  log: Logger;
+}
+
+/** The Express app. Each endpoint family is one router, mounted here with one line. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestContext);
+  app.use(helmet());
+  app.use(healthRoutes(deps));
+  app.use(notFound);
+  app.use(problemHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,13 @@
+import type { BindingContext } from '../../kms-adapters/types';
+
+/**
+ * The associated data of every wrap, in one place. Unwrap recomputes it from the authenticated
+ * caller's id, so a blob of user A presented by user B fails inside the KMS, not in a lookup.
+ * These strings are part of the wire format (docs/wire-formats.md): never change them in place.
+ */
+export const binding = {
+  passwordKey: (userId: string): BindingContext => ({ purpose: 'password-key', user: userId }),
+  membershipKey: (groupId: string): BindingContext => ({ purpose: 'group-membership-key', group: groupId }),
+  dataKey: (userId: string, label?: string): BindingContext =>
+    label === undefined ? { purpose: 'data-key', user: userId } : { purpose: 'data-key', user: userId, label },
+};

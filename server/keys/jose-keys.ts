@@ -1,0 +1,85 @@
+import { generateKeyPair as nodeGenerateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
+import { calculateJwkThumbprint, CompactEncrypt, compactDecrypt, importJWK, type JWK } from 'jose';
+import type { UserKeyAlgorithm } from '../config/core';
+
+/**
+ * Key pairs and JWE profiles towards clients (docs/wire-formats.md):
+ * - public keys: JWK with alg, use "enc" and kid = RFC 7638 thumbprint;
+ * - private keys under a symmetric key (password key, membership key): JWE compact,
+ *   alg A256KW, enc A256GCM, cty "jwk+json";
+ * - a symmetric key to a member's public key: JWE compact, alg RSA-OAEP-256 or ECDH-ES+A256KW
+ *   (from the recipient JWK), enc A256GCM, payload an "oct" JWK.
+ */
+const generate = promisify(nodeGenerateKeyPair);
+
+export interface KeyPairJwk {
+  publicJwk: JWK;
+  privateJwk: JWK;
+}
+
+export async function generateKeyPair(alg: UserKeyAlgorithm): Promise<KeyPairJwk> {
+  // node:crypto generates on the libuv thread pool, so RSA key generation does not block requests.
+  const [type, param] = alg.split('-') as ['ec' | 'rsa', string];
+  const pair =
+    type === 'rsa'
+      ? await generate('rsa', { modulusLength: Number(param) })
+      : await generate('ec', { namedCurve: param === 'p384' ? 'P-384' : 'P-256' });
+  const jweAlg = type === 'rsa' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW';
+  const publicJwk = pair.publicKey.export({ format: 'jwk' }) as JWK;
+  const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
+  return {
+    publicJwk: { ...publicJwk, alg: jweAlg, use: 'enc', kid },
+    privateJwk: { ...(pair.privateKey.export({ format: 'jwk' }) as JWK), alg: jweAlg, use: 'enc', kid },
+  };
+}
+
+function jwkBytes(jwk: JWK): Buffer {
+  return Buffer.from(JSON.stringify(jwk), 'utf8');
+}
+
+/** Encrypts a private JWK under a 256-bit symmetric key (A256KW + A256GCM). */
+export async function sealUnderSymmetricKey(privateJwk: JWK, key: Uint8Array): Promise<string> {
+  const payload = jwkBytes(privateJwk);
+  try {
+    return await new CompactEncrypt(payload)
+      .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM', cty: 'jwk+json', kid: privateJwk.kid })
+      .encrypt(key);
+  } finally {
+    payload.fill(0);
+  }
+}
+
+export async function openUnderSymmetricKey(jwe: string, key: Uint8Array): Promise<JWK> {
+  const { plaintext } = await compactDecrypt(jwe, key, { keyManagementAlgorithms: ['A256KW'], contentEncryptionAlgorithms: ['A256GCM'] });
+  try {
+    return JSON.parse(Buffer.from(plaintext).toString('utf8')) as JWK;
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+/** Encrypts a symmetric key, as an "oct" JWK, to a recipient's public JWK. */
+export async function sealToPublicKey(key: Uint8Array, recipient: JWK, meta: { keyId: string }): Promise<string> {
+  const alg = recipient.alg ?? (recipient.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
+  const payload = jwkBytes({ kty: 'oct', k: Buffer.from(key).toString('base64url'), alg: 'A256KW', kid: meta.keyId });
+  try {
+    return await new CompactEncrypt(payload)
+      .setProtectedHeader({ alg, enc: 'A256GCM', cty: 'jwk+json', kid: recipient.kid })
+      .encrypt(await importJWK(recipient, alg));
+  } finally {
+    payload.fill(0);
+  }
+}
+
+/** Opens a JWE made by sealToPublicKey with the recipient's private JWK; returns the raw key. */
+export async function openWithPrivateKey(jwe: string, privateJwk: JWK): Promise<Buffer> {
+  const alg = privateJwk.alg ?? (privateJwk.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
+  const { plaintext } = await compactDecrypt(jwe, await importJWK(privateJwk, alg), { keyManagementAlgorithms: [alg] });
+  try {
+    const jwk = JSON.parse(Buffer.from(plaintext).toString('utf8')) as JWK;
+    return Buffer.from(String(jwk.k), 'base64url');
+  } finally {
+    plaintext.fill(0);
+  }
+}

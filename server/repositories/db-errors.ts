@@ -1,0 +1,23 @@
+/**
+ * Recognises unique-constraint violations from the three drivers, so the database (not code)
+ * enforces uniqueness and we still answer a clean 409. Returns the violated constraint's name.
+ */
+export function uniqueViolation(err: unknown): string | undefined {
+  const e = err as { code?: string; errno?: number; constraint?: string; message?: string; driverError?: unknown };
+  const d = (e?.driverError ?? e) as typeof e;
+  const message = String(d?.message ?? e?.message ?? '');
+  if (d?.code === '23505') return d.constraint ?? 'unique';
+  if (d?.code === 'ER_DUP_ENTRY' || d?.errno === 1062) return /for key '(?:[^.']+\.)?([^']+)'/.exec(message)?.[1] ?? 'unique';
+  if (d?.code === 'SQLITE_CONSTRAINT_UNIQUE' || d?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    return /UNIQUE constraint failed: ([\w.]+)/.exec(message)?.[1] ?? 'unique';
+  }
+  return undefined;
+}
+
+/** Maps a constraint (or sqlite column list) to the attribute a client sent. */
+export function conflictingAttribute(constraint: string): string {
+  if (/user_name/.test(constraint)) return 'userName';
+  if (/display_name/.test(constraint)) return 'displayName';
+  if (/external_id/.test(constraint)) return 'externalId';
+  return 'id';
+}

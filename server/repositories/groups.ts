@@ -1,0 +1,73 @@
+import type { EntityManager } from 'typeorm';
+import { GroupEntity, GroupKeysEntity, GroupMemberEntity, type GroupKeysRow, type GroupMemberRow, type GroupRow } from '../../entities';
+import { conflictingAttribute, uniqueViolation } from './db-errors';
+import { ConflictError } from '../errors';
+
+export class GroupsRepository {
+  constructor(private readonly m: EntityManager) {}
+
+  async insert(group: GroupRow, keys: GroupKeysRow): Promise<void> {
+    try {
+      await this.m.insert(GroupEntity, group);
+      await this.m.insert(GroupKeysEntity, keys);
+    } catch (err) {
+      const c = uniqueViolation(err);
+      if (c) throw new ConflictError(`a group with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
+      throw err;
+    }
+  }
+
+  findById(id: string): Promise<GroupRow | null> {
+    return this.m.findOne(GroupEntity, { where: { id } });
+  }
+
+  findKeys(groupId: string): Promise<GroupKeysRow | null> {
+    return this.m.findOne(GroupKeysEntity, { where: { groupId } });
+  }
+
+  async update(id: string, patch: Partial<Omit<GroupRow, 'id' | 'version' | 'createdAt'>>, now: string): Promise<void> {
+    try {
+      await this.m
+        .createQueryBuilder()
+        .update(GroupEntity)
+        .set({ ...patch, updatedAt: now, version: () => 'version + 1' })
+        .where('id = :id', { id })
+        .execute();
+    } catch (err) {
+      const c = uniqueViolation(err);
+      if (c) throw new ConflictError(`a group with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
+      throw err;
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.m.delete(GroupEntity, { id });
+  }
+}
+
+export class MembershipsRepository {
+  constructor(private readonly m: EntityManager) {}
+
+  async insertMany(rows: GroupMemberRow[]): Promise<void> {
+    if (rows.length > 0) await this.m.insert(GroupMemberEntity, rows);
+  }
+
+  async deleteMany(groupId: string, userIds: string[]): Promise<number> {
+    if (userIds.length === 0) return 0;
+    const r = await this.m
+      .createQueryBuilder()
+      .delete()
+      .from(GroupMemberEntity)
+      .where('group_id = :groupId AND user_id IN (:...userIds)', { groupId, userIds })
+      .execute();
+    return r.affected ?? 0;
+  }
+
+  forGroup(groupId: string): Promise<GroupMemberRow[]> {
+    return this.m.find(GroupMemberEntity, { where: { groupId }, order: { userId: 'ASC' } });
+  }
+
+  forUser(userId: string): Promise<GroupMemberRow[]> {
+    return this.m.find(GroupMemberEntity, { where: { userId }, order: { groupId: 'ASC' } });
+  }
+}
