@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { coreConfig, coreEnv, SECRET_SETTINGS } from './core';
+import { authConfigFrom, authEnvSchema } from './auth';
 import { ConfigError } from '../errors';
 
 /**
@@ -8,13 +9,14 @@ import { ConfigError } from '../errors';
  * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
  * Each section adds its env schema and its mapper here, one line each.
  */
-const envSchema = coreEnv;
+const envSchema = coreEnv.extend(authEnvSchema.shape);
 
 export type Env = z.infer<typeof envSchema>;
 
 function build(e: Env) {
   return {
     ...coreConfig(e),
+    auth: authConfigFrom(e),
   };
 }
 

@@ -3,6 +3,7 @@ import { UsersRepository } from './users';
 import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
 import { AuditRepository } from './audit';
+import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
@@ -11,6 +12,9 @@ export class Repos {
   readonly memberships: MembershipsRepository;
   readonly keks: KeksRepository;
   readonly audit: AuditRepository;
+  readonly samlRequests: SamlRequestsRepository;
+  readonly authCodes: AuthCodesRepository;
+  readonly signingKeys: SigningKeysRepository;
 
   constructor(readonly manager: EntityManager) {
     this.users = new UsersRepository(manager);
@@ -18,6 +22,9 @@ export class Repos {
     this.memberships = new MembershipsRepository(manager);
     this.keks = new KeksRepository(manager);
     this.audit = new AuditRepository(manager);
+    this.samlRequests = new SamlRequestsRepository(manager);
+    this.authCodes = new AuthCodesRepository(manager);
+    this.signingKeys = new SigningKeysRepository(manager);
   }
 }
 
