@@ -8,6 +8,11 @@ import type { Logger } from '../log';
 import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
+import { createAuthServices } from '../auth';
+import { samlRoutes } from './routes/saml';
+import { oauthRoutes } from './routes/oauth';
+import { jwksRoutes } from './routes/jwks';
+import { keysApiRoutes } from './routes/keys-api';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -25,6 +30,11 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext);
   app.use(helmet());
   app.use(healthRoutes(deps));
+  const auth = createAuthServices(deps);
+  app.use(samlRoutes(deps, auth));
+  app.use(oauthRoutes(deps, auth));
+  app.use(jwksRoutes(deps, auth));
+  app.use(keysApiRoutes(deps, auth));
   app.use(notFound);
   app.use(problemHandler(deps.log));
   return app;
