@@ -70,6 +70,12 @@ export class SamlServiceProvider {
   /** The IdP in effect: from the configuration, or from its metadata URL (refreshed hourly). */
   async idp(): Promise<ResolvedIdp> {
     const idp = this.config.saml.idp;
+    if (!this.config.saml.enabled) {
+      throw new ServiceUnavailableError('sign-in is not configured on this Crypto Server', {
+        internalDetail: 'set CS_SAML_IDP_METADATA_URL or CS_SAML_IDP_METADATA_FILE (or CS_SAML_IDP_SSO_URL and CS_SAML_IDP_CERTS)',
+        retryAfter: 300,
+      });
+    }
     if (!idp.metadataUrl) return { entityId: idp.entityId, ssoUrl: idp.ssoUrl!, certs: [...idp.certs] };
     const now = Date.now();
     if (!this.fetched || now - this.fetched.at > METADATA_REFRESH_MS) {
