@@ -3,7 +3,11 @@ import { Command } from 'commander';
 import { registerServe } from './serve';
 import { registerMigrate } from './migrate';
 import { registerKeks } from './keks';
-import { AppError, ConfigError } from '../errors';
+import { ConfigError } from '../errors';
+import { describeFailure } from './failure';
+import { registerDoctor } from './doctor';
+
+export { describeFailure };
 
 /** The `crypto-server` command. Each command lives in its own file and registers itself here. */
 export function buildProgram(): Command {
@@ -13,15 +17,10 @@ export function buildProgram(): Command {
   registerServe(program);
   registerMigrate(program);
   registerKeks(program);
+  registerDoctor(program);
   return program;
 }
 
-/** Start-up failures print a clear line, not a stack trace. */
-export function describeFailure(err: unknown): string {
-  if (err instanceof ConfigError) return err.message;
-  if (err instanceof AppError) return `${err.message}${err.internalDetail ? ` (${err.internalDetail})` : ''}`;
-  return `unexpected error: ${(err as Error)?.message ?? String(err)}`;
-}
 
 if (require.main === module) {
   buildProgram()
