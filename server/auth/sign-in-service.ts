@@ -146,10 +146,19 @@ export class SignInService {
 
   // ---- step 3: /oauth/token -----------------------------------------------------------------
 
-  async redeemCode(body: Record<string, unknown>, ctx: OpContext): Promise<TokenResponse> {
+  /**
+   * `origin` is the request's Origin header: browsers always send it on cross-origin POSTs, so a
+   * page on an origin that is not on the CORS allow-list is refused here, before the code is
+   * spent (CORS alone would only stop it from reading the answer). Native apps send none.
+   */
+  async redeemCode(body: Record<string, unknown>, ctx: OpContext, origin?: string): Promise<TokenResponse> {
     const clientId = typeof body.client_id === 'string' ? body.client_id.slice(0, 64) : '';
     const fail = (code: OAuthError['code'], message: string, reason: string): Promise<never> =>
       this.refuse(ctx, 'oauth.token', new OAuthError(code, message), { client: clientId, reason });
+
+    if (origin !== undefined && !this.config.cors.origins.includes(origin)) {
+      return fail('unauthorized_client', 'token requests from this web origin are not allowed', `origin ${origin.slice(0, 200)} not allowed`);
+    }
 
     if (body.grant_type !== 'authorization_code') return fail('unsupported_grant_type', 'grant_type must be "authorization_code"', 'grant_type');
     if (!this.clients.has(clientId)) return fail('invalid_client', 'unknown client_id', 'client');

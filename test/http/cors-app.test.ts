@@ -37,6 +37,10 @@ describe('CORS and security headers on the app', () => {
     expect(evil.headers.vary).toMatch(/Origin/);
     const tokenEndpoint = await request(f.app).options('/oauth/token').set('Origin', 'https://app.example.com').set('Access-Control-Request-Method', 'POST');
     expect(tokenEndpoint.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    const foreign = await request(f.app).post('/oauth/token').set('Origin', 'https://evil.example').type('form').send({ grant_type: 'authorization_code', client_id: 'web', code: 'x', redirect_uri: 'https://app.example.com/callback', code_verifier: 'x' });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body).toMatchObject({ error: 'unauthorized_client' });
+    expect(foreign.headers['access-control-allow-origin']).toBeUndefined();
     const jwks = await request(f.app).get('/.well-known/jwks.json').set('Origin', 'https://app.example.com');
     expect(jwks.headers['access-control-allow-origin']).toBe('https://app.example.com');
   });

@@ -43,7 +43,7 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.post('/oauth/token', express.urlencoded({ extended: false, limit: 16 * 1024, parameterLimit: 16 }), async (req, res, next) => {
     try {
       if (!req.is('application/x-www-form-urlencoded')) throw new OAuthError('invalid_request', 'the token request must be application/x-www-form-urlencoded');
-      const token = await auth.signIn.redeemCode((req.body ?? {}) as Record<string, unknown>, ctxOf(req));
+      const token = await auth.signIn.redeemCode((req.body ?? {}) as Record<string, unknown>, ctxOf(req), req.headers.origin);
       res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(token);
     } catch (err) {
       next(err);
