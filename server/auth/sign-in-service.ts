@@ -29,6 +29,7 @@ const MAX_STATE = 512;
 
 export class SignInService {
   private readonly clients: ReadonlyMap<string, ClientRegistration>;
+  private lastPurge = 0;
 
   constructor(
     private readonly store: Store,
@@ -115,7 +116,22 @@ export class SignInService {
       });
       await t.audit.append({ ...ctx, actor: `user:${user.user.id}`, action: 'saml.login', outcome: 'success', targetType: 'user', targetId: user.user.id, detail: { client: pending.clientId } });
     });
+    await this.purgeExpired();
     return withParams(pending.redirectUri, { code, state: pending.state, iss: this.config.tokens.issuer });
+  }
+
+  /** Deletes sign-in state that expired over an hour ago; at most every ten minutes per process. */
+  private async purgeExpired(): Promise<void> {
+    const now = this.clock().getTime();
+    if (now - this.lastPurge < 10 * 60_000) return;
+    this.lastPurge = now;
+    const before = new Date(now - 60 * 60_000);
+    try {
+      await this.store.repos.samlRequests.purge(before);
+      await this.store.repos.authCodes.purge(before);
+    } catch {
+      this.lastPurge = 0; // try again on the next sign-in
+    }
   }
 
   private async findUser(profile: Profile): Promise<{ ok: true; user: UserRow } | { ok: false; reason: string }> {

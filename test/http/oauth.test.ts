@@ -11,7 +11,7 @@ import { createApp } from '../../server/http/app';
  * short-lived codes, PKCE S256, JWTs verifiable with the published JWKS, signing-key rotation, and
  * the token attacks. Every refusal: a clear 4xx and an audit event.
  */
-describe.each(testDatabaseNames(['sqlite', 'postgres']))('OAuth code flow on %s', (kind) => {
+describe.each(testDatabaseNames())('OAuth code flow on %s', (kind) => {
   let f: AuthFixture;
   const alice = { nameId: 'alice@example.com' };
   let aliceId: string;

@@ -20,7 +20,7 @@ import type { ResponseOptions } from '../support/saml-idp';
  * encrypted assertion, IdP certificate rollover, loopback client) and every attack the issue lists.
  * Each refusal must answer a 4xx page AND leave a `saml.login` audit event with outcome `refused`.
  */
-describe.each(testDatabaseNames(['sqlite', 'postgres']))('SAML sign-in on %s', (kind) => {
+describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
   let f: AuthFixture;
   const alice = { nameId: 'alice@example.com', attributes: { email: 'alice@example.com' } };
   let aliceId: string;

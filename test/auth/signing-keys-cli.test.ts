@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rotateSigningKey } from '../../server/cli/signing-keys';
+import { migrate } from '../../server/cli/migrate';
+import { openStore } from '../../server/boot';
+import { loadConfig } from '../../server/config';
+
+describe('crypto-server signing-keys rotate', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cs-sk-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('each rotation leaves exactly one active key, wrapped by the KMS, and is audited', async () => {
+    const env = { CS_DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}`, CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64'), CS_LOG_LEVEL: 'silent' };
+    await migrate(env, () => undefined, {});
+    const lines: string[] = [];
+    const k1 = await rotateSigningKey(env, (l) => lines.push(l));
+    const k2 = await rotateSigningKey(env, (l) => lines.push(l));
+    expect(k1).not.toBe(k2);
+    expect(lines.join('\n')).toContain(k2);
+    const store = await openStore(loadConfig(env));
+    try {
+      const rows: { kid: string; state: string; wrapped_private_jwk: string }[] = await store.dataSource.query('SELECT kid, state, wrapped_private_jwk FROM signing_keys');
+      expect(rows.filter((r) => r.state === 'active').map((r) => r.kid)).toEqual([k2]);
+      expect(rows.every((r) => r.wrapped_private_jwk.startsWith('cs1.'))).toBe(true);
+      expect(await store.repos.audit.recent(10, { action: 'token-signing-key.rotate' })).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
+  });
+});
