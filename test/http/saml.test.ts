@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { makeKeyAndCert } from '../support/certs';
+import { createApp } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
 import {
   ACS_URL,
@@ -83,6 +84,16 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
   test('response and assertion both signed is accepted', async () => {
     const started = await startSignIn(f);
     expect((await postToAcs(f, await idpAnswer(f, started, alice, { sign: 'both' }))).status).toBe(303);
+  });
+
+  test('two replicas on one database: sign-in started on one completes on the other, replay refused on either', async () => {
+    const replicaB = createApp(f);
+    const started = await startSignIn(f); // replica A (f.app)
+    const answer = await idpAnswer(f, started, alice);
+    const onB = await request(replicaB).post('/auth/saml/acs').type('form').send({ SAMLResponse: answer });
+    expect(onB.status).toBe(303);
+    expect((await postToAcs(f, answer)).status).toBe(403);
+    expect((await request(replicaB).post('/auth/saml/acs').type('form').send({ SAMLResponse: answer })).status).toBe(403);
   });
 
   test('a desktop client with a loopback redirect on any port', async () => {
