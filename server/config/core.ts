@@ -29,6 +29,8 @@ export const coreEnv = z.object({
   CS_PKCS11_MODULE: z.string().min(1).optional(),
   CS_PKCS11_PIN: z.string().min(1).optional(),
   CS_PKCS11_PIN_FILE: z.string().min(1).optional(),
+  CS_PKCS11_TOKEN: z.string().min(1).optional(),
+  CS_PKCS11_SESSIONS: z.coerce.number().int().min(1).max(64).optional(),
 });
 
 /** Settings whose values must never appear in a message. */
@@ -60,7 +62,7 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
           masterKeyFile: e.CS_LOCAL_MASTER_KEY_FILE ?? join(e.CS_DATA_DIR, 'master.key'),
           createMasterKey: e.CS_LOCAL_CREATE_MASTER_KEY ?? embedded,
         },
-        pkcs11: { module: e.CS_PKCS11_MODULE, pin: e.CS_PKCS11_PIN, pinFile: e.CS_PKCS11_PIN_FILE },
+        pkcs11: { module: e.CS_PKCS11_MODULE, pin: e.CS_PKCS11_PIN, pinFile: e.CS_PKCS11_PIN_FILE, token: e.CS_PKCS11_TOKEN, sessions: e.CS_PKCS11_SESSIONS },
       } as Record<string, Record<string, unknown>>,
     },
     keys: { userKeyAlgorithm: e.CS_USER_KEY_ALGORITHM as UserKeyAlgorithm },

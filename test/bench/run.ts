@@ -1,10 +1,16 @@
 import { benchCore } from './core-bench';
+import { benchPkcs11 } from './pkcs11-bench';
+import { benchPkcs11KeyService } from './pkcs11-key-service-bench';
 import { printFigures } from './measure';
 
 /** `npm run bench`: prints figures for this machine. Benchmarks measure; they never assert. */
 async function main(): Promise<void> {
   console.log(`# Crypto Server benchmarks — node ${process.version}, ${new Date().toISOString()}`);
   printFigures('Key service (local adapter) and bare primitives', await benchCore());
+  printFigures('Key service (PKCS#11 adapter, SoftHSM2)', await benchPkcs11KeyService());
+  const p = await benchPkcs11();
+  console.log('\n## PKCS#11 adapter vs bare pkcs11js (SoftHSM2)');
+  console.log(`| adapter unwraps/s (4 in flight) | bare C_DecryptInit+C_Decrypt/s (the limit) |\n|---:|---:|\n| ${p.unwrapsPerSecond.toFixed(0)} | ${p.rawUnwrapsPerSecond.toFixed(0)} |`);
 }
 
 main().catch((err) => {

@@ -236,3 +236,31 @@ describe('pkcs11 adapter configuration', () => {
     expect(err.message).not.toContain('secret-9');
   });
 });
+
+describe('key service on the HSM, configured through CS_* settings', () => {
+  test('users provisioned under a pkcs11: KEK open only for their owner; per-user KEKs are created in the token', async () => {
+    const { createTestContext } = await import('../support/context.js');
+    const setup = await open();
+    const kekUri = await setup.createKey('e2e-shared');
+    await setup.close();
+    const env = { CS_KEK_URI: kekUri, CS_PKCS11_MODULE: hsm.module, CS_PKCS11_PIN: hsm.pin, CS_PKCS11_TOKEN: 'cs-main' };
+    const t = await createTestContext('sqlite', env);
+    try {
+      const a = await t.keys.provisionUser({ userName: 'hsm-a' }, { actor: 'test' });
+      const b = await t.keys.provisionUser({ userName: 'hsm-b' }, { actor: 'test' });
+      expect(a.keys.kekUri).toBe(kekUri);
+      expect(await t.keys.unwrapPasswordKey(a.id, { actor: 'test' })).toHaveLength(32);
+      await expect(t.keys.unwrapPasswordKey(b.id, { actor: 'test' }, a.keys.wrappedPasswordKey)).rejects.toBeInstanceOf(UnwrapRefusedError);
+    } finally {
+      await t.cleanup();
+    }
+    const p = await createTestContext('sqlite', { ...env, CS_KEK_MODE: 'per-user' });
+    try {
+      const u = await p.keys.provisionUser({ userName: 'hsm-own' }, { actor: 'test' });
+      expect(u.keys.kekUri).toMatch(/^pkcs11:token=cs-main;object=user-[0-9a-f-]{36};type=secret-key$/);
+      expect(await p.keys.unwrapPasswordKey(u.id, { actor: 'test' })).toHaveLength(32);
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
