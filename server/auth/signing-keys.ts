@@ -36,6 +36,8 @@ interface Loaded {
 export class SigningKeyService {
   private loaded?: Loaded;
   private loading?: Promise<Loaded>;
+  /** One automatic rotation at a time in this process (concurrent first requests share it). */
+  private autoRotation?: Promise<unknown>;
 
   constructor(
     private readonly store: Store,
@@ -85,7 +87,10 @@ export class SigningKeyService {
     let view = await this.view();
     const maxAgeMs = this.options.rotationDays * 86_400_000;
     if (!view.active || this.clock().getTime() - Date.parse(view.active.createdAt) >= maxAgeMs) {
-      await this.rotate(ctx);
+      this.autoRotation ??= this.rotate(ctx).finally(() => {
+        this.autoRotation = undefined;
+      });
+      await this.autoRotation;
       view = await this.view(true);
     }
     if (!view.active) throw new Error('no active token-signing key after rotation');

@@ -6,6 +6,8 @@ import { rotateSigningKey } from '../../server/cli/signing-keys';
 import { migrate } from '../../server/cli/migrate';
 import { openStore } from '../../server/boot';
 import { loadConfig } from '../../server/config';
+import { SigningKeyService } from '../../server/auth/signing-keys';
+import { createTestContext } from '../support/context';
 
 describe('crypto-server signing-keys rotate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-sk-'));
@@ -27,6 +29,21 @@ describe('crypto-server signing-keys rotate', () => {
       expect(await store.repos.audit.recent(10, { action: 'token-signing-key.rotate' })).toHaveLength(2);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('automatic first key', () => {
+  test('concurrent first requests in one process create one key', async () => {
+    const ctx = await createTestContext('sqlite');
+    try {
+      const s = new SigningKeyService(ctx.store, ctx.kms, { kekUri: ctx.config.kms.kekUri, rotationDays: 30, tokenTtlSeconds: 300 });
+      const keys = await Promise.all(Array.from({ length: 5 }, () => s.signingKey({ actor: 'test' })));
+      expect(new Set(keys.map((k) => k.kid)).size).toBe(1);
+      expect(await ctx.store.repos.audit.recent(10, { action: 'token-signing-key.rotate' })).toHaveLength(1);
+      expect((await s.jwks()).keys).toHaveLength(1);
+    } finally {
+      await ctx.cleanup();
     }
   });
 });
