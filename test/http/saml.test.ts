@@ -141,6 +141,18 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
   test('not-yet-valid assertion', () => attack({ notBeforeSec: 600, notOnOrAfterSec: 1200 }, /not yet valid/i));
   test('XML with a DOCTYPE and entities', () => attack({ doctype: true }, /DOCTYPE/));
 
+  test('comment injection in the NameID (alice@example.com<!---->.evil.example) does not become alice', async () => {
+    const started = await startSignIn(f);
+    const xml = Buffer.from(await idpAnswer(f, started, { nameId: 'alice@example.com.evil.example' }), 'base64').toString('utf8');
+    // Comments are outside the signature (exclusive c14n without comments): the signature still verifies.
+    const injected = xml.replace('>alice@example.com.evil.example<', '>alice@example.com<!---->.evil.example<');
+    expect(injected).not.toBe(xml);
+    const res = await postToAcs(f, Buffer.from(injected).toString('base64'));
+    expect(res.status).toBe(403);
+    const ev = (await auditOf(f, 'saml.login'))[0];
+    expect(JSON.parse(ev.detail!)).toMatchObject({ nameId: 'alice@example.com.evil.example', reason: 'no provisioned user matches' });
+  });
+
   test('replayed response (InResponseTo used twice)', async () => {
     const started = await startSignIn(f);
     const answer = await idpAnswer(f, started, alice);
