@@ -11,6 +11,20 @@ const NS_SAML = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const NS_SAMLP = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
 
+const NS_DSIG = 'http://www.w3.org/2000/09/xmldsig#';
+/** SHA-1 (and HMAC) signature and reference digest methods: collisions are practical; no current IdP needs them. */
+const WEAK_SIGNATURE = new Set([`${NS_DSIG}rsa-sha1`, `${NS_DSIG}dsa-sha1`, `${NS_DSIG}hmac-sha1`]);
+const WEAK_DIGEST = `${NS_DSIG}sha1`;
+
+/** True when a visible XML signature uses SHA-1 (an OAEP key-transport digest is not a signature). */
+function weakSignature(xml: string): boolean {
+  const doc = parse(xml);
+  if (!doc) return false; // malformed: node-saml refuses it with its own reason
+  const list = (local: string) => Array.from(doc.getElementsByTagNameNS(NS_DSIG, local) as unknown as ArrayLike<Element>);
+  if (list('SignatureMethod').some((e) => WEAK_SIGNATURE.has(e.getAttribute('Algorithm') ?? ''))) return true;
+  return list('DigestMethod').some((e) => (e.parentNode as Element | null)?.localName === 'Reference' && e.getAttribute('Algorithm') === WEAK_DIGEST);
+}
+
 /** Largest SAMLResponse accepted (base64 characters). */
 export const MAX_SAML_RESPONSE_LENGTH = 256 * 1024;
 
@@ -25,6 +39,7 @@ export function decodeSamlResponse(samlResponse: unknown): { xml: string } | { p
   }
   const xml = raw.toString('utf8');
   if (/<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)/i.test(xml)) return { problem: 'the SAMLResponse contains a DOCTYPE or entity declaration' };
+  if (weakSignature(xml)) return { problem: 'the SAMLResponse is signed with SHA-1; configure the IdP to sign with SHA-256' };
   return { xml };
 }
 

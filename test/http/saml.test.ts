@@ -140,6 +140,7 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
   test('expired assertion', () => attack({ notBeforeSec: -1200, notOnOrAfterSec: -600 }, /expired|subject confirmation/i));
   test('not-yet-valid assertion', () => attack({ notBeforeSec: 600, notOnOrAfterSec: 1200 }, /not yet valid/i));
   test('XML with a DOCTYPE and entities', () => attack({ doctype: true }, /DOCTYPE/));
+  test('SHA-1 signature (otherwise valid)', () => attack({ sha1: true }, /SHA-1/));
 
   test('comment injection in the NameID (alice@example.com<!---->.evil.example) does not become alice', async () => {
     const started = await startSignIn(f);

@@ -58,6 +58,8 @@ export interface ResponseOptions {
   notOnOrAfterSec?: number;
   /** Which elements carry an XML signature (default 'assertion'). */
   sign?: 'assertion' | 'response' | 'both' | 'none';
+  /** Sign with RSA-SHA1 and a SHA-1 digest (legacy IdPs). */
+  sha1?: boolean;
   /** Sign with another key pair (e.g. an attacker's, or the IdP's next certificate). */
   signWith?: KeyAndCert;
   /** Change the NameID after signing, so the digest no longer matches. */
@@ -196,7 +198,7 @@ export class TestIdp {
     }
 
     const assertion = this.assertionXml(o, o.user, issuer);
-    let assertionPart = sign === 'assertion' || sign === 'both' ? signElement(assertion.xml, assertion.id, signer) : assertion.xml;
+    let assertionPart = sign === 'assertion' || sign === 'both' ? signElement(assertion.xml, assertion.id, signer, o.sha1) : assertion.xml;
     if (o.encryptFor) {
       const encrypted = await new Promise<string>((resolve, reject) =>
         xmlenc.encrypt(
@@ -233,7 +235,7 @@ export class TestIdp {
       body = status + assertionPart;
     }
     let xml = head + body + `</samlp:Response>`;
-    if (sign === 'response' || sign === 'both') xml = signElement(xml, responseId, signer);
+    if (sign === 'response' || sign === 'both') xml = signElement(xml, responseId, signer, o.sha1);
     if (o.tamper) {
       xml = xml.replace(`>${esc(o.user.nameId)}</saml:NameID>`, `>${esc(o.tamper)}</saml:NameID>`);
     }
@@ -321,16 +323,16 @@ function pemBody(pem: string): string {
 }
 
 /** Enveloped XML-DSig (RSA-SHA256, exclusive c14n) of the element with `id`, placed after its Issuer. */
-function signElement(xml: string, id: string, keys: KeyAndCert): string {
+function signElement(xml: string, id: string, keys: KeyAndCert, sha1 = false): string {
   const sig = new SignedXml({
     privateKey: keys.key,
     publicCert: keys.cert,
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    signatureAlgorithm: sha1 ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
     canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
   });
   sig.addReference({
     xpath: `//*[@ID='${id}']`,
-    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    digestAlgorithm: sha1 ? 'http://www.w3.org/2000/09/xmldsig#sha1' : 'http://www.w3.org/2001/04/xmlenc#sha256',
     transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
   });
   sig.computeSignature(xml, {
