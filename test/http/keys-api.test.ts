@@ -119,3 +119,31 @@ describe.each(testDatabaseNames())('key API on %s', (kind) => {
     expect(all).not.toContain(res.body.passwordKey);
   });
 });
+
+describe('refusals before the key service are audited too', () => {
+  let f: AuthFixture;
+  let token: string;
+  beforeAll(async () => {
+    f = await createAuthFixture('sqlite');
+    await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
+    token = await signInForToken(f, { nameId: 'alice@example.com' });
+  });
+  afterAll(async () => {
+    await f?.cleanupAll();
+  });
+
+  test('invalid body, oversized body, non-form token request, oversized SAML post', async () => {
+    const bad = await request(f.app).post('/api/keys/data-keys/wrap').set('Authorization', `Bearer ${token}`).send({ key: '***' });
+    expect(bad.status).toBe(400);
+    expect((await auditOf(f, 'key-api.request'))[0]).toMatchObject({ outcome: 'refused' });
+    const big = await request(f.app).post('/api/keys/password-key/unwrap').set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: 'x'.repeat(300 * 1024) });
+    expect(big.status).toBe(413);
+    expect(JSON.parse((await auditOf(f, 'key-api.request'))[0].detail!)).toMatchObject({ error: 'payload_too_large' });
+    const json = await request(f.app).post('/oauth/token').send({ grant_type: 'authorization_code' });
+    expect(json.status).toBe(400);
+    expect(JSON.parse((await auditOf(f, 'oauth.token'))[0].detail!)).toMatchObject({ reason: 'not form-encoded' });
+    const huge = await request(f.app).post('/auth/saml/acs').type('form').send({ SAMLResponse: 'A'.repeat(400 * 1024) });
+    expect(huge.status).toBe(413);
+    expect(JSON.parse((await auditOf(f, 'saml.login'))[0].detail!)).toMatchObject({ error: 'payload_too_large' });
+  });
+});

@@ -5,6 +5,7 @@ import type { AuthServices } from '../../auth';
 import type { OpContext } from '../../keys/types';
 import { ValidationError } from '../../errors';
 import { corsAllowList } from '../cors';
+import { auditRefusals } from '../audit-refusals';
 
 /**
  * The signed-in user's key API (Bearer access token). Identity comes only from the verified token:
@@ -63,7 +64,17 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.use('/api/keys', express.json({ limit: deps.config.server.maxBodyBytes, strict: true }));
 
   const ctxOf = (req: Request): OpContext => ({ actor: `user:${req.caller!.userId}`, requestId: req.requestId });
-  const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+  // Refusals the key service records itself (inactive user, unwrap refused, KMS errors) are not
+  // repeated here; a body that fails validation never reached it, so it is recorded here.
+  const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
+    fn(req, res).catch(async (err: unknown) => {
+      if (err instanceof ValidationError) {
+        await deps.store.repos.audit
+          .append({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path } })
+          .catch(() => undefined);
+      }
+      next(err);
+    });
 
   r.get(
     '/api/keys/me',
@@ -116,5 +127,6 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
       sendKeys(res, { key: key.toString('base64url') }, [key]);
     }),
   );
+  r.use('/api/keys', auditRefusals(deps.store, 'key-api.request'));
   return r;
 }

@@ -7,6 +7,7 @@ import { BadRequestError, InternalError } from '../../errors';
 import { corsAllowList } from '../cors';
 import { logError, toAppError } from '../problem';
 import { signInErrorPage } from '../sign-in-page';
+import { auditRefusals } from '../audit-refusals';
 
 /**
  * OAuth 2.0 authorization code flow with PKCE (RFC 6749, RFC 7636, RFC 8252):
@@ -20,6 +21,7 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.get('/oauth/authorize', async (req, res, next) => {
     try {
       if (['SAMLRequest', 'SAMLResponse', 'RelayState'].some((k) => k in req.query)) {
+        await deps.store.repos.audit.append({ ...ctxOf(req), action: 'oauth.authorize', outcome: 'refused', detail: { error: 'invalid_request', reason: 'SAML parameters on authorize' } });
         throw new AuthorizeRefusedError('invalid_request', 'SAML parameters are not accepted on the authorize endpoint');
       }
       const result = await auth.signIn.checkAuthorize(req.query as Record<string, unknown>, ctxOf(req));
@@ -42,13 +44,17 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.use('/oauth/token', corsAllowList(deps.config.auth.cors));
   r.post('/oauth/token', express.urlencoded({ extended: false, limit: 16 * 1024, parameterLimit: 16 }), async (req, res, next) => {
     try {
-      if (!req.is('application/x-www-form-urlencoded')) throw new OAuthError('invalid_request', 'the token request must be application/x-www-form-urlencoded');
+      if (!req.is('application/x-www-form-urlencoded')) {
+        await deps.store.repos.audit.append({ ...ctxOf(req), action: 'oauth.token', outcome: 'refused', detail: { error: 'invalid_request', reason: 'not form-encoded' } });
+        throw new OAuthError('invalid_request', 'the token request must be application/x-www-form-urlencoded');
+      }
       const token = await auth.signIn.redeemCode((req.body ?? {}) as Record<string, unknown>, ctxOf(req), req.headers.origin);
       res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' }).json(token);
     } catch (err) {
       next(err);
     }
   });
+  r.use('/oauth/token', auditRefusals(deps.store, 'oauth.token'));
   r.use('/oauth/token', tokenErrors(deps));
   return r;
 }

@@ -6,6 +6,7 @@ import { SamlRefusedError } from '../../auth/errors';
 import { decodeSamlResponse, MAX_SAML_RESPONSE_LENGTH } from '../../auth/saml-checks';
 import type { Profile } from '@node-saml/node-saml';
 import { signInErrorPage } from '../sign-in-page';
+import { auditRefusals } from '../audit-refusals';
 
 /**
  * SAML 2.0 SP endpoints: metadata for the administrator, and the assertion consumer (HTTP-POST
@@ -56,6 +57,7 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
     },
   );
 
+  r.use('/auth/saml/acs', auditRefusals(deps.store, 'saml.login'));
   r.use('/auth/saml', signInErrorPage(deps.log));
   return r;
 }
