@@ -11,6 +11,10 @@ import { UnknownKekError } from '../server/errors';
 export const ADAPTER_MODULES: Readonly<Record<string, () => Promise<{ createAdapter: AdapterFactory }>>> = {
   local: () => import('./local.js'),
   pkcs11: () => import('./pkcs11.js'),
+  'aws-kms': () => import('./aws-kms.js'),
+  'gcp-kms': () => import('./gcp-kms.js'),
+  'azure-kv': () => import('./azure-kv.js'),
+  'vault-transit': () => import('./vault-transit.js'),
 };
 
 export interface RegistryConfig {

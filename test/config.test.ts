@@ -55,6 +55,15 @@ describe('configuration', () => {
     expect(msg).not.toContain(secret);
   });
 
+  test('cloud KMS and Vault settings reach their adapters; Vault secrets are never echoed', () => {
+    const c = loadConfig({ CS_VAULT_TOKEN: 's.secret', CS_VAULT_NAMESPACE: 'team-a', CS_KMS_TIMEOUT_MS: '2500', CS_AWS_KMS_ENDPOINT: 'https://kms.internal:4443' });
+    expect(c.kms.adapters['vault-transit']).toMatchObject({ token: 's.secret', namespace: 'team-a', timeoutMs: 2500 });
+    expect(c.kms.adapters['aws-kms']).toMatchObject({ endpoint: 'https://kms.internal:4443', timeoutMs: 2500 });
+    expect(() => loadConfig({ CS_VAULT_SCHEME: 'ftp', CS_VAULT_SECRET_ID: '' })).toThrow(/CS_VAULT_SCHEME/);
+    expect(() => loadConfig({ CS_KMS_TIMEOUT_MS: '-1' })).toThrow(/CS_KMS_TIMEOUT_MS/);
+    expect(() => loadConfig({ CS_GCP_KMS_KEY_RING: 'ring' })).toThrow(/CS_GCP_KMS_KEY_RING: must be projects\/P/);
+  });
+
   test('empty variables count as unset', () => {
     expect(loadConfig({ CS_PORT: '' }).server.port).toBe(8080);
   });

@@ -1,3 +1,5 @@
+import { ConflictError } from '../errors';
+
 /**
  * Recognises unique-constraint violations from the three drivers, so the database (not code)
  * enforces uniqueness and we still answer a clean 409. Returns the violated constraint's name.
@@ -20,4 +22,16 @@ export function conflictingAttribute(constraint: string): string {
   if (/display_name/.test(constraint)) return 'displayName';
   if (/external_id/.test(constraint)) return 'externalId';
   return 'id';
+}
+
+/** Runs a write and turns a unique-constraint violation into a ConflictError naming the attribute. */
+export async function mappingUniqueness<T>(resource: 'user' | 'group', write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    const c = uniqueViolation(err);
+    if (!c) throw err;
+    const target = conflictingAttribute(c);
+    throw new ConflictError(`a ${resource} with this ${target} already exists`, { target });
+  }
 }

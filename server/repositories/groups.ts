@@ -1,20 +1,15 @@
 import type { EntityManager } from 'typeorm';
 import { GroupEntity, GroupKeysEntity, GroupMemberEntity, type GroupKeysRow, type GroupMemberRow, type GroupRow } from '../../entities';
-import { conflictingAttribute, uniqueViolation } from './db-errors';
-import { ConflictError } from '../errors';
+import { mappingUniqueness } from './db-errors';
 
 export class GroupsRepository {
   constructor(private readonly m: EntityManager) {}
 
   async insert(group: GroupRow, keys: GroupKeysRow): Promise<void> {
-    try {
+    await mappingUniqueness('group', async () => {
       await this.m.insert(GroupEntity, group);
       await this.m.insert(GroupKeysEntity, keys);
-    } catch (err) {
-      const c = uniqueViolation(err);
-      if (c) throw new ConflictError(`a group with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
-      throw err;
-    }
+    });
   }
 
   findById(id: string): Promise<GroupRow | null> {
@@ -26,18 +21,14 @@ export class GroupsRepository {
   }
 
   async update(id: string, patch: Partial<Omit<GroupRow, 'id' | 'version' | 'createdAt'>>, now: string): Promise<void> {
-    try {
-      await this.m
+    await mappingUniqueness('group', () =>
+      this.m
         .createQueryBuilder()
         .update(GroupEntity)
         .set({ ...patch, updatedAt: now, version: () => 'version + 1' })
         .where('id = :id', { id })
-        .execute();
-    } catch (err) {
-      const c = uniqueViolation(err);
-      if (c) throw new ConflictError(`a group with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
-      throw err;
-    }
+        .execute(),
+    );
   }
 
   async delete(id: string): Promise<void> {

@@ -1,20 +1,15 @@
 import type { EntityManager } from 'typeorm';
 import { UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../../entities';
-import { conflictingAttribute, uniqueViolation } from './db-errors';
-import { ConflictError } from '../errors';
+import { mappingUniqueness } from './db-errors';
 
 export class UsersRepository {
   constructor(private readonly m: EntityManager) {}
 
   async insert(user: UserRow, keys: UserKeysRow): Promise<void> {
-    try {
+    await mappingUniqueness('user', async () => {
       await this.m.insert(UserEntity, user);
       await this.m.insert(UserKeysEntity, keys);
-    } catch (err) {
-      const c = uniqueViolation(err);
-      if (c) throw new ConflictError(`a user with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
-      throw err;
-    }
+    });
   }
 
   findById(id: string): Promise<UserRow | null> {
@@ -36,18 +31,14 @@ export class UsersRepository {
 
   /** Applies a partial update and bumps version/updatedAt; maps uniqueness to ConflictError. */
   async update(id: string, patch: Partial<Omit<UserRow, 'id' | 'version' | 'createdAt'>>, now: string): Promise<void> {
-    try {
-      await this.m
+    await mappingUniqueness('user', () =>
+      this.m
         .createQueryBuilder()
         .update(UserEntity)
         .set({ ...patch, updatedAt: now, version: () => 'version + 1' })
         .where('id = :id', { id })
-        .execute();
-    } catch (err) {
-      const c = uniqueViolation(err);
-      if (c) throw new ConflictError(`a user with this ${conflictingAttribute(c)} already exists`, { target: conflictingAttribute(c) });
-      throw err;
-    }
+        .execute(),
+    );
   }
 
   /** Hard delete; user_keys and group_members follow by ON DELETE CASCADE. */
