@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 import { createAuthServices } from '../auth';
 import { samlRoutes } from './routes/saml';
 import { oauthRoutes } from './routes/oauth';
@@ -30,6 +31,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext);
   app.use(helmet());
   app.use(healthRoutes(deps));
+  app.use(metricsRoutes());
   const auth = createAuthServices(deps);
   app.use(samlRoutes(deps, auth));
   app.use(oauthRoutes(deps, auth));

@@ -32,6 +32,12 @@ describe('health and error responses', () => {
     expect(JSON.stringify(r.body)).not.toContain('hsm.internal');
   });
 
+  test('GET /metrics serves Prometheus text with process metrics', async () => {
+    const r = await request(ctx.app).get('/metrics').expect(200);
+    expect(r.headers['content-type']).toMatch(/text\/plain/);
+    expect(r.text).toMatch(/crypto_server_process_cpu_user_seconds_total/);
+  });
+
   test('unknown routes answer problem+json 404', async () => {
     const r = await request(ctx.app).get('/nope').expect(404);
     expect(r.headers['content-type']).toMatch(/application\/problem\+json/);
