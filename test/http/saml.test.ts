@@ -255,6 +255,18 @@ describe('SAML user mapping by attribute', () => {
     expect((await postToAcs(f, await idpAnswer(f, s2, { nameId: 'x', attributes: { email: 'dave@example.com' } }))).status).toBe(403);
   });
 
+  test('clock skew is configurable: 30 s past NotOnOrAfter passes with the default 60 s, fails with 0', async () => {
+    f = await createAuthFixture('sqlite');
+    await f.keys.provisionUser({ userName: 'gina@example.com' }, { actor: 'test' });
+    const s1 = await startSignIn(f);
+    expect((await postToAcs(f, await idpAnswer(f, s1, { nameId: 'gina@example.com' }, { notBeforeSec: -300, notOnOrAfterSec: -30 }))).status).toBe(303);
+    await f.cleanupAll();
+    f = await createAuthFixture('sqlite', { CS_SAML_CLOCK_SKEW_MS: '0' });
+    await f.keys.provisionUser({ userName: 'gina@example.com' }, { actor: 'test' });
+    const s2 = await startSignIn(f);
+    expect((await postToAcs(f, await idpAnswer(f, s2, { nameId: 'gina@example.com' }, { notBeforeSec: -300, notOnOrAfterSec: -30 }))).status).toBe(403);
+  });
+
   test('unsolicited responses, when allowed, still cannot hand out a code', async () => {
     f = await createAuthFixture('sqlite', { CS_SAML_ALLOW_UNSOLICITED: 'true' });
     await f.keys.provisionUser({ userName: 'erin@example.com' }, { actor: 'test' });
