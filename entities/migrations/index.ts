@@ -1,4 +1,5 @@
 import { InitialSchema1763770000000 } from './1763770000000-initial-schema';
+import { SignInState1763780000000 } from './1763780000000-sign-in-state';
 
 /** Every migration, in order. Append new ones; never edit or reorder released ones. */
-export const MIGRATIONS = [InitialSchema1763770000000];
+export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000];

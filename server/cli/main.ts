@@ -6,6 +6,7 @@ import { registerKeks } from './keks';
 import { ConfigError } from '../errors';
 import { describeFailure } from './failure';
 import { registerDoctor } from './doctor';
+import { registerSigningKeys } from './signing-keys';
 
 export { describeFailure };
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerKeks(program);
   registerDoctor(program);
+  registerSigningKeys(program);
   return program;
 }
 

@@ -4,6 +4,8 @@ import { UsersRepository } from './users';
 import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
 import { AuditRepository } from './audit';
+import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
+import { UserLookupRepository } from './user-lookup';
 
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
@@ -12,6 +14,10 @@ export class Repos {
   readonly memberships: MembershipsRepository;
   readonly keks: KeksRepository;
   readonly audit: AuditRepository;
+  readonly samlRequests: SamlRequestsRepository;
+  readonly authCodes: AuthCodesRepository;
+  readonly signingKeys: SigningKeysRepository;
+  readonly userLookup: UserLookupRepository;
 
   constructor(readonly manager: EntityManager) {
     this.users = new UsersRepository(manager);
@@ -19,6 +25,10 @@ export class Repos {
     this.memberships = new MembershipsRepository(manager);
     this.keks = new KeksRepository(manager);
     this.audit = new AuditRepository(manager);
+    this.samlRequests = new SamlRequestsRepository(manager);
+    this.authCodes = new AuthCodesRepository(manager);
+    this.signingKeys = new SigningKeysRepository(manager);
+    this.userLookup = new UserLookupRepository(manager);
   }
 }
 

@@ -4,6 +4,7 @@ import { boot, openStore } from '../../server/boot';
 import type { Store } from '../../server/repositories/store';
 import { ConfigError, ConflictError } from '../../server/errors';
 import { nowIso } from '../../entities/columns';
+import { MIGRATIONS } from '../../entities/migrations/index';
 import { UserEntity, type UserRow } from '../../entities';
 import { testDatabaseNames, DATABASE_FACTORIES, type TestDatabase } from '../support/databases';
 
@@ -35,7 +36,7 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
   });
 
   test('migrations apply once and are idempotent', async () => {
-    expect(await store.migrate()).toEqual(['InitialSchema1763770000000']);
+    expect(await store.migrate()).toEqual(MIGRATIONS.map((M) => new M().name));
     expect(await store.migrate()).toEqual([]);
     expect(await store.hasPendingMigrations()).toBe(false);
   });
