@@ -5,6 +5,7 @@ export * from './group-keys';
 export * from './group-member';
 export * from './kek';
 export * from './audit-event';
+export * from './auth';
 export * from './scim';
 import { UserEntity } from './user';
 import { UserKeysEntity } from './user-keys';
@@ -13,7 +14,8 @@ import { GroupKeysEntity } from './group-keys';
 import { GroupMemberEntity } from './group-member';
 import { KekEntity } from './kek';
 import { AuditEventEntity } from './audit-event';
+import { AuthCodeEntity, SamlRequestEntity, SigningKeyEntity } from './auth';
 import { SCIM_ENTITIES } from './scim';
 
 /** Every entity the data source knows. New entities are added here, one line each. */
-export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, KekEntity, AuditEventEntity, ...SCIM_ENTITIES];
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES];

@@ -1,5 +1,6 @@
 import { InitialSchema1763770000000 } from './1763770000000-initial-schema';
+import { SignInState1763780000000 } from './1763780000000-sign-in-state';
 import { Scim1763800000000 } from './1763800000000-scim';
 
 /** Every migration, in order. Append new ones; never edit or reorder released ones. */
-export const MIGRATIONS = [InitialSchema1763770000000, Scim1763800000000];
+export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000];

@@ -6,6 +6,7 @@ import { registerKeks } from './keks';
 import { ConfigError } from '../errors';
 import { describeFailure } from './failure';
 import { registerDoctor } from './doctor';
+import { registerSigningKeys } from './signing-keys';
 import { registerToken } from './token';
 import { registerOutbox } from './outbox';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerKeks(program);
   registerDoctor(program);
+  registerSigningKeys(program);
   registerToken(program);
   registerOutbox(program);
   return program;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { coreConfig, coreEnv, SECRET_SETTINGS as CORE_SECRETS } from './core';
 import { kmsAdapterSettings, kmsEnv, KMS_SECRET_SETTINGS } from './kms';
+import { authConfigFrom, authEnvSchema } from './auth';
 import { ConfigError } from '../errors';
 import { scimConfig, scimEnv, SCIM_SECRET_SETTINGS } from './scim';
 
@@ -10,7 +11,7 @@ import { scimConfig, scimEnv, SCIM_SECRET_SETTINGS } from './scim';
  * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
  * Each section adds its env schema and its mapper here, one line each.
  */
-const envSchema = coreEnv.extend(kmsEnv.shape).extend(scimEnv.shape);
+const envSchema = coreEnv.extend(kmsEnv.shape).extend(authEnvSchema.shape).extend(scimEnv.shape);
 
 const SECRET_SETTINGS = new Set([...CORE_SECRETS, ...KMS_SECRET_SETTINGS, ...SCIM_SECRET_SETTINGS]);
 
@@ -21,6 +22,7 @@ function build(e: Env) {
   return {
     ...core,
     kms: { ...core.kms, adapters: { ...core.kms.adapters, ...kmsAdapterSettings(e) } },
+    auth: authConfigFrom(e),
     ...scimConfig(e),
   };
 }

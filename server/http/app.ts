@@ -9,6 +9,11 @@ import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
+import { createAuthServices } from '../auth';
+import { samlRoutes } from './routes/saml';
+import { oauthRoutes } from './routes/oauth';
+import { jwksRoutes } from './routes/jwks';
+import { keysApiRoutes } from './routes/keys-api';
 import { scimRouter } from '../../scim/router';
 
 export interface AppDeps {
@@ -28,6 +33,11 @@ export function createApp(deps: AppDeps): Express {
   app.use(helmet());
   app.use(healthRoutes(deps));
   app.use(metricsRoutes());
+  const auth = createAuthServices(deps);
+  app.use(samlRoutes(deps, auth));
+  app.use(oauthRoutes(deps, auth));
+  app.use(jwksRoutes(deps, auth));
+  app.use(keysApiRoutes(deps, auth));
   app.use('/scim/v2', scimRouter(deps));
   app.use(notFound);
   app.use(problemHandler(deps.log));

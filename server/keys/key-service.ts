@@ -321,7 +321,7 @@ export class KeyService {
     }
     if (recordSuccess) {
       try {
-        await this.store.repos.audit.append({ ...ctx, ...e, outcome: 'success' });
+        await this.store.writeNow((t) => t.audit.append({ ...ctx, ...e, outcome: 'success' }));
       } catch (err) {
         if (Buffer.isBuffer(result)) result.fill(0); // never return a key whose use was not recorded
         throw err;
@@ -333,7 +333,7 @@ export class KeyService {
   private async auditFailure(ctx: OpContext, e: { action: string; targetType: string; targetId: string; kekUri?: string }, err: unknown): Promise<void> {
     const code = err instanceof AppError ? err.code : 'internal_error';
     const outcome = err instanceof AppError && err.kind === 'user' ? 'refused' : 'failure';
-    await this.store.repos.audit.append({ ...ctx, ...e, outcome, detail: { error: code } }).catch(() => undefined);
+    await this.store.writeRegardless((t) => t.audit.append({ ...ctx, ...e, outcome, detail: { error: code } })).catch(() => undefined);
   }
 
   /** Shared KEK, or a new per-user KEK recorded as pending before any use. */
@@ -343,7 +343,7 @@ export class KeyService {
     const adapter = this.kms.forUri(shared);
     if (!adapter.createKey) throw new BadRequestError(`CS_KEK_MODE=per-user needs an adapter that can create keys; ${adapter.scheme} cannot`);
     const uri = await adapter.createKey(`${ownerType}-${ownerId}`);
-    await this.store.repos.keks.insert({ uri, scheme: schemeOf(uri) ?? adapter.scheme, ownerType, ownerId, state: 'pending', createdAt: nowIso() });
+    await this.store.writeNow((t) => t.keks.insert({ uri, scheme: schemeOf(uri) ?? adapter.scheme, ownerType, ownerId, state: 'pending', createdAt: nowIso() }));
     return uri;
   }
 }

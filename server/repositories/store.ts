@@ -1,8 +1,11 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 import { UsersRepository } from './users';
 import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
 import { AuditRepository } from './audit';
+import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
+import { UserLookupRepository } from './user-lookup';
 
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
@@ -11,6 +14,10 @@ export class Repos {
   readonly memberships: MembershipsRepository;
   readonly keks: KeksRepository;
   readonly audit: AuditRepository;
+  readonly samlRequests: SamlRequestsRepository;
+  readonly authCodes: AuthCodesRepository;
+  readonly signingKeys: SigningKeysRepository;
+  readonly userLookup: UserLookupRepository;
 
   constructor(readonly manager: EntityManager) {
     this.users = new UsersRepository(manager);
@@ -18,13 +25,23 @@ export class Repos {
     this.memberships = new MembershipsRepository(manager);
     this.keks = new KeksRepository(manager);
     this.audit = new AuditRepository(manager);
+    this.samlRequests = new SamlRequestsRepository(manager);
+    this.authCodes = new AuthCodesRepository(manager);
+    this.signingKeys = new SigningKeysRepository(manager);
+    this.userLookup = new UserLookupRepository(manager);
   }
 }
 
 export class Store {
   readonly repos: Repos;
-  /** SQLite has one connection: transactions must not interleave on it, so they queue. */
+  /**
+   * SQLite has one connection: transactions must not interleave on it, so they queue. A write
+   * outside `transaction()` would land inside whichever transaction is open on that connection,
+   * so services write through `transaction()` even for a single row.
+   */
   private sqliteQueue: Promise<unknown> = Promise.resolve();
+  /** The transaction the current async call chain runs in, if any. */
+  private readonly current = new AsyncLocalStorage<Repos>();
 
   constructor(readonly dataSource: DataSource) {
     this.repos = new Repos(dataSource.manager);
@@ -35,11 +52,38 @@ export class Store {
   }
 
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
-    const run = () => this.dataSource.transaction((m) => fn(new Repos(m)));
+    const run = () =>
+      this.dataSource.transaction((m) => {
+        const tx = new Repos(m);
+        return this.current.run(tx, () => fn(tx));
+      });
     if (this.driver !== 'better-sqlite3') return run();
     const next = this.sqliteQueue.then(run, run);
     this.sqliteQueue = next.catch(() => undefined);
     return next;
+  }
+
+  private get insideSqliteTransaction(): Repos | undefined {
+    return this.driver === 'better-sqlite3' ? this.current.getStore() : undefined;
+  }
+
+  /**
+   * A write that must hold even if the caller's transaction rolls back (a failure's audit event).
+   * Inside a SQLite transaction it cannot run now without deadlocking the single connection, so it
+   * is queued to run right after that transaction ends.
+   */
+  async writeRegardless(fn: (tx: Repos) => Promise<unknown>): Promise<void> {
+    if (this.insideSqliteTransaction) {
+      void this.transaction(fn).catch(() => undefined);
+      return;
+    }
+    await this.transaction(fn);
+  }
+
+  /** A write committed before the caller goes on: on its own, or (SQLite) joining the open transaction. */
+  async writeNow(fn: (tx: Repos) => Promise<unknown>): Promise<void> {
+    const tx = this.insideSqliteTransaction;
+    await (tx ? fn(tx) : this.transaction(fn));
   }
 
   async ping(): Promise<void> {

@@ -1,10 +1,10 @@
-import { MIGRATIONS } from '../../entities/migrations/index';
 import pino from 'pino';
 import { loadConfig } from '../../server/config';
 import { boot, openStore } from '../../server/boot';
 import type { Store } from '../../server/repositories/store';
 import { ConfigError, ConflictError } from '../../server/errors';
 import { nowIso } from '../../entities/columns';
+import { MIGRATIONS } from '../../entities/migrations/index';
 import { UserEntity, type UserRow } from '../../entities';
 import { testDatabaseNames, DATABASE_FACTORIES, type TestDatabase } from '../support/databases';
 
@@ -36,7 +36,7 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
   });
 
   test('migrations apply once and are idempotent', async () => {
-    expect(await store.migrate()).toEqual(MIGRATIONS.map((m) => m.name));
+    expect(await store.migrate()).toEqual(MIGRATIONS.map((M) => new M().name));
     expect(await store.migrate()).toEqual([]);
     expect(await store.hasPendingMigrations()).toBe(false);
   });
@@ -69,6 +69,22 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
     expect(await store.repos.users.count()).toBe(before);
     expect(await store.repos.users.findKeys(id(20))).toBeNull();
     expect(await store.repos.audit.recent(10, { targetId: id(20) })).toHaveLength(0);
+  });
+
+  test('a failure record written during a transaction survives its rollback, without deadlock', async () => {
+    await expect(
+      store.transaction(async (t) => {
+        await t.audit.append({ actor: 't', action: 'rolled.back', outcome: 'success' });
+        await store.writeRegardless((w) => w.audit.append({ actor: 't', action: 'kept.inside', outcome: 'failure' }));
+        await new Promise((r) => setTimeout(r, 30));
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await store.writeRegardless((w) => w.audit.append({ actor: 't', action: 'kept.after', outcome: 'failure' }));
+    const actions = (await store.repos.audit.recent(5)).map((e) => e.action);
+    expect(actions).toContain('kept.inside');
+    expect(actions).toContain('kept.after');
+    expect(actions).not.toContain('rolled.back');
   });
 
   test('deleting a user removes their keys and memberships (foreign keys cascade)', async () => {

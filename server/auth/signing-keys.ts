@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import type { KmsRegistry } from '../../kms-adapters/registry';
+import type { BindingContext } from '../../kms-adapters/types';
+import type { Store } from '../repositories/store';
+import type { SigningKeyRow } from '../../entities';
+import type { OpContext } from '../keys/types';
+import { TOKEN_ALG, type VerificationKey } from './tokens';
+
+/**
+ * Access-token signing keys. The private JWK is wrapped by the KMS (purpose=token-signing-key,
+ * bound to its kid) and only unwrapped into memory to sign; the public JWKs of the active key and
+ * of keys retired less than one token lifetime ago are published at /.well-known/jwks.json.
+ *
+ * Rotation: `rotate()` makes a new key active and retires the others; tokens they signed stay
+ * verifiable until they expire. `signingKey()` rotates by itself when the active key is older
+ * than the rotation period, so a fresh installation needs no step. Several replicas read the same
+ * table; if two rotate at once, the newest active key wins and the other is retired next time.
+ */
+export const signingKeyBinding = (kid: string): BindingContext => ({ purpose: 'token-signing-key', kid });
+
+export interface SigningKeyOptions {
+  kekUri: string;
+  rotationDays: number;
+  tokenTtlSeconds: number;
+  /** How long a replica trusts its in-memory view of the table (ms). */
+  cacheMs?: number;
+}
+
+interface Loaded {
+  at: number;
+  active?: { kid: string; createdAt: string; privateKey: VerificationKey };
+  published: Map<string, { jwk: JWK; key: VerificationKey }>;
+}
+
+export class SigningKeyService {
+  private loaded?: Loaded;
+  private loading?: Promise<Loaded>;
+  /** One automatic rotation at a time in this process (concurrent first requests share it). */
+  private autoRotation?: Promise<unknown>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly kms: KmsRegistry,
+    private readonly options: SigningKeyOptions,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  /** Creates a new active key and retires the rest. */
+  async rotate(ctx: OpContext): Promise<string> {
+    const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALG, { extractable: true });
+    const publicJwk = await exportJWK(publicKey);
+    const privateJwk = await exportJWK(privateKey);
+    const kid = `${(await calculateJwkThumbprint(publicJwk)).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
+    const plaintext = Buffer.from(JSON.stringify(privateJwk), 'utf8');
+    let wrapped: string;
+    try {
+      wrapped = await this.kms.wrap(this.options.kekUri, plaintext, signingKeyBinding(kid));
+    } catch (err) {
+      await this.store.repos.audit.append({ ...ctx, action: 'token-signing-key.rotate', outcome: 'failure', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri }).catch(() => undefined);
+      throw err;
+    } finally {
+      plaintext.fill(0);
+      delete privateJwk.d;
+    }
+    const now = this.clock().toISOString();
+    await this.store.transaction(async (t) => {
+      await t.signingKeys.insert({
+        kid,
+        alg: TOKEN_ALG,
+        publicJwk: JSON.stringify({ ...publicJwk, kid, alg: TOKEN_ALG, use: 'sig' }),
+        wrappedPrivateJwk: wrapped,
+        kekUri: this.options.kekUri,
+        state: 'active',
+        createdAt: now,
+        retiredAt: null,
+      });
+      await t.signingKeys.retireOthers(kid, now);
+      await t.audit.append({ ...ctx, action: 'token-signing-key.rotate', outcome: 'success', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri });
+    });
+    this.loaded = undefined;
+    return kid;
+  }
+
+  /** The key to sign with now; creates or rotates it when due. */
+  async signingKey(ctx: OpContext): Promise<{ kid: string; privateKey: VerificationKey }> {
+    let view = await this.view();
+    const maxAgeMs = this.options.rotationDays * 86_400_000;
+    if (!view.active || this.clock().getTime() - Date.parse(view.active.createdAt) >= maxAgeMs) {
+      this.autoRotation ??= this.rotate(ctx).finally(() => {
+        this.autoRotation = undefined;
+      });
+      await this.autoRotation;
+      view = await this.view(true);
+    }
+    if (!view.active) throw new Error('no active token-signing key after rotation');
+    return { kid: view.active.kid, privateKey: view.active.privateKey };
+  }
+
+  /** A published verification key by kid; reloads once on an unknown kid (another replica rotated). */
+  async verificationKey(kid: string): Promise<VerificationKey | undefined> {
+    if (kid.length > 64) return undefined;
+    let view = await this.view();
+    if (!view.published.has(kid) && this.clock().getTime() - view.at > 1000) view = await this.view(true);
+    return view.published.get(kid)?.key;
+  }
+
+  /** The JWK Set: public keys only. */
+  async jwks(): Promise<{ keys: JWK[] }> {
+    const view = await this.view();
+    return { keys: [...view.published.values()].map((p) => p.jwk) };
+  }
+
+  private async view(force = false): Promise<Loaded> {
+    const cacheMs = this.options.cacheMs ?? 10_000;
+    if (!force && this.loaded && this.clock().getTime() - this.loaded.at < cacheMs) return this.loaded;
+    if (!force && this.loading) return this.loading;
+    const p = this.load().finally(() => {
+      if (this.loading === p) this.loading = undefined;
+    });
+    this.loading = p;
+    this.loaded = await p;
+    return this.loaded;
+  }
+
+  private async load(): Promise<Loaded> {
+    const now = this.clock();
+    // A key retired now still verifies tokens for one lifetime plus a minute of clock skew.
+    const since = new Date(now.getTime() - (this.options.tokenTtlSeconds + 60) * 1000).toISOString();
+    const rows = await this.store.repos.signingKeys.published(since);
+    const published = new Map<string, { jwk: JWK; key: VerificationKey }>();
+    for (const row of rows) {
+      const jwk = JSON.parse(row.publicJwk) as JWK;
+      published.set(row.kid, { jwk, key: (await importJWK(jwk, row.alg)) as VerificationKey });
+    }
+    const activeRow = rows.find((r) => r.state === 'active');
+    const reuse = this.loaded?.active && activeRow && this.loaded.active.kid === activeRow.kid ? this.loaded.active : undefined;
+    const active = reuse ?? (activeRow ? await this.openPrivate(activeRow) : undefined);
+    return { at: now.getTime(), active, published };
+  }
+
+  private async openPrivate(row: SigningKeyRow): Promise<{ kid: string; createdAt: string; privateKey: VerificationKey }> {
+    const plaintext = await this.kms.unwrap(row.wrappedPrivateJwk, signingKeyBinding(row.kid));
+    try {
+      const jwk = JSON.parse(plaintext.toString('utf8')) as JWK;
+      const privateKey = (await importJWK(jwk, row.alg)) as VerificationKey;
+      delete jwk.d;
+      return { kid: row.kid, createdAt: row.createdAt, privateKey };
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+}
