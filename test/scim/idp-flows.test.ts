@@ -20,6 +20,10 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('IdP request shapes on
       expect(res.body).toEqual({ schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'], totalResults: 0, startIndex: 1, itemsPerPage: 0, Resources: [] });
       const ext = await ctx.get(`/Users?filter=${q('externalId eq "nothing"')}`).expect(200);
       expect(ext.body.totalResults).toBe(0);
+      // A tenant URL carrying the feature flag as a query parameter still works.
+      const flagged = await ctx.get(`/Users?aadOptscim062020&filter=${q('userName eq "nobody"')}`).expect(200);
+      expect(flagged.body.totalResults).toBe(0);
+      await ctx.post('/Users?aadOptscim062020', newUser('flag-param@contoso.com')).expect(201);
     });
 
     it('creates with the enterprise extension, then patches the way Entra does (default mode)', async () => {
