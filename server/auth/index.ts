@@ -18,7 +18,13 @@ export function createAuthServices(deps: AppDeps): AuthServices {
     tokenTtlSeconds: auth.tokens.ttlSeconds,
   });
   return {
-    saml: new SamlServiceProvider(auth, deps.store.repos.samlRequests),
+    // Writes go through the store so that on SQLite they never land in another request's transaction.
+    saml: new SamlServiceProvider(auth, {
+      save: (r) => deps.store.writeNow((t) => t.samlRequests.save(r)),
+      peek: (id, now) => deps.store.repos.samlRequests.peek(id, now),
+      consume: (id, now) => deps.store.writeNow((t) => t.samlRequests.consume(id, now)),
+      purge: (before) => deps.store.writeNow((t) => t.samlRequests.purge(before)),
+    }),
     signIn: new SignInService(deps.store, signingKeys, auth),
     signingKeys,
   };

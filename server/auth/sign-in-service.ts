@@ -91,7 +91,7 @@ export class SignInService {
     });
     if (problem) return this.refuse(ctx, 'saml.login', new SamlRefusedError(`the identity provider's answer was refused: ${problem}`), { ...audit, reason: problem });
 
-    const consumed = await this.store.repos.samlRequests.consume(inResponseTo, this.clock());
+    const consumed = await this.store.writeNow((t) => t.samlRequests.consume(inResponseTo, this.clock()));
     if (!consumed.ok) {
       const why = consumed.reason === 'replayed' ? 'this sign-in response was already used' : consumed.reason === 'expired' ? 'the sign-in took too long; start again' : 'this server did not start this sign-in';
       return this.refuse(ctx, 'saml.login', new SamlRefusedError(why), { ...audit, reason: consumed.reason });
@@ -127,8 +127,10 @@ export class SignInService {
     this.lastPurge = now;
     const before = new Date(now - 60 * 60_000);
     try {
-      await this.store.repos.samlRequests.purge(before);
-      await this.store.repos.authCodes.purge(before);
+      await this.store.writeNow(async (t) => {
+        await t.samlRequests.purge(before);
+        await t.authCodes.purge(before);
+      });
     } catch {
       this.lastPurge = 0; // try again on the next sign-in
     }
@@ -183,7 +185,8 @@ export class SignInService {
     if (typeof body.code_verifier !== 'string') return fail('invalid_request', 'code_verifier is required (PKCE)', 'verifier missing');
 
     // The code is used up by this attempt whatever happens next: a wrong verifier burns it.
-    const r = await this.store.repos.authCodes.redeem(codeDigest(body.code), this.clock());
+    const digest = codeDigest(body.code);
+    const r = await this.store.writeNow((t) => t.authCodes.redeem(digest, this.clock()));
     if (!r.ok) {
       const message = r.reason === 'reused' ? 'the authorization code was already used' : r.reason === 'expired' ? 'the authorization code has expired' : 'the authorization code is not valid';
       return fail('invalid_grant', message, `code ${r.reason}`);
@@ -198,7 +201,7 @@ export class SignInService {
     const key = await this.signingKeys.signingKey(ctx);
     const t = this.config.tokens;
     const issued = await signAccessToken({ kid: key.kid, privateKey: key.privateKey, userId: user.id, clientId, issuer: t.issuer, audience: t.audience, ttlSeconds: t.ttlSeconds });
-    await this.store.repos.audit.append({ ...ctx, actor: `user:${user.id}`, action: 'oauth.token', outcome: 'success', targetType: 'user', targetId: user.id, detail: { client: clientId, jti: issued.jti, kid: key.kid } });
+    await this.store.audit({ ...ctx, actor: `user:${user.id}`, action: 'oauth.token', outcome: 'success', targetType: 'user', targetId: user.id, detail: { client: clientId, jti: issued.jti, kid: key.kid } });
     return { access_token: issued.token, token_type: 'Bearer', expires_in: issued.expiresIn };
   }
 
@@ -224,12 +227,17 @@ export class SignInService {
 
   // ---- helpers ------------------------------------------------------------------------------
 
+  /** For refusals a route detects before this service sees the request. */
+  async recordRefusal(ctx: OpContext, action: string, detail: Record<string, string>): Promise<void> {
+    await this.store.audit({ ...ctx, action, outcome: 'refused', detail });
+  }
+
   private async audit(ctx: OpContext, action: string, outcome: 'success' | 'refused', detail: Record<string, string>): Promise<void> {
-    await this.store.repos.audit.append({ ...ctx, action, outcome, detail }).catch(() => undefined);
+    await this.store.audit({ ...ctx, action, outcome, detail }).catch(() => undefined);
   }
 
   private async refuse(ctx: OpContext, action: string, err: AppError, detail: Record<string, string>): Promise<never> {
-    await this.store.repos.audit.append({ ...ctx, action, outcome: 'refused', detail: { ...detail, error: err.code } });
+    await this.store.audit({ ...ctx, action, outcome: 'refused', detail: { ...detail, error: err.code } });
     throw err;
   }
 }

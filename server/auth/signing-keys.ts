@@ -57,7 +57,7 @@ export class SigningKeyService {
     try {
       wrapped = await this.kms.wrap(this.options.kekUri, plaintext, signingKeyBinding(kid));
     } catch (err) {
-      await this.store.repos.audit.append({ ...ctx, action: 'token-signing-key.rotate', outcome: 'failure', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri }).catch(() => undefined);
+      await this.store.audit({ ...ctx, action: 'token-signing-key.rotate', outcome: 'failure', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri }).catch(() => undefined);
       throw err;
     } finally {
       plaintext.fill(0);

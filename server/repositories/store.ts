@@ -3,7 +3,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { UsersRepository } from './users';
 import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
-import { AuditRepository } from './audit';
+import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { UserLookupRepository } from './user-lookup';
 
@@ -81,9 +81,14 @@ export class Store {
   }
 
   /** A write committed before the caller goes on: on its own, or (SQLite) joining the open transaction. */
-  async writeNow(fn: (tx: Repos) => Promise<unknown>): Promise<void> {
+  writeNow<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
     const tx = this.insideSqliteTransaction;
-    await (tx ? fn(tx) : this.transaction(fn));
+    return tx ? fn(tx) : this.transaction(fn);
+  }
+
+  /** Records an audit event that must stand whatever happens to the caller's transaction. */
+  audit(e: AuditInput): Promise<void> {
+    return this.writeRegardless((t) => t.audit.append(e));
   }
 
   async ping(): Promise<void> {

@@ -21,7 +21,7 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.get('/oauth/authorize', async (req, res, next) => {
     try {
       if (['SAMLRequest', 'SAMLResponse', 'RelayState'].some((k) => k in req.query)) {
-        await deps.store.repos.audit.append({ ...ctxOf(req), action: 'oauth.authorize', outcome: 'refused', detail: { error: 'invalid_request', reason: 'SAML parameters on authorize' } });
+        await auth.signIn.recordRefusal(ctxOf(req), 'oauth.authorize', { error: 'invalid_request', reason: 'SAML parameters on authorize' });
         throw new AuthorizeRefusedError('invalid_request', 'SAML parameters are not accepted on the authorize endpoint');
       }
       const result = await auth.signIn.checkAuthorize(req.query as Record<string, unknown>, ctxOf(req));
@@ -45,7 +45,7 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.post('/oauth/token', express.urlencoded({ extended: false, limit: 16 * 1024, parameterLimit: 16 }), async (req, res, next) => {
     try {
       if (!req.is('application/x-www-form-urlencoded')) {
-        await deps.store.repos.audit.append({ ...ctxOf(req), action: 'oauth.token', outcome: 'refused', detail: { error: 'invalid_request', reason: 'not form-encoded' } });
+        await auth.signIn.recordRefusal(ctxOf(req), 'oauth.token', { error: 'invalid_request', reason: 'not form-encoded' });
         throw new OAuthError('invalid_request', 'the token request must be application/x-www-form-urlencoded');
       }
       const token = await auth.signIn.redeemCode((req.body ?? {}) as Record<string, unknown>, ctxOf(req), req.headers.origin);

@@ -25,7 +25,7 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
     async (req, res, next) => {
       const ctx = { actor: 'saml', requestId: req.requestId };
       const refuse = async (reason: string, message: string): Promise<never> => {
-        await deps.store.repos.audit.append({ ...ctx, action: 'saml.login', outcome: 'refused', detail: { reason, error: 'saml_refused' } });
+        await auth.signIn.recordRefusal(ctx, 'saml.login', { reason, error: 'saml_refused' });
         throw new SamlRefusedError(message, reason);
       };
       try {
