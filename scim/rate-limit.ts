@@ -1,11 +1,12 @@
 import type { RequestHandler } from 'express';
 import { RateLimitedError } from '../server/errors';
 import type { RateLimitRepository } from './repositories/rate-limits';
+import type { Runner } from './repositories/runner';
 
 export interface RateLimitOptions {
   /** Requests per token per minute; 0 disables the limit. */
   perMinute: number;
-  repo: () => RateLimitRepository;
+  run: Runner<RateLimitRepository>;
   now?: () => number;
 }
 
@@ -23,9 +24,8 @@ export function rateLimitPerToken(opts: RateLimitOptions): RequestHandler {
       const tokenId = (res.locals.scimToken as { id: string } | undefined)?.id ?? 'anonymous';
       const t = now();
       const window = Math.floor(t / 60_000);
-      const repo = opts.repo();
-      const hits = await repo.hit(`scim:${tokenId}`, window);
-      if (++calls % 500 === 0) await repo.deleteOlderThan(window - 1);
+      const hits = await opts.run((repo) => repo.hit(`scim:${tokenId}`, window));
+      if (++calls % 500 === 0) await opts.run((repo) => repo.deleteOlderThan(window - 1));
       res.setHeader('RateLimit-Limit', String(opts.perMinute));
       res.setHeader('RateLimit-Remaining', String(Math.max(0, opts.perMinute - hits)));
       if (hits > opts.perMinute) {

@@ -12,6 +12,7 @@ import { groupsRouter } from './groups';
 import { rateLimitPerToken } from './rate-limit';
 import { ApiTokenRepository } from './repositories/api-tokens';
 import { RateLimitRepository } from './repositories/rate-limits';
+import { ownWrites } from './repositories/runner';
 import { ScimService } from './service';
 import { TokenService } from './tokens';
 import { usersRouter } from './users';
@@ -27,8 +28,7 @@ export function scimServiceFor(deps: AppDeps): ScimService {
 }
 
 export function scimRouter(deps: AppDeps): Router {
-  const manager = deps.store.dataSource.manager;
-  const tokens = new TokenService(() => new ApiTokenRepository(manager));
+  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
   const service = scimServiceFor(deps);
   const r = Router();
   const auth: RequestHandler = async (req, res, next) => {
@@ -52,7 +52,7 @@ export function scimRouter(deps: AppDeps): Router {
     });
   }
   r.use(auth);
-  r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, repo: () => new RateLimitRepository(manager) }));
+  r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, run: ownWrites(deps.store, (m) => new RateLimitRepository(m)) }));
   r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: ['application/json', 'application/scim+json', 'application/*+json'], strict: true }));
   r.use(discoveryRouter());
   r.use('/Users', usersRouter(service));

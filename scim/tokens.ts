@@ -8,6 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiTokenRow } from '../entities/scim';
 import { UnauthorizedError, ValidationError } from '../server/errors';
 import type { ApiTokenRepository } from './repositories/api-tokens';
+import type { Runner } from './repositories/runner';
 
 export const TOKEN_SCOPES = ['scim'] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
@@ -31,7 +32,7 @@ export class TokenService {
   /** A hash to compare against when the id is unknown, so both paths do the same work. */
   private readonly decoy = hashSecret(randomBytes(32).toString('base64url'));
 
-  constructor(private readonly repo: () => ApiTokenRepository) {}
+  constructor(private readonly run: Runner<ApiTokenRepository>) {}
 
   async create(input: { name: string; scope: string; expiresAt?: Date }): Promise<{ token: string; info: PublicTokenInfo }> {
     if (!(TOKEN_SCOPES as readonly string[]).includes(input.scope)) {
@@ -51,24 +52,25 @@ export class TokenService {
       expires_at: input.expiresAt ? input.expiresAt.toISOString() : null,
       revoked_at: null,
     };
-    await this.repo().insert(row);
+    await this.run((r) => r.insert(row));
     const { secret_hash: _hash, ...info } = row;
     void _hash;
     return { token: `cst_${id}.${secret}`, info };
   }
 
   async list(): Promise<PublicTokenInfo[]> {
-    return (await this.repo().list()).map(({ secret_hash: _h, ...info }) => info);
+    return (await this.run((r) => r.list())).map(({ secret_hash: _h, ...info }) => info);
   }
 
   /** Revokes by id or by name (all tokens with that name). Returns how many were revoked. */
   async revoke(idOrName: string): Promise<number> {
-    const repo = this.repo();
     const at = nowIso();
-    if (await repo.revoke(idOrName, at)) return 1;
-    let n = 0;
-    for (const row of await repo.findByName(idOrName)) if (await repo.revoke(row.id, at)) n++;
-    return n;
+    return this.run(async (repo) => {
+      if (await repo.revoke(idOrName, at)) return 1;
+      let n = 0;
+      for (const row of await repo.findByName(idOrName)) if (await repo.revoke(row.id, at)) n++;
+      return n;
+    });
   }
 
   /** Checks an Authorization header value; returns the token row or throws UnauthorizedError. */
@@ -76,7 +78,7 @@ export class TokenService {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new UnauthorizedError('a bearer token is required');
     const parsed = parseToken(m[1]);
-    const row = parsed ? await this.repo().findById(parsed.id) : null;
+    const row = parsed ? await this.run((r) => r.findById(parsed.id)) : null;
     const expected = Buffer.from(row?.secret_hash ?? this.decoy, 'hex');
     const given = Buffer.from(hashSecret(parsed?.secret ?? ''), 'hex');
     const match = timingSafeEqual(expected, given) && row !== null;
@@ -85,7 +87,7 @@ export class TokenService {
       throw new UnauthorizedError('the bearer token is invalid, revoked or expired');
     }
     // Record use at most once a minute per token to keep writes down.
-    if (!row.last_used_at || row.last_used_at.slice(0, 16) !== now.slice(0, 16)) await this.repo().touch(row.id, now);
+    if (!row.last_used_at || row.last_used_at.slice(0, 16) !== now.slice(0, 16)) await this.run((r) => r.touch(row.id, now));
     const { secret_hash: _h, ...info } = row;
     void _h;
     return info;

@@ -6,6 +6,7 @@
 import type { AppDeps } from '../server/http/app';
 import { OutboxDeliverer } from './outbox/deliverer';
 import { OutboxRepository } from './repositories/outbox';
+import { ownWrites } from './repositories/runner';
 import { scimServiceFor } from './router';
 
 export interface ScimWorkers {
@@ -15,13 +16,13 @@ export interface ScimWorkers {
 export function startScimWorkers(deps: AppDeps, opts: { purgeIntervalMs?: number } = {}): ScimWorkers {
   const webhook = deps.config.scim.webhook;
   const deliverer = webhook
-    ? new OutboxDeliverer({ url: webhook.url, secret: webhook.secret, timeoutMs: webhook.timeoutMs, repo: () => new OutboxRepository(deps.store.dataSource.manager), log: deps.log })
+    ? new OutboxDeliverer({ url: webhook.url, secret: webhook.secret, timeoutMs: webhook.timeoutMs, run: ownWrites(deps.store, (m) => new OutboxRepository(m)), log: deps.log })
     : undefined;
   deliverer?.start(webhook?.pollMs);
   // Delivered events are kept 30 days for `outbox list`, then removed.
   const housekeeping = setInterval(() => {
     const before = new Date(Date.now() - 30 * 86_400_000).toISOString();
-    new OutboxRepository(deps.store.dataSource.manager).purgeDelivered(before).catch((err: Error) => deps.log.warn({ error: err.message }, 'outbox housekeeping failed'));
+    ownWrites(deps.store, (m) => new OutboxRepository(m))((r) => r.purgeDelivered(before)).catch((err: Error) => deps.log.warn({ error: err.message }, 'outbox housekeeping failed'));
   }, opts.purgeIntervalMs ?? 3_600_000);
   housekeeping.unref();
   let purge: NodeJS.Timeout | undefined;

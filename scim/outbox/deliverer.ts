@@ -6,12 +6,13 @@
  */
 import type { OutboxRow } from '../../entities/scim';
 import type { OutboxRepository } from '../repositories/outbox';
+import type { Runner } from '../repositories/runner';
 import { signedHeaders } from './signature';
 
 export interface DelivererOptions {
   url: string;
   secret: string;
-  repo: () => OutboxRepository;
+  run: Runner<OutboxRepository>;
   /** Per-request timeout. */
   timeoutMs?: number;
   /** First retry delay; doubles per attempt up to maxBackoffMs. */
@@ -39,27 +40,27 @@ export class OutboxDeliverer {
   /** One pass: delivers every due head-of-line event. Returns how many were delivered. */
   async runOnce(): Promise<number> {
     const now = this.opts.now ?? (() => new Date());
-    const repo = this.opts.repo();
+    const run = this.opts.run;
     let delivered = 0;
     // Resources whose head event failed in this pass wait for their back-off, not the next round.
     const failed = new Set<string>();
     // Loop so the next event of a resource goes out in the same pass once its predecessor is done.
     for (let round = 0; round < 100; round++) {
-      const due = (await repo.due(now().toISOString(), this.opts.batchSize ?? 50)).filter((r) => !failed.has(r.resource_id));
+      const due = (await run((r) => r.due(now().toISOString(), this.opts.batchSize ?? 50))).filter((r) => !failed.has(r.resource_id));
       if (due.length === 0) break;
       let progressed = false;
       for (const row of due) {
         const leaseUntil = new Date(now().getTime() + (this.opts.timeoutMs ?? 10_000) * 2).toISOString();
-        if (!(await repo.claim(row, leaseUntil))) continue;
+        if (!(await run((r) => r.claim(row, leaseUntil)))) continue;
         const ok = await this.deliver(row);
         if (ok === true) {
-          await repo.markDelivered(row.seq, now().toISOString(), row.attempts + 1);
+          await run((r) => r.markDelivered(row.seq, now().toISOString(), row.attempts + 1));
           delivered++;
           progressed = true;
         } else {
           failed.add(row.resource_id);
           const attempts = row.attempts + 1;
-          await repo.markFailed(row.seq, attempts, new Date(now().getTime() + this.backoffMs(attempts)).toISOString(), ok);
+          await run((r) => r.markFailed(row.seq, attempts, new Date(now().getTime() + this.backoffMs(attempts)).toISOString(), ok));
           this.opts.log?.warn({ eventId: row.event_id, attempts, error: ok }, 'webhook delivery failed; will retry');
         }
       }

@@ -3,6 +3,7 @@ import { loadConfig } from '../config';
 import { openStore } from '../boot';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService, TOKEN_SCOPES } from '../../scim/tokens';
+import { ownWrites } from '../../scim/repositories/runner';
 
 /** `crypto-server token create|list|revoke`: bearer tokens for the IdP's SCIM connector. */
 export async function tokenCommand(
@@ -16,7 +17,7 @@ export async function tokenCommand(
       print('the database schema is not migrated: run `crypto-server migrate` first');
       return 2;
     }
-    const tokens = new TokenService(() => new ApiTokenRepository(store.dataSource.manager));
+    const tokens = new TokenService(ownWrites(store, (m) => new ApiTokenRepository(m)));
     if ('create' in action) {
       const { name, scope, expiresDays } = action.create;
       const expiresAt = expiresDays ? new Date(Date.now() + expiresDays * 86_400_000) : undefined;

@@ -1,3 +1,4 @@
+import { ownWrites } from '../../scim/repositories/runner';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -38,7 +39,7 @@ export async function benchScim(opts: ScimBenchOptions = {}): Promise<Figure[]> 
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}/scim/v2`;
   };
   try {
-    const { token } = await new TokenService(() => new ApiTokenRepository(ctx.store.dataSource.manager)).create({ name: 'bench', scope: 'scim' });
+    const { token } = await new TokenService(ownWrites(ctx.store, (m) => new ApiTokenRepository(m))).create({ name: 'bench', scope: 'scim' });
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' };
     let n = 0;
     const create = (base: string) => async () => {

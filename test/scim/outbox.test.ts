@@ -1,4 +1,5 @@
 /** Outbox: recorded in the change's transaction, delivered signed, in order per resource, retried, surviving restarts. */
+import { ownWrites } from '../../scim/repositories/runner';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OutboxEntity } from '../../entities';
@@ -45,7 +46,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM outbox and webho
   });
 
   const deliverer = () =>
-    new OutboxDeliverer({ url, secret, repo: () => new OutboxRepository(ctx.store.dataSource.manager), baseBackoffMs: 1, maxBackoffMs: 5, timeoutMs: 2000 });
+    new OutboxDeliverer({ url, secret, run: ownWrites(ctx.store, (m) => new OutboxRepository(m)), baseBackoffMs: 1, maxBackoffMs: 5, timeoutMs: 2000 });
   const outbox = () => new OutboxRepository(ctx.store.dataSource.manager);
 
   it('records one event per change in the same transaction, and nothing for a failed change', async () => {

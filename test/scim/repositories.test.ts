@@ -1,4 +1,5 @@
 /** The SCIM repositories on all three databases: tokens, rate-limit counters, outbox claiming. */
+import { ownWrites } from '../../scim/repositories/runner';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../server/config';
 import { openStore } from '../../server/boot';
@@ -24,7 +25,7 @@ describe.each(testDatabaseNames())('SCIM repositories on %s', (kind) => {
   });
 
   it('tokens: shown once, stored as a hash, listed, revoked by id or name, expiry honoured', async () => {
-    const tokens = new TokenService(() => new ApiTokenRepository(store.dataSource.manager));
+    const tokens = new TokenService(ownWrites(store, (m) => new ApiTokenRepository(m)));
     const { token, info } = await tokens.create({ name: 'Entra prod', scope: 'scim' });
     const parsed = parseToken(token)!;
     const row = await store.dataSource.manager.findOneBy(ApiTokenEntity, { id: info.id });

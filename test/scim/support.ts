@@ -1,3 +1,4 @@
+import { ownWrites } from '../../scim/repositories/runner';
 import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
 import type { DatabaseName } from '../support/databases';
@@ -21,7 +22,7 @@ export const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
 export async function scimContext(kind: DatabaseName, env: Record<string, string> = {}): Promise<ScimTestContext> {
   const ctx = await createTestContext(kind, env);
-  const tokens = new TokenService(() => new ApiTokenRepository(ctx.store.dataSource.manager));
+  const tokens = new TokenService(ownWrites(ctx.store, (m) => new ApiTokenRepository(m)));
   const { token } = await tokens.create({ name: 'test idp', scope: 'scim' });
   const auth = (t: request.Test) => t.set('Authorization', `Bearer ${token}`);
   const json = (t: request.Test, body: unknown) => auth(t).set('Content-Type', 'application/scim+json').send(JSON.stringify(body));
