@@ -20,6 +20,10 @@ export async function tokenCommand(
     const tokens = new TokenService(ownWrites(store, (m) => new ApiTokenRepository(m)));
     if ('create' in action) {
       const { name, scope, expiresDays } = action.create;
+      if (expiresDays !== undefined && !(Number.isInteger(expiresDays) && expiresDays > 0)) {
+        print('--expires-days must be a whole number of days greater than 0');
+        return 2;
+      }
       const expiresAt = expiresDays ? new Date(Date.now() + expiresDays * 86_400_000) : undefined;
       const { token, info } = await tokens.create({ name, scope, expiresAt });
       print(token);

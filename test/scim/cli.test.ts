@@ -38,6 +38,9 @@ describe('token and outbox CLI', () => {
     expect(await tokenCommand(env, () => undefined, { revoke: 'Entra' })).toBe(0);
     await request(ctx.app).get(`/scim/v2/Users/${res.body.id}`).set('Authorization', `Bearer ${token}`).expect(401);
     expect(await tokenCommand(env, () => undefined, { revoke: 'Entra' })).toBe(1);
+    const days: string[] = [];
+    expect(await tokenCommand(env, (l) => days.push(l), { create: { name: 'x', scope: 'scim', expiresDays: Number.NaN } })).toBe(2);
+    expect(days.join('\n')).toMatch(/--expires-days/);
     const bad: string[] = [];
     await expect(tokenCommand(env, (l) => bad.push(l), { create: { name: 'x', scope: 'root' } })).rejects.toMatchObject({ status: 400 });
   });
