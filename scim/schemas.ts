@@ -94,7 +94,6 @@ export function configureScimmy(): void {
   SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false).extend(UserKeysExtension, false));
   SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(GroupKeysExtension, false));
   SCIMMY.Config.set({
-    documentationUri: 'https://github.com/crypto-server/crypto-server/blob/main/docs/scim.md',
     patch: { supported: true },
     bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
     filter: { supported: true, maxResults: MAX_COUNT },
@@ -107,7 +106,6 @@ export function configureScimmy(): void {
         name: 'Bearer token',
         description: 'A token created with `crypto-server token create --scope scim`, sent as "Authorization: Bearer <token>".',
         specUri: 'https://www.rfc-editor.org/rfc/rfc6750',
-        documentationUri: 'https://github.com/crypto-server/crypto-server/blob/main/docs/scim.md',
         primary: true,
       },
     ],
