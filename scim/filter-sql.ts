@@ -1,13 +1,14 @@
 /**
  * SCIM filter → SQL condition, for TypeORM's SelectQueryBuilder.where(sql, params).
  *
- * The filter is parsed by scimmy (SCIMMY.Types.Filter), which normalises it into disjunctive normal
- * form: an array of OR-ed branches, each an object of AND-ed attribute comparisons (nested objects
- * for sub-attributes, `["not", op, value]` for negation). This module walks that form and emits a
- * condition over an explicit column map. Values only ever travel as named parameters; attribute
- * names are looked up in the map, never copied into SQL, so nothing from the request is interpolated.
+ * The filter is parsed into an AST (filter-parser.ts) and translated over an explicit column map.
+ * Values only ever travel as named parameters; attribute names are looked up in the map, never
+ * copied into SQL, so nothing from the request is interpolated. Every emitted condition is
+ * two-valued (never SQL NULL), so `not (...)` means what SCIM says it means.
  */
-import SCIMMY from 'scimmy';
+import { invalidFilter, parseFilter, type FilterNode } from './filter-parser';
+
+export { parseFilter };
 
 export type SqlDialect = 'postgres' | 'mysql' | 'sqlite';
 
@@ -29,52 +30,13 @@ export interface SqlCondition {
 }
 
 const CORE_PREFIXES = ['urn:ietf:params:scim:schemas:core:2.0:user:', 'urn:ietf:params:scim:schemas:core:2.0:group:'];
-const COMPARATORS = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'lt', 'ge', 'le', 'pr', 'np']);
 
-function invalidFilter(message: string): SCIMMY.Types.SCIMError {
-  return new SCIMMY.Types.Error(400, 'invalidFilter', message);
-}
-
-/** Parses a filter string with scimmy; its errors already carry scimType invalidFilter. */
-export function parseFilter(filter: string): SCIMMY.Types.Filter {
-  if (filter.length > 2000) throw invalidFilter('filter is longer than 2000 characters');
-  return new SCIMMY.Types.Filter(filter);
-}
-
-type Comparison = { negate: boolean; op: string; value: unknown };
+type Comparison = { op: string; value: unknown };
 
 export function normalisePath(path: string): string {
   let p = path.toLowerCase();
   for (const prefix of CORE_PREFIXES) if (p.startsWith(prefix)) p = p.slice(prefix.length);
   return p;
-}
-
-/** Flattens one AND branch into (path, comparison) pairs. */
-function flatten(node: Record<string, unknown>, prefix: string, out: [string, Comparison][]): void {
-  for (const [key, value] of Object.entries(node)) {
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (Array.isArray(value)) {
-      const list = Array.isArray(value[0]) ? (value as unknown[][]) : [value as unknown[]];
-      for (const c of list) out.push([normalisePath(path), toComparison(path, c)]);
-    } else if (value !== null && typeof value === 'object') {
-      flatten(value as Record<string, unknown>, path, out);
-    } else {
-      throw invalidFilter(`malformed filter expression at "${path}"`);
-    }
-  }
-}
-
-function toComparison(path: string, raw: unknown[]): Comparison {
-  let parts = raw;
-  let negate = false;
-  if (parts[0] === 'not') {
-    negate = true;
-    parts = parts.slice(1);
-  }
-  const op = String(parts[0] ?? '').toLowerCase();
-  if (!COMPARATORS.has(op)) throw invalidFilter(`unknown operator "${String(parts[0])}" for "${path}"`);
-  if (op !== 'pr' && op !== 'np' && parts.length < 2) throw invalidFilter(`operator "${op}" for "${path}" needs a value`);
-  return { negate, op, value: parts[1] };
 }
 
 /** Escapes LIKE wildcards with "!" (portable: no backslash-escaping differences between engines). */
@@ -96,13 +58,8 @@ class Builder {
     return `:${name}`;
   }
 
-  condition(path: string, column: FilterColumn, c: Comparison): string {
-    const sql = this.positive(path, column, c);
-    return c.negate ? `NOT (${sql})` : sql;
-  }
-
   /** Every condition is two-valued (never SQL NULL), so NOT(...) behaves as SCIM expects. */
-  private positive(path: string, column: FilterColumn, c: Comparison): string {
+  positive(path: string, column: FilterColumn, c: Comparison): string {
     if (column.kind === 'exists') {
       const from = `SELECT 1 FROM ${column.table} ${column.alias} WHERE ${column.join}`;
       if (c.op === 'pr') return `EXISTS (${from})`;
@@ -190,22 +147,51 @@ export interface TranslateOptions {
 }
 
 /** Translates a parsed filter into one parenthesised SQL condition with named parameters. */
-export function filterToSql(filter: SCIMMY.Types.Filter | readonly Record<string, unknown>[], columns: ColumnMap, options: TranslateOptions): SqlCondition {
+export function filterToSql(filter: FilterNode, columns: ColumnMap, options: TranslateOptions): SqlCondition {
   const b = new Builder(options.dialect, options.paramPrefix ?? 'f');
-  const branches: string[] = [];
-  for (const branch of filter as readonly Record<string, unknown>[]) {
-    const pairs: [string, Comparison][] = [];
-    flatten(branch, '', pairs);
-    if (pairs.length === 0) throw invalidFilter('empty filter expression');
-    const conds = pairs.map(([path, c]) => {
-      const column = columns[path];
-      if (!column) throw invalidFilter(`filtering on "${path}" is not supported`);
-      return b.condition(path, column, c);
-    });
-    branches.push(conds.length === 1 ? conds[0] : `(${conds.join(' AND ')})`);
-  }
-  if (branches.length === 0) throw invalidFilter('empty filter');
-  return { sql: `(${branches.join(' OR ')})`, params: b.params };
+  const column = (path: string): FilterColumn => {
+    const c = columns[normalisePath(path)];
+    if (!c) throw invalidFilter(`filtering on "${path}" is not supported`);
+    return c;
+  };
+  const walk = (node: FilterNode, prefix: string): string => {
+    switch (node.kind) {
+      case 'and':
+      case 'or':
+        return `(${walk(node.left, prefix)} ${node.kind === 'and' ? 'AND' : 'OR'} ${walk(node.right, prefix)})`;
+      case 'not':
+        return `NOT (${walk(node.expr, prefix)})`;
+      case 'cmp': {
+        const path = prefix ? `${prefix}.${node.path}` : node.path;
+        return b.positive(path, column(path), { op: node.op, value: node.value });
+      }
+      case 'valuePath': {
+        if (prefix) throw invalidFilter('value paths cannot be nested');
+        const outer = [columns[normalisePath(node.path)], columns[`${normalisePath(node.path)}.value`]].find((c) => c?.kind === 'exists');
+        if (outer?.kind === 'exists') {
+          // One element of a related table must satisfy the whole inner filter.
+          const inner = (n: FilterNode): string => {
+            switch (n.kind) {
+              case 'and':
+              case 'or':
+                return `(${inner(n.left)} ${n.kind === 'and' ? 'AND' : 'OR'} ${inner(n.right)})`;
+              case 'not':
+                return `NOT (${inner(n.expr)})`;
+              case 'cmp':
+                if (normalisePath(n.path) !== 'value') throw invalidFilter(`filtering on "${node.path}.${n.path}" is not supported`);
+                return b.positive(`${node.path}.value`, outer.column, { op: n.op, value: n.value });
+              default:
+                throw invalidFilter('value paths cannot be nested');
+            }
+          };
+          return `EXISTS (SELECT 1 FROM ${outer.table} ${outer.alias} WHERE ${outer.join} AND ${inner(node.filter)})`;
+        }
+        // Single-valued projections (the stored work email): sub-attributes resolve as "attr.sub".
+        return walk(node.filter, node.path);
+      }
+    }
+  };
+  return { sql: `(${walk(filter, '')})`, params: b.params };
 }
 
 /** ORDER BY target for sortBy; only plain columns sort. */

@@ -65,6 +65,10 @@ describe.each(testDatabaseNames())('SCIM filters in the database on %s', (kind) 
     ['emails[type eq "work"].value eq "BOB@corp.example"', ['Bob']],
     ['emails co "corp"', ['Bob']],
     ['userName eq "nobody@example.com"', []],
+    ['not (name.givenName eq "Alice" or name.givenName eq "Bob")', ['Carol', 'Dave', 'Erin']],
+    ['(name.givenName eq "Alice" or name.givenName eq "Carol") and not (active eq false)', ['Alice']],
+    ['not (active eq true and externalId pr)', ['Carol', 'Erin']],
+    ['userName ew ".com" and (externalId eq "E-1" or not (active eq false))', ['Alice', 'Bob', 'Dave', 'Erin']],
   ])('%s', async (filter, expected) => {
     expect(await names(filter)).toEqual(expected);
   });

@@ -42,11 +42,33 @@ describe('SCIM filter → SQL', () => {
   it('and/or/not, pr, booleans per dialect', () => {
     const r = t('userName sw "a" and not (active eq true) or externalId pr');
     expect(r.sql).toBe(
-      "(((u.user_name_norm IS NOT NULL AND u.user_name_norm LIKE :f0 ESCAPE '!') AND NOT ((u.active IS NOT NULL AND u.active = :f1))) OR (u.external_id IS NOT NULL AND u.external_id <> ''))",
+      "((((u.user_name_norm IS NOT NULL AND u.user_name_norm LIKE :f0 ESCAPE '!') AND NOT ((u.active IS NOT NULL AND u.active = :f1))) OR (u.external_id IS NOT NULL AND u.external_id <> '')))",
     );
     expect(r.params).toEqual({ f0: 'a%', f1: true });
     expect(t('active eq false', 'sqlite').params).toEqual({ f0: 0 });
     expect(t('active eq "True"', 'mysql').params).toEqual({ f0: 1 });
+  });
+
+  it('negated groups keep their meaning (scimmy flattens these wrongly)', () => {
+    expect(t('not (userName eq "a" or userName eq "b")').sql).toBe(
+      '(NOT (((u.user_name_norm IS NOT NULL AND u.user_name_norm = :f0) OR (u.user_name_norm IS NOT NULL AND u.user_name_norm = :f1))))',
+    );
+    expect(t('(userName eq "a" or userName eq "b") and not (active eq true)').sql).toBe(
+      '((((u.user_name_norm IS NOT NULL AND u.user_name_norm = :f0) OR (u.user_name_norm IS NOT NULL AND u.user_name_norm = :f1)) AND NOT ((u.active IS NOT NULL AND u.active = :f2))))',
+    );
+    expect(t('userName eq "x" and (displayName co "y" or not (active eq true))').sql).toContain('OR NOT ((u.active');
+  });
+
+  it('string escapes are JSON escapes', () => {
+    expect(t('displayName eq "say \\"hi\\" \\\\ \\u00e9"').params).toEqual({ f0: 'say "hi" \\ é' });
+    expect(() => t('displayName eq "bad \\q"')).toThrow(expect.objectContaining({ scimType: 'invalidFilter' }));
+  });
+
+  it('a value path on a related table tests one element for the whole inner filter', () => {
+    expect(t('members[value eq "a" or value eq "b"]').sql).toBe(
+      '(EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND ((gm.user_id IS NOT NULL AND gm.user_id = :f0) OR (gm.user_id IS NOT NULL AND gm.user_id = :f1))))',
+    );
+    expect(() => t('members[display eq "x"]')).toThrow(expect.objectContaining({ scimType: 'invalidFilter' }));
   });
 
   it('case-exact eq on MariaDB adds a binary comparison', () => {
@@ -78,6 +100,10 @@ describe('SCIM filter → SQL', () => {
     ['unknown attribute', 'nickName eq "x"'],
     ['syntax error', 'userName eq "x" and ('],
     ['missing value', 'userName eq'],
+    ['dangling operator', 'userName eq "x" or'],
+    ['unbalanced parenthesis', '(userName eq "x"'],
+    ['trailing text', 'userName eq "x" junk'],
+    ['unterminated string', 'userName eq "x'],
     ['wrong type', 'userName eq 5'],
     ['boolean with gt', 'active gt true'],
   ])('rejects %s with invalidFilter', (_name, f) => {
