@@ -3,6 +3,7 @@ import { benchPkcs11 } from './pkcs11-bench';
 import { benchPkcs11KeyService } from './pkcs11-key-service-bench';
 import { benchCloudKms } from './cloud-kms-bench';
 import { benchKeyApi } from './key-api-bench';
+import { benchScim } from './scim-bench';
 import { printFigures } from './measure';
 
 /** `npm run bench`: prints figures for this machine. Benchmarks measure; they never assert. */
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   const p = await benchPkcs11();
   console.log('\n## PKCS#11 adapter vs bare pkcs11js (SoftHSM2)');
   console.log(`| adapter unwraps/s (4 in flight) | bare C_DecryptInit+C_Decrypt/s (the limit) |\n|---:|---:|\n| ${p.unwrapsPerSecond.toFixed(0)} | ${p.rawUnwrapsPerSecond.toFixed(0)} |`);
+  printFigures('SCIM over HTTP (SQLite, local KEK)', await benchScim());
   const k = await benchKeyApi();
   console.log(`\n## Key API over HTTP (token check, local KMS unwrap, audit write; ${k.concurrency} in flight)`);
   console.log('| server | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|');
