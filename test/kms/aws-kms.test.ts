@@ -93,9 +93,9 @@ describe('aws-kms adapter against the emulator', () => {
     const w = await adapter.wrap(uri(key), Buffer.from('k'), ctx);
     emu.faults.delayNext = 1;
     emu.faults.delayMs = 2500; // beyond timeoutMs 2000
-    const t0 = Date.now();
+    const before = emu.faults.requests;
     expect((await adapter.unwrap(uri(key), w.ciphertext, ctx)).toString()).toBe('k');
-    expect(Date.now() - t0).toBeLessThan(2400 + 1000);
+    expect(emu.faults.requests - before).toBe(2); // the slow call, cut at the timeout, then the retry
   });
 
   test('a dead KMS trips the breaker: later calls fail fast without reaching it', async () => {
@@ -105,9 +105,7 @@ describe('aws-kms adapter against the emulator', () => {
     for (let i = 0; i < 3; i++) await expect(adapter.wrap(uri(key), Buffer.from('k'), ctx)).rejects.toBeInstanceOf(KmsUnavailableError);
     expect(adapter.resilience.breakerState).toBe('open');
     const seen = emu.faults.requests;
-    const t0 = Date.now();
     const err = await adapter.wrap(uri(key), Buffer.from('k'), ctx).catch((e) => e);
-    expect(Date.now() - t0).toBeLessThan(50);
     expect(err).toBeInstanceOf(KmsUnavailableError);
     expect(err.status).toBe(503);
     expect(err.retryAfter).toBeGreaterThan(0);

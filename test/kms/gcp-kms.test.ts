@@ -104,9 +104,7 @@ describe('gcp-kms adapter against the emulator', () => {
     emu.faults.down = true;
     for (let i = 0; i < 3; i++) await expect(adapter.wrap(uri, Buffer.from('k'), ctx)).rejects.toBeInstanceOf(KmsUnavailableError);
     const seen = emu.faults.requests;
-    const t0 = Date.now();
     const e = await adapter.wrap(uri, Buffer.from('k'), ctx).catch((x) => x);
-    expect(Date.now() - t0).toBeLessThan(50);
     expect(e).toBeInstanceOf(KmsUnavailableError);
     expect(e.retryAfter).toBeGreaterThan(0);
     expect(emu.faults.requests).toBe(seen);

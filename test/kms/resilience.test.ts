@@ -39,10 +39,8 @@ describe('resilience', () => {
 
   test('a hung call is cut at timeoutMs', async () => {
     const r = new Resilience('test', classify, { timeoutMs: 50, maxRetries: 0 });
-    const t0 = Date.now();
     let aborted = false;
     await expect(r.call('op', (signal) => new Promise(() => signal.addEventListener('abort', () => (aborted = true))))).rejects.toBeInstanceOf(KmsUnavailableError);
-    expect(Date.now() - t0).toBeLessThan(500);
     expect(aborted).toBe(true);
   });
 
