@@ -1,18 +1,14 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config';
-import { openStore } from '../boot';
+import { withStore } from './with-store';
 
 /** Lists per-user KEKs that were created but never used (a provisioning failed after creation). */
 export async function listOrphanKeks(env: NodeJS.ProcessEnv, print: (line: string) => void): Promise<number> {
-  const store = await openStore(loadConfig(env));
-  try {
+  return withStore(env, async (store) => {
     const rows = await store.repos.keks.byState('pending');
     for (const r of rows) print(`${r.uri}\t${r.ownerType ?? '-'}:${r.ownerId ?? '-'}\tcreated ${r.createdAt}`);
     if (rows.length === 0) print('no orphan KEKs');
     return rows.length;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export function registerKeks(program: Command): void {

@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config';
-import { openStore } from '../boot';
+import { withStore } from './with-store';
 
 export async function migrate(env: NodeJS.ProcessEnv, print: (line: string) => void, opts: { check?: boolean }): Promise<number> {
-  const store = await openStore(loadConfig(env));
-  try {
+  return withStore(env, async (store) => {
     if (opts.check) {
       const pending = await store.hasPendingMigrations();
       print(pending ? 'the database has pending migrations' : 'the database schema is up to date');
@@ -13,9 +11,7 @@ export async function migrate(env: NodeJS.ProcessEnv, print: (line: string) => v
     const applied = await store.migrate();
     print(applied.length ? `applied: ${applied.join(', ')}` : 'the database schema is already up to date');
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export function registerMigrate(program: Command): void {

@@ -1,14 +1,11 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config';
-import { openStore } from '../boot';
+import { withStore } from './with-store';
 import { OutboxRepository } from '../../scim/repositories/outbox';
 import { newWebhookSecret } from '../../scim/outbox/signature';
 
 /** `crypto-server outbox status|list|new-secret`: delivery state of SCIM changes to the cloud service webhook. */
 export async function outboxCommand(env: NodeJS.ProcessEnv, print: (line: string) => void, action: { status: true } | { list: { limit: number; pending?: boolean } }): Promise<number> {
-  const config = loadConfig(env);
-  const store = await openStore(config);
-  try {
+  return withStore(env, async (store, config) => {
     const repo = new OutboxRepository(store.dataSource.manager);
     if ('status' in action) {
       const s = await repo.stats();
@@ -24,9 +21,7 @@ export async function outboxCommand(env: NodeJS.ProcessEnv, print: (line: string
     }
     if (rows.length === 0) print('no events');
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export function registerOutbox(program: Command): void {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config';
-import { openStore } from '../boot';
+import { withStore } from './with-store';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService, TOKEN_SCOPES } from '../../scim/tokens';
 import { ownWrites } from '../../scim/repositories/runner';
@@ -11,8 +10,7 @@ export async function tokenCommand(
   print: (line: string) => void,
   action: { create: { name: string; scope: string; expiresDays?: number } } | { list: true } | { revoke: string },
 ): Promise<number> {
-  const store = await openStore(loadConfig(env));
-  try {
+  return withStore(env, async (store) => {
     if (await store.hasPendingMigrations()) {
       print('the database schema is not migrated: run `crypto-server migrate` first');
       return 2;
@@ -43,9 +41,7 @@ export async function tokenCommand(
     const n = await tokens.revoke(action.revoke);
     print(n ? `revoked ${n} token(s)` : `no active token with id or name "${action.revoke}"`);
     return n ? 0 : 1;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export function registerToken(program: Command): void {
