@@ -64,6 +64,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ CS_GCP_KMS_KEY_RING: 'ring' })).toThrow(/CS_GCP_KMS_KEY_RING: must be projects\/P/);
   });
 
+  test('a misspelt or unknown CS_* setting stops start-up instead of being ignored', () => {
+    expect(() => loadConfig({ CS_KEK_URL: 'aws-kms://x' })).toThrow(/CS_KEK_URL: not a known setting; did you mean CS_KEK_URI\?/);
+    expect(() => loadConfig({ CS_SOMETHING_ELSE: '1' })).toThrow(/CS_SOMETHING_ELSE: not a known setting \(see docs/);
+    expect(() => loadConfig({ CS_TEST_PG_URL: 'postgres://x', PATH: '/bin' })).not.toThrow();
+  });
+
   test('empty variables count as unset', () => {
     expect(loadConfig({ CS_PORT: '' }).server.port).toBe(8080);
   });

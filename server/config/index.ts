@@ -34,15 +34,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   if (env.CS_CONFIG_FILE) Object.assign(raw, readConfigFile(env.CS_CONFIG_FILE));
   for (const [k, v] of Object.entries(env)) if (k.startsWith('CS_') && k !== 'CS_CONFIG_FILE' && v !== undefined && v !== '') raw[k] = v;
   const parsed = envSchema.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => {
+  // A misspelt setting would otherwise be ignored silently and a default used in its place.
+  const unknown = Object.keys(raw).filter((k) => !(k in envSchema.shape) && !k.startsWith('CS_TEST_'));
+  if (!parsed.success || unknown.length > 0) {
+    const lines = (parsed.error?.issues ?? []).map((i) => {
       const name = String(i.path[0] ?? 'configuration');
       // zod messages describe the expected form, not the received value; secrets get a fixed text.
       return SECRET_SETTINGS.has(name) ? `${name}: invalid value (not shown)` : `${name}: ${i.message}`;
     });
+    for (const k of unknown) lines.push(`${k}: not a known setting${suggest(k)} (see docs/configuration.md)`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   return deepFreeze(build(parsed.data));
+}
+
+/** The known setting closest to a misspelt one, when it is close. */
+function suggest(name: string): string {
+  let best = '';
+  let bestDistance = 4;
+  for (const known of Object.keys(envSchema.shape)) {
+    const d = distance(name, known);
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  return best ? `; did you mean ${best}?` : '';
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
 }
 
 function readConfigFile(path: string): Record<string, string> {
