@@ -28,7 +28,18 @@ export interface RegistryConfig {
 }
 
 export class KmsRegistry {
-  constructor(private readonly adapters: ReadonlyMap<string, KmsAdapter>) {}
+  private readonly configuredKeks: ReadonlySet<string>;
+
+  /**
+   * `configuredKekUris`: the KEKs of this deployment (current and previous). An envelope a client
+   * brings may name any URI; only these (and the caller's own, see `unwrap`) are ever contacted.
+   */
+  constructor(
+    private readonly adapters: ReadonlyMap<string, KmsAdapter>,
+    configuredKekUris: Iterable<string>,
+  ) {
+    this.configuredKeks = new Set(configuredKekUris);
+  }
 
   get schemes(): string[] {
     return [...this.adapters.keys()];
@@ -48,8 +59,24 @@ export class KmsRegistry {
     return encodeEnvelope({ kekUri, keyVersion, ciphertext });
   }
 
-  /** Opens an envelope; the caller owns the returned buffer and must zero it. */
-  async unwrap(envelope: string, context: BindingContext): Promise<Buffer> {
+  /**
+   * Opens an envelope that came from outside (a client): its KEK must be one of this
+   * deployment's configured KEKs or one of `alsoTrusted` (e.g. the caller's own per-user KEK),
+   * else it is refused before any KMS is contacted — a client-chosen URI must never make this
+   * server call a host of the client's choosing with its KMS credentials.
+   * The caller owns the returned buffer and must zero it.
+   */
+  async unwrap(envelope: string, context: BindingContext, alsoTrusted: readonly string[] = []): Promise<Buffer> {
+    validateContext(context);
+    const e = decodeEnvelope(envelope);
+    if (!this.configuredKeks.has(e.kekUri) && !alsoTrusted.includes(e.kekUri)) {
+      throw new UnknownKekError('the wrapped key names a KEK this server does not use');
+    }
+    return this.forUri(e.kekUri).unwrap(e.kekUri, e.ciphertext, context, e.keyVersion);
+  }
+
+  /** Opens an envelope read from this server's own database, whose KEK this server recorded. */
+  async unwrapStored(envelope: string, context: BindingContext): Promise<Buffer> {
     validateContext(context);
     const e = decodeEnvelope(envelope);
     return this.forUri(e.kekUri).unwrap(e.kekUri, e.ciphertext, context, e.keyVersion);
@@ -91,5 +118,5 @@ export async function buildRegistry(config: RegistryConfig): Promise<KmsRegistry
     await Promise.allSettled([...adapters.values()].map((a) => a.close()));
     throw err;
   }
-  return new KmsRegistry(adapters);
+  return new KmsRegistry(adapters, [config.kekUri, ...config.previousKekUris]);
 }

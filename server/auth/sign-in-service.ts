@@ -72,8 +72,11 @@ export class SignInService {
 
   // ---- step 2: the SAML response was accepted by node-saml ----------------------------------
 
-  /** Completes a sign-in. Returns the client redirect carrying a one-time code. */
-  async completeSignIn(profile: Profile, ctx: OpContext): Promise<string> {
+  /**
+   * Completes a sign-in. Returns the client redirect carrying a one-time code. `idpEntityId` is the
+   * IdP's entity ID as configured or read from its metadata; the assertion's Issuer must match it.
+   */
+  async completeSignIn(profile: Profile, ctx: OpContext, idpEntityId: string | undefined = this.config.saml.idp.entityId): Promise<string> {
     const saml = this.config.saml;
     const inResponseTo = typeof profile.inResponseTo === 'string' ? profile.inResponseTo : undefined;
     const subject = String(profile.nameID ?? '').slice(0, 255);
@@ -86,7 +89,7 @@ export class SignInService {
     }
     const problem = responseProblem(profile.getSamlResponseXml?.() ?? '', profile.getAssertionXml?.() ?? '', {
       acsUrl: saml.acsUrl,
-      idpEntityId: saml.idp.entityId,
+      idpEntityId,
       inResponseTo,
     });
     if (problem) return this.refuse(ctx, 'saml.login', new SamlRefusedError(`the identity provider's answer was refused: ${problem}`), { ...audit, reason: problem });

@@ -140,7 +140,7 @@ export class SigningKeyService {
   }
 
   private async openPrivate(row: SigningKeyRow): Promise<{ kid: string; createdAt: string; privateKey: VerificationKey }> {
-    const plaintext = await this.kms.unwrap(row.wrappedPrivateJwk, signingKeyBinding(row.kid));
+    const plaintext = await this.kms.unwrapStored(row.wrappedPrivateJwk, signingKeyBinding(row.kid));
     try {
       const jwk = JSON.parse(plaintext.toString('utf8')) as JWK;
       const privateKey = (await importJWK(jwk, row.alg)) as VerificationKey;

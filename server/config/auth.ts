@@ -15,7 +15,12 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 export const authEnvSchema = z.object({
   CS_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   CS_SAML_IDP_METADATA_FILE: z.string().min(1).optional(),
-  CS_SAML_IDP_METADATA_URL: z.url({ protocol: /^https?$/ }).optional(),
+  // The metadata carries the certificates every assertion is checked against: fetch it only over
+  // TLS (plain http only for a loopback IdP, e.g. in tests).
+  CS_SAML_IDP_METADATA_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => u.startsWith('https:') || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\//.test(u), 'must be an https:// URL (the metadata holds the certificates that assertions are checked against)')
+    .optional(),
   CS_SAML_IDP_CERTS: z.string().min(1).optional(),
   CS_SAML_IDP_CERT_FILE: z.string().min(1).optional(),
   CS_SAML_IDP_SSO_URL: z.url({ protocol: /^https?$/ }).optional(),

@@ -135,7 +135,7 @@ export class KeyService {
       const toAdd = [...new Set(userIds)].filter((u) => !existing.has(u));
       if (toAdd.length === 0) return [];
       const gmk = await this.audited(ctx, { action: 'group.member.add', targetType: 'group', targetId: groupId, kekUri: keys.kekUri }, () =>
-        this.kms.unwrap(keys.wrappedMembershipKey, binding.membershipKey(groupId)),
+        this.kms.unwrapStored(keys.wrappedMembershipKey, binding.membershipKey(groupId)),
       );
       try {
         await this.sealMembers(t, groupId, gmk, toAdd, ctx);
@@ -224,7 +224,9 @@ export class KeyService {
     const { keys } = await this.requireActiveUserKeys(userId, ctx, 'password-key.unwrap');
     const blob = envelope ?? keys.wrappedPasswordKey;
     return this.audited(ctx, { action: 'password-key.unwrap', targetType: 'user', targetId: userId, kekUri: this.kekUriOf(blob) }, () =>
-      this.kms.unwrap(blob, binding.passwordKey(userId)),
+      envelope === undefined
+        ? this.kms.unwrapStored(blob, binding.passwordKey(userId))
+        : this.kms.unwrap(blob, binding.passwordKey(userId), [keys.kekUri]),
       true,
     );
   }
@@ -239,7 +241,7 @@ export class KeyService {
       groups.push({ groupId: g.id, displayName: g.displayName, memberJwe: m.memberJwe, groupPublicJwk: JSON.parse(gk.publicJwk), groupPrivateJwe: gk.privateJwe });
     }
     const passwordKey = await this.audited(ctx, { action: 'key-bundle.get', targetType: 'user', targetId: userId, kekUri: keys.kekUri }, () =>
-      this.kms.unwrap(keys.wrappedPasswordKey, binding.passwordKey(userId)),
+      this.kms.unwrapStored(keys.wrappedPasswordKey, binding.passwordKey(userId)),
       true,
     );
     return { userId, ...this.userKeyView(keys), passwordKey, groups };
@@ -256,9 +258,9 @@ export class KeyService {
   }
 
   async unwrapDataKey(userId: string, envelope: string, ctx: OpContext, label?: string): Promise<Buffer> {
-    await this.requireActiveUserKeys(userId, ctx, 'data-key.unwrap');
+    const { keys } = await this.requireActiveUserKeys(userId, ctx, 'data-key.unwrap');
     return this.audited(ctx, { action: 'data-key.unwrap', targetType: 'user', targetId: userId, kekUri: this.kekUriOf(envelope) }, () =>
-      this.kms.unwrap(envelope, binding.dataKey(userId, label)),
+      this.kms.unwrap(envelope, binding.dataKey(userId, label), [keys.kekUri]),
       true,
     );
   }

@@ -18,15 +18,16 @@ export interface AuditInput {
 export class AuditRepository {
   constructor(private readonly m: EntityManager) {}
 
+  /** Values are clamped to their columns: a client-supplied value must never make the record fail. */
   async append(e: AuditInput): Promise<void> {
     await this.m.insert(AuditEventEntity, {
       at: nowIso(),
-      requestId: e.requestId ?? null,
-      actor: e.actor,
-      action: e.action,
-      targetType: e.targetType ?? null,
-      targetId: e.targetId ?? null,
-      kekUri: e.kekUri ?? null,
+      requestId: clamp(e.requestId, 64),
+      actor: clamp(e.actor, 255) ?? 'unknown',
+      action: clamp(e.action, 64) ?? 'unknown',
+      targetType: clamp(e.targetType, 32),
+      targetId: clamp(e.targetId, 255),
+      kekUri: clamp(e.kekUri, 512),
       outcome: e.outcome,
       detail: e.detail ? JSON.stringify(e.detail) : null,
     });
@@ -36,4 +37,9 @@ export class AuditRepository {
   recent(limit = 100, where: { action?: string; targetId?: string; outcome?: AuditOutcome } = {}): Promise<AuditEventRow[]> {
     return this.m.find(AuditEventEntity, { where, order: { id: 'DESC' }, take: limit });
   }
+}
+
+function clamp(v: string | undefined, max: number): string | null {
+  if (v === undefined) return null;
+  return v.length <= max ? v : `${v.slice(0, max - 3)}...`;
 }

@@ -5,7 +5,7 @@ import { loadConfig } from '../../server/config';
 import { ConfigError } from '../../server/errors';
 import { makeKeyAndCert } from '../support/certs';
 import { TestIdp } from '../support/saml-idp';
-import { createAuthFixture, signInForToken } from '../support/auth-fixture';
+import { auditOf, createAuthFixture, idpAnswer, postToAcs, signInForToken, startSignIn } from '../support/auth-fixture';
 
 describe('auth configuration', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cs-authcfg-'));
@@ -82,6 +82,11 @@ describe('auth configuration', () => {
 });
 
 describe('IdP metadata URL', () => {
+  test('must be https (plain http only for a loopback IdP): it carries the trusted certificates', () => {
+    expect(() => loadConfig({ CS_SAML_IDP_METADATA_URL: 'http://idp.example.com/metadata' })).toThrow(/CS_SAML_IDP_METADATA_URL: must be an https:\/\/ URL/);
+    expect(() => loadConfig({ CS_SAML_IDP_METADATA_URL: 'https://idp.example.com/metadata' })).not.toThrow();
+  });
+
   test('fetched at run time; a sign-in works with the certificate it publishes', async () => {
     const idp = await TestIdp.start({ spEntityId: 'http://127.0.0.1:8080/auth/saml/metadata' });
     const f = await createAuthFixture('sqlite', { CS_SAML_IDP_METADATA_URL: `${idp.baseUrl}/metadata`, CS_SAML_IDP_SSO_URL: '', CS_SAML_IDP_CERTS: '', CS_SAML_IDP_ENTITY_ID: '' }, { idp });
@@ -89,6 +94,12 @@ describe('IdP metadata URL', () => {
       expect(f.config.auth.saml.idp.metadataUrl).toBe(`${idp.baseUrl}/metadata`);
       await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
       await expect(signInForToken(f, { nameId: 'alice@example.com' })).resolves.toMatch(/^ey/);
+      // The Issuer is checked against the entity ID the metadata names, not skipped.
+      const started = await startSignIn(f);
+      const res = await postToAcs(f, await idpAnswer(f, started, { nameId: 'alice@example.com' }, { issuer: 'https://evil-idp.example.com' }));
+      expect(res.status).toBe(403);
+      expect((await auditOf(f, 'saml.login'))[0]).toMatchObject({ outcome: 'refused' });
+      expect((await auditOf(f, 'saml.login'))[0].detail).toMatch(/issuer/i);
     } finally {
       await f.cleanupAll();
       await idp.close();

@@ -38,6 +38,14 @@ describe('health and error responses', () => {
     expect(r.text).toMatch(/crypto_server_process_cpu_user_seconds_total/);
   });
 
+  test('/readyz shares one KMS round trip between probes for a few seconds (it is unauthenticated)', async () => {
+    const spy = new SpyAdapter();
+    const app = createApp({ ...ctx, kms: spy.registry(['local://default']) });
+    await Promise.all([1, 2, 3].map(() => request(app).get('/readyz').expect(200)));
+    await request(app).get('/readyz').expect(200);
+    expect(spy.calls.check).toBe(1);
+  });
+
   test('unknown routes answer problem+json 404', async () => {
     const r = await request(ctx.app).get('/nope').expect(404);
     expect(r.headers['content-type']).toMatch(/application\/problem\+json/);

@@ -70,6 +70,23 @@ describe.each(testDatabaseNames())('key API on %s', (kind) => {
     expect(extra.status).toBe(400);
   });
 
+  test('a blob naming a KEK of the client\'s choosing is refused before any KMS is contacted (no SSRF, no credential leak)', async () => {
+    const [prefix, , version, ct] = alice.wrappedPasswordKey.split('.');
+    const evilKek = Buffer.from('vault-transit://127.0.0.1:9/transit/keys/steal').toString('base64url');
+    const forged = [prefix, evilKek, version, ct].join('.');
+    const r = await api('post', '/api/keys/password-key/unwrap', aliceToken).send({ wrappedPasswordKey: forged });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'unknown_kek' });
+    const d = await api('post', '/api/keys/data-keys/unwrap', aliceToken).send({ wrappedKey: forged });
+    expect(d.status).toBe(400);
+    // Same scheme as the configured KEK, another key name: still never handed to the adapter.
+    const otherLocal = [prefix, Buffer.from('local://attacker-chosen').toString('base64url'), version, ct].join('.');
+    const l = await api('post', '/api/keys/password-key/unwrap', aliceToken).send({ wrappedPasswordKey: otherLocal });
+    expect(l.status).toBe(400);
+    expect(l.body).toMatchObject({ code: 'unknown_kek' });
+    expect((await auditOf(f, 'password-key.unwrap'))[0]).toMatchObject({ outcome: 'refused', actor: `user:${alice.id}` });
+  });
+
   test('data keys: wrap and unwrap bound to the caller (and label); others cannot open them', async () => {
     const key = randomBytes(32);
     const wrapped = await api('post', '/api/keys/data-keys/wrap', aliceToken).send({ key: key.toString('base64url'), label: 'doc-42' });

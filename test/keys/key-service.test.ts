@@ -26,7 +26,7 @@ describe('key service', () => {
   });
   afterAll(async () => ctx?.cleanup());
   beforeEach(() => {
-    spy.calls = { wrap: 0, unwrap: 0, createKey: 0 };
+    spy.calls = { wrap: 0, unwrap: 0, createKey: 0, check: 0 };
     spy.wrappedPlaintexts = [];
   });
 
@@ -148,7 +148,20 @@ describe('key service', () => {
       tampered[20] ^= 1;
       await expect(keys.unwrapPasswordKey(a.id, op, encodeEnvelope({ ...e, ciphertext: tampered }))).rejects.toBeInstanceOf(UnwrapRefusedError);
       await expect(keys.unwrapPasswordKey(a.id, op, encodeEnvelope({ ...e, kekUri: 'aws-kms://arn:aws:kms:eu-west-1:1:key/x' }))).rejects.toBeInstanceOf(UnknownKekError);
-      await expect(keys.unwrapPasswordKey(a.id, op, encodeEnvelope({ ...e, kekUri: 'local://other' }))).rejects.toBeInstanceOf(UnwrapRefusedError);
+      await expect(keys.unwrapPasswordKey(a.id, op, encodeEnvelope({ ...e, kekUri: 'local://other' }))).rejects.toBeInstanceOf(UnknownKekError);
+    });
+
+    test('a client-brought envelope naming a KEK of its choice never reaches a KMS, and the refusal is audited', async () => {
+      const e = decodeEnvelope(a.keys.wrappedPasswordKey);
+      const calls = spy.calls.unwrap;
+      const evil = `vault-transit://attacker.example:8200/transit/keys/${'x'.repeat(600)}`;
+      await expect(keys.unwrapPasswordKey(a.id, op, encodeEnvelope({ ...e, kekUri: evil }))).rejects.toBeInstanceOf(UnknownKekError);
+      await expect(keys.unwrapDataKey(a.id, encodeEnvelope({ ...e, kekUri: 'local://not-configured' }), op)).rejects.toBeInstanceOf(UnknownKekError);
+      expect(spy.calls.unwrap).toBe(calls);
+      const [dataKeyRefusal, pkRefusal] = await ctx.store.repos.audit.recent(2, { targetId: a.id });
+      expect(dataKeyRefusal).toMatchObject({ action: 'data-key.unwrap', outcome: 'refused', detail: '{"error":"unknown_kek"}' });
+      expect(pkRefusal).toMatchObject({ action: 'password-key.unwrap', outcome: 'refused' });
+      expect(pkRefusal.kekUri!.length).toBeLessThanOrEqual(512);
     });
 
     test('rotation: blobs under a previous KEK still open after the KEK changes', async () => {
@@ -163,9 +176,9 @@ describe('key service', () => {
     test('adding members costs one KMS unwrap for the whole batch and no other KMS call', async () => {
       const users = await Promise.all([1, 2, 3].map((i) => keys.provisionUser({ userName: `member-${i}` }, op)));
       const g = await keys.provisionGroup({ displayName: 'Engineering' }, op);
-      spy.calls = { wrap: 0, unwrap: 0, createKey: 0 };
+      spy.calls = { wrap: 0, unwrap: 0, createKey: 0, check: 0 };
       expect(await keys.addMembers(g.id, users.map((u) => u.id), op)).toHaveLength(3);
-      expect(spy.calls).toEqual({ wrap: 0, unwrap: 1, createKey: 0 });
+      expect(spy.calls).toEqual({ wrap: 0, unwrap: 1, createKey: 0, check: 0 });
       expect(await keys.addMembers(g.id, [users[0].id], op)).toEqual([]); // already a member: no KMS call
       expect(spy.calls.unwrap).toBe(1);
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { KmsAdapter } from '../../kms-adapters/types';
 import { KmsRegistry } from '../../kms-adapters/registry';
 import { decodeEnvelope } from '../../kms-adapters/envelope';
-import { UnwrapRefusedError } from '../../server/errors';
+import { UnknownKekError, UnwrapRefusedError } from '../../server/errors';
 
 export interface ContractSubject {
   adapter: KmsAdapter;
@@ -81,12 +81,26 @@ export function runKmsContract(name: string, setup: () => Promise<ContractSubjec
     });
 
     test('through the registry, envelopes name the KEK and open only with the same context', async () => {
-      const registry = new KmsRegistry(new Map([[s.adapter.scheme, s.adapter]]));
+      const registry = new KmsRegistry(new Map([[s.adapter.scheme, s.adapter]]), [s.keyUri]);
       const pt = randomBytes(32);
       const env = await registry.wrap(s.keyUri, pt, ctxA);
       expect(decodeEnvelope(env).kekUri).toBe(s.keyUri);
       expect((await registry.unwrap(env, ctxA)).equals(pt)).toBe(true);
       await expect(registry.unwrap(env, { purpose: 'password-key', user: 'user-b' })).rejects.toBeInstanceOf(UnwrapRefusedError);
+    });
+
+    test('an envelope naming a KEK this deployment does not use is refused without calling the adapter', async () => {
+      const registry = new KmsRegistry(new Map([[s.adapter.scheme, s.adapter]]), [s.keyUri]);
+      const env = await registry.wrap(s.otherKeyUri, randomBytes(32), ctxA);
+      const spied = jest.spyOn(s.adapter, 'unwrap');
+      try {
+        await expect(registry.unwrap(env, ctxA)).rejects.toBeInstanceOf(UnknownKekError);
+        expect(spied).not.toHaveBeenCalled();
+        expect((await registry.unwrap(env, ctxA, [s.otherKeyUri])).length).toBe(32);
+        expect((await registry.unwrapStored(env, ctxA)).length).toBe(32);
+      } finally {
+        spied.mockRestore();
+      }
     });
 
     test('createKey, when offered, yields a new usable key distinct from the others', async () => {

@@ -10,7 +10,7 @@ import { KmsRegistry } from '../../kms-adapters/registry';
 export class SpyAdapter implements KmsAdapter {
   readonly scheme = 'local';
   readonly inner = new LocalAdapter(randomBytes(32));
-  calls = { wrap: 0, unwrap: 0, createKey: 0 };
+  calls = { wrap: 0, unwrap: 0, createKey: 0, check: 0 };
   wrappedPlaintexts: Uint8Array[] = [];
   failNext: Error | undefined;
 
@@ -31,6 +31,7 @@ export class SpyAdapter implements KmsAdapter {
     return this.inner.unwrap(uri, ct, ctx);
   }
   async check(uri: string): Promise<void> {
+    this.calls.check++;
     this.fault();
     return this.inner.check(uri);
   }
@@ -40,7 +41,8 @@ export class SpyAdapter implements KmsAdapter {
   }
   async close(): Promise<void> {}
 
-  registry(): KmsRegistry {
-    return new KmsRegistry(new Map([['local', this]]));
+  /** A registry over this adapter; `configured` plays the deployment's CS_KEK_URI and previous KEKs. */
+  registry(configured: string[] = ['local://shared', 'local://shared-2026']): KmsRegistry {
+    return new KmsRegistry(new Map([['local', this]]), configured);
   }
 }

@@ -49,7 +49,7 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
           return refuse(reason, `the identity provider's answer was refused: ${publicReason(reason)}`);
         });
 
-        const redirect = await auth.signIn.completeSignIn(profile, ctx);
+        const redirect = await auth.signIn.completeSignIn(profile, ctx, (await auth.saml.idp()).entityId);
         res.set('Cache-Control', 'no-store').redirect(303, redirect);
       } catch (err) {
         next(err);
