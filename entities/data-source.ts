@@ -11,7 +11,18 @@ export function createDataSource(db: DatabaseConfig): DataSource {
   let options: DataSourceOptions;
   if (db.type === 'sqlite') {
     if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true, mode: 0o700 });
-    options = { ...common, type: 'better-sqlite3', database: db.path, enableWAL: db.path !== ':memory:' };
+    // WAL with synchronous=NORMAL: commits survive a crash of this process and never corrupt the
+    // file; only an OS crash or power loss can drop the last moments. Production runs PostgreSQL.
+    options = {
+      ...common,
+      type: 'better-sqlite3',
+      database: db.path,
+      enableWAL: db.path !== ':memory:',
+      prepareDatabase: (conn: { pragma: (p: string) => unknown }) => {
+        conn.pragma('synchronous = NORMAL');
+        conn.pragma('busy_timeout = 5000');
+      },
+    };
   } else if (db.type === 'postgres') {
     options = { ...common, type: 'postgres', url: db.url };
   } else {
