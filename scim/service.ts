@@ -108,8 +108,10 @@ export class ScimService {
 
   async createUser(body: unknown, ctx: OpContext): Promise<Json> {
     const p = this.coerceUser(requireBody(body, 'POST /Users'));
+    // Keys are generated and KMS-wrapped before the transaction opens, so it never waits on the KMS.
+    const prepared = await this.keys.prepareUser(p, ctx);
     return this.store.transaction(async (tx) => {
-      const created = await this.keys.provisionUser(p, ctx, tx);
+      const created = await this.keys.commitUser(prepared, ctx, tx);
       const q = new ScimQueries(tx.manager);
       const resource = userResource(created, (await q.userKeys([created.id])).get(created.id));
       await this.enqueue(tx, 'User', created.id, 'user.created', resource);

@@ -4,7 +4,7 @@ import type { KmsRegistry } from '../../kms-adapters/registry';
 import { schemeOf } from '../../kms-adapters/types';
 import type { UserKeyAlgorithm } from '../config/core';
 import type { Repos, Store } from '../repositories/store';
-import type { GroupRow, UserRow } from '../../entities';
+import type { GroupRow, UserKeysRow, UserRow } from '../../entities';
 import { nowIso } from '../../entities/columns';
 import { AppError, BadRequestError, InactiveUserError, NotFoundError } from '../errors';
 import { binding } from './binding';
@@ -18,6 +18,13 @@ export interface KeyServiceOptions {
 }
 
 const KEY_BYTES = 32;
+
+/** A user whose keys are generated and wrapped but not yet stored (see prepareUser). */
+export interface PreparedUser {
+  user: UserRow;
+  keys: UserKeysRow;
+  publicJwk: JWK;
+}
 
 /**
  * The heart of Crypto Server: generates, wraps and hands out keys. Plain TypeScript, no HTTP.
@@ -40,6 +47,15 @@ export class KeyService {
   // ---- provisioning -------------------------------------------------------------------------
 
   async provisionUser(input: NewUser, ctx: OpContext, tx?: Repos): Promise<UserRow & { keys: UserKeyView }> {
+    return this.commitUser(await this.prepareUser(input, ctx), ctx, tx);
+  }
+
+  /**
+   * Provisioning, phase 1 — outside any transaction: generates the keys and has the KMS wrap the
+   * password key, so no database transaction (or SQLite's single connection) waits on the KMS.
+   * Nothing is persisted, except the `pending` record of a per-user KEK.
+   */
+  async prepareUser(input: NewUser, ctx: OpContext): Promise<PreparedUser> {
     const userName = input.userName?.trim();
     if (!userName) throw new BadRequestError('userName is required');
     const id = randomUUID();
@@ -73,7 +89,7 @@ export class KeyService {
       deletedAt: null,
       version: 1,
     };
-    const keys = {
+    const keys: UserKeysRow = {
       userId: id,
       keyAlg: this.options.userKeyAlgorithm,
       publicJwk: JSON.stringify(pair.publicJwk),
@@ -82,12 +98,18 @@ export class KeyService {
       kekUri,
       createdAt: now,
     };
+    return { user, keys, publicJwk: pair.publicJwk };
+  }
+
+  /** Provisioning, phase 2: the rows and their audit event, in the caller's transaction or its own. */
+  async commitUser(prepared: PreparedUser, ctx: OpContext, tx?: Repos): Promise<UserRow & { keys: UserKeyView }> {
+    const { user, keys } = prepared;
     await this.inTx(tx, async (t) => {
       await t.users.insert(user, keys);
-      if (kekUri !== this.options.kekUri) await t.keks.setState(kekUri, 'active');
-      await t.audit.append({ ...ctx, action: 'user.provision', outcome: 'success', targetType: 'user', targetId: id, kekUri });
+      if (keys.kekUri !== this.options.kekUri) await t.keks.setState(keys.kekUri, 'active');
+      await t.audit.append({ ...ctx, action: 'user.provision', outcome: 'success', targetType: 'user', targetId: user.id, kekUri: keys.kekUri });
     });
-    return { ...user, keys: { keyAlg: keys.keyAlg, publicJwk: pair.publicJwk, privateJwe, wrappedPasswordKey, kekUri } };
+    return { ...user, keys: { keyAlg: keys.keyAlg, publicJwk: prepared.publicJwk, privateJwe: keys.privateJwe, wrappedPasswordKey: keys.wrappedPasswordKey, kekUri: keys.kekUri } };
   }
 
   async provisionGroup(input: NewGroup, ctx: OpContext, tx?: Repos): Promise<GroupRow & { keys: GroupKeyView }> {

@@ -63,6 +63,11 @@ export class Store {
     return next;
   }
 
+  /** Whether the current async call chain runs inside `transaction()`. */
+  get inTransaction(): boolean {
+    return this.current.getStore() !== undefined;
+  }
+
   private get insideSqliteTransaction(): Repos | undefined {
     return this.driver === 'better-sqlite3' ? this.current.getStore() : undefined;
   }
