@@ -10,9 +10,10 @@ export function groupsRouter(service: ScimService): Router {
     sendScim(res, 200, presentList('Group', await service.listGroups(params), baseUrl(req), attributeFilter(req), wantsMemberKeys(req)));
   });
   r.post('/', async (req, res) => {
-    const created = present('Group', await service.createGroup(req.body, opContext(req, res)), baseUrl(req), attributeFilter(req), wantsMemberKeys(req));
-    res.setHeader('Location', String((created.meta as { location?: string }).location));
-    sendScim(res, 201, created);
+    const attrs = attributeFilter(req);
+    const resource = await service.createGroup(req.body, opContext(req, res));
+    res.setHeader('Location', `${baseUrl(req)}/Groups/${String(resource.id)}`);
+    sendScim(res, 201, present('Group', resource, baseUrl(req), attrs, wantsMemberKeys(req)));
   });
   r.get('/:id', async (req, res) => {
     sendScim(res, 200, present('Group', await service.getGroup(req.params.id, wantsMembers(req)), baseUrl(req), attributeFilter(req), wantsMemberKeys(req)));

@@ -11,9 +11,10 @@ export function usersRouter(service: ScimService): Router {
     sendScim(res, 200, presentList('User', await service.listUsers(params), baseUrl(req), attrs));
   });
   r.post('/', async (req, res) => {
-    const created = present('User', await service.createUser(req.body, opContext(req, res)), baseUrl(req), attributeFilter(req));
-    res.setHeader('Location', String((created.meta as { location?: string }).location));
-    sendScim(res, 201, created);
+    const attrs = attributeFilter(req);
+    const resource = await service.createUser(req.body, opContext(req, res));
+    res.setHeader('Location', `${baseUrl(req)}/Users/${String(resource.id)}`);
+    sendScim(res, 201, present('User', resource, baseUrl(req), attrs));
   });
   r.get('/:id', async (req, res) => {
     sendScim(res, 200, present('User', await service.getUser(req.params.id), baseUrl(req), attributeFilter(req)));

@@ -15,6 +15,16 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
 
   const countUsers = () => ctx.store.dataSource.manager.count(UserEntity);
 
+  it('honours attributes/excludedAttributes on create (Location still names the new resource)', async () => {
+    const res = await ctx.post('/Users?attributes=userName', newUser('projected@example.com')).expect(201);
+    expect(res.body).toMatchObject({ id: expect.any(String), userName: 'projected@example.com' });
+    expect(res.body.emails).toBeUndefined();
+    expect(res.headers.location).toMatch(new RegExp(`/scim/v2/Users/${res.body.id}$`));
+    const g = await ctx.post('/Groups?excludedAttributes=meta', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Projected' }).expect(201);
+    expect(g.headers.location).toMatch(new RegExp(`/scim/v2/Groups/${g.body.id}$`));
+    expect(g.body.meta).toBeUndefined();
+  });
+
   it('creates a user with keys in one go and returns only encrypted/public forms', async () => {
     const res = await ctx.post('/Users', newUser('alice@example.com', { externalId: 'ext-alice' })).expect(201);
     expect(res.headers['content-type']).toMatch(/^application\/scim\+json/);
