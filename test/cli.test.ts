@@ -50,6 +50,18 @@ describe('crypto-server CLI', () => {
     expect(await listOrphanKeks(env, () => undefined)).toBe(0);
   });
 
+  test('a port already in use stops serve with a clear error instead of a silent exit', async () => {
+    const first = await serve({ CS_DATA_DIR: join(dir, 'p1'), CS_PORT: '0', CS_LOG_LEVEL: 'silent' }, () => undefined);
+    try {
+      const port = new URL(first.url).port;
+      await expect(serve({ CS_DATA_DIR: join(dir, 'p2'), CS_PORT: port, CS_LOG_LEVEL: 'silent' }, () => undefined)).rejects.toThrow(
+        new RegExp(`CS_PORT: port ${port} on CS_HOST 127.0.0.1 is already in use`),
+      );
+    } finally {
+      await first.stop();
+    }
+  });
+
   test('an external database never gets a master key created behind the operator’s back', async () => {
     const env = { CS_DATABASE_URL: `sqlite:${join(dir, 'ext2.db')}`, CS_MIGRATE_ON_START: 'true', CS_LOCAL_MASTER_KEY_FILE: join(dir, 'none.key'), CS_PORT: '0', CS_LOG_LEVEL: 'silent' };
     await expect(serve(env, () => undefined)).rejects.toThrow(/does not exist \(set CS_LOCAL_CREATE_MASTER_KEY=true/);

@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { loadConfig } from '../config';
 import { createLogger } from '../log';
 import { boot } from '../boot';
 import { createApp } from '../http/app';
+import { ConfigError } from '../errors';
 import { startScimWorkers } from '../../scim/workers';
 
 export interface Running {
@@ -19,8 +20,9 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const deps = await boot(config, log, { migrate: config.database.migrateOnStart, notice: print });
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.server.port, config.server.host, () => resolve(s));
-    s.once('error', reject);
+    const s = createServer(app);
+    s.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, config.server.host, config.server.port)));
+    s.listen(config.server.port, config.server.host, () => resolve(s));
   }).catch(async (err) => {
     await deps.close();
     throw err;
@@ -33,8 +35,20 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   print(`Crypto Server listening on ${url} (database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`);
   let stopping: Promise<void> | undefined;
   const stop = () =>
-    (stopping ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => workers.stop()).then(() => deps.close()));
+    (stopping ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    })
+      .then(() => workers.stop())
+      .then(() => deps.close()));
   return { server, url, stop };
+}
+
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  if (err.code === 'EADDRINUSE') return new ConfigError(`CS_PORT: port ${port} on CS_HOST ${host} is already in use; stop the other process or choose another port`);
+  if (err.code === 'EACCES') return new ConfigError(`CS_PORT: no permission to listen on port ${port} (ports below 1024 need privileges; use a higher port behind your proxy)`);
+  if (err.code === 'EADDRNOTAVAIL') return new ConfigError(`CS_HOST: ${host} is not an address of this machine`);
+  return err;
 }
 
 export function registerServe(program: Command): void {
