@@ -193,7 +193,7 @@ export class AwsKmsAdapter implements KmsAdapter {
 
   async createKey(label: string): Promise<string> {
     const region = (this.settings.region as string | undefined) || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
-    if (!region) throw new KmsConfigurationError('aws-kms: createKey needs a region (settings.region or AWS_REGION)');
+    if (!region) throw new KmsConfigurationError('aws-kms: per-user KEKs need AWS_REGION (the region to create them in)');
     const out = await this.resilience.call('create', (s) =>
       this.client(region).createKey({ Description: `crypto-server ${label}`.slice(0, 8192), KeyUsage: 'ENCRYPT_DECRYPT', KeySpec: 'SYMMETRIC_DEFAULT' }, s),
     );
@@ -208,3 +208,8 @@ export class AwsKmsAdapter implements KmsAdapter {
 }
 
 export const createAdapter: AdapterFactory = async ({ settings }) => new AwsKmsAdapter(settings);
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  parseAwsKeyUri(keyUri);
+}

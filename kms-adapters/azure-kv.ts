@@ -216,3 +216,8 @@ export const createAdapter: AdapterFactory = async ({ settings }) => {
   const credential = new DefaultAzureCredential();
   return new AzureKeyVaultAdapter(settings, (host) => sdkClient(`https://${host}`, credential));
 };
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  parseAzureKeyUri(keyUri);
+}

@@ -190,3 +190,8 @@ export class GcpKmsAdapter implements KmsAdapter {
 }
 
 export const createAdapter: AdapterFactory = async ({ settings }) => new GcpKmsAdapter(settings);
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  parseGcpKeyUri(keyUri);
+}

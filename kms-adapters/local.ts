@@ -92,7 +92,13 @@ export function loadOrCreateMasterKey(path: string, create: boolean): { key: Buf
     if (key.length !== 32) throw new ConfigError(`local master key file ${path} does not hold 32 base64-encoded bytes`);
     return { key, created: false };
   }
-  if (!create) throw new ConfigError(`local master key file ${path} does not exist (set CS_LOCAL_CREATE_MASTER_KEY=true to create it)`);
+  if (!create) {
+    throw new ConfigError(
+      `CS_LOCAL_MASTER_KEY_FILE: ${path} does not exist. If this database already holds keys, put the master key that wrapped them there ` +
+        '(or in CS_LOCAL_MASTER_KEY): a new key cannot open them. Only for a new, empty deployment set CS_LOCAL_CREATE_MASTER_KEY=true. ' +
+        'In production, use an HSM or cloud KMS (docs/kms/).',
+    );
+  }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -113,3 +119,8 @@ export const createAdapter: AdapterFactory = async ({ settings, notice }) => {
   if (created) notice?.(`created local master key ${path} (mode 0600) — back it up: without it, wrapped keys cannot be opened`);
   return new LocalAdapter(key);
 };
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  localKeyName(keyUri);
+}

@@ -461,3 +461,8 @@ export const createAdapter: AdapterFactory = async ({ settings }) => {
   }
   return adapter;
 };
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  parsePkcs11Uri(keyUri);
+}

@@ -2,13 +2,13 @@ import type { AdapterFactory, AdapterOptions, BindingContext, KmsAdapter } from 
 import { schemeOf } from './types';
 import { validateContext } from './associated-data';
 import { decodeEnvelope, encodeEnvelope } from './envelope';
-import { UnknownKekError } from '../server/errors';
+import { ConfigError, UnknownKekError } from '../server/errors';
 
 /**
  * Explicit list of adapters, by URI scheme. No auto-discovery: an adapter's module (and its SDK)
  * is imported only when a configured key URI needs it.
  */
-export const ADAPTER_MODULES: Readonly<Record<string, () => Promise<{ createAdapter: AdapterFactory }>>> = {
+export const ADAPTER_MODULES: Readonly<Record<string, () => Promise<{ createAdapter: AdapterFactory; assertKeyUri: (keyUri: string) => void }>>> = {
   local: () => import('./local.js'),
   pkcs11: () => import('./pkcs11.js'),
   'aws-kms': () => import('./aws-kms.js'),
@@ -99,19 +99,34 @@ export class KmsRegistry {
   }
 }
 
+/**
+ * Loads the adapters the configured KEKs need, after checking every configured URI's form, so a
+ * typo stops start-up with the setting named instead of surfacing at the first key operation.
+ */
 export async function buildRegistry(config: RegistryConfig): Promise<KmsRegistry> {
+  const configured = [
+    ...[config.kekUri].map((uri) => ({ uri, setting: 'CS_KEK_URI' })),
+    ...config.previousKekUris.map((uri) => ({ uri, setting: 'CS_PREVIOUS_KEK_URIS' })),
+  ];
   const schemes = new Set<string>();
-  for (const uri of [config.kekUri, ...config.previousKekUris]) {
+  for (const { uri, setting } of configured) {
     const scheme = schemeOf(uri);
     if (!scheme || !ADAPTER_MODULES[scheme]) {
-      throw new UnknownKekError(`key URI "${uri}" has no adapter; known schemes: ${Object.keys(ADAPTER_MODULES).join(', ')}`);
+      throw new ConfigError(`${setting}: "${uri}" has no adapter; key URIs start with ${Object.keys(ADAPTER_MODULES).map((k) => `${k}:`).join(', ')}`);
     }
     schemes.add(scheme);
   }
   const adapters = new Map<string, KmsAdapter>();
   try {
     for (const scheme of schemes) {
-      const { createAdapter } = await ADAPTER_MODULES[scheme]();
+      const { createAdapter, assertKeyUri } = await ADAPTER_MODULES[scheme]();
+      for (const { uri, setting } of configured.filter((c) => schemeOf(c.uri) === scheme)) {
+        try {
+          assertKeyUri(uri);
+        } catch (err) {
+          throw new ConfigError(`${setting}: ${(err as Error).message}`);
+        }
+      }
       adapters.set(scheme, await createAdapter({ settings: config.adapters[scheme] ?? {}, notice: config.notice }));
     }
   } catch (err) {

@@ -164,3 +164,8 @@ export class VaultTransitAdapter implements KmsAdapter {
 }
 
 export const createAdapter: AdapterFactory = async ({ settings }) => new VaultTransitAdapter(settings);
+
+/** Start-up check of a configured key URI (throws with the expected form). */
+export function assertKeyUri(keyUri: string): void {
+  parseVaultKeyUri(keyUri);
+}

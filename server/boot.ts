@@ -19,6 +19,14 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
   const store = await openStore(config);
   let kms: KmsRegistry | undefined;
   try {
+    // KMS first: a wrong KEK setting must stop start-up before anything touches the database.
+    kms = await buildRegistry({ ...config.kms, notice: opts.notice });
+    if (config.kms.kekMode === 'per-user' && !kms.canCreateKeys(config.kms.kekUri)) {
+      throw new ConfigError(
+        `CS_KEK_MODE=per-user: the ${kms.forUri(config.kms.kekUri).scheme} adapter cannot create keys as configured ` +
+          '(gcp-kms needs CS_GCP_KMS_KEY_RING; azure-kv needs CS_AZURE_KV_CREATE_KEYS_IN; vault-transit needs CS_VAULT_CREATE_KEYS_AT); or use CS_KEK_MODE=shared',
+      );
+    }
     if (await store.hasPendingMigrations()) {
       if (!opts.migrate) {
         throw new ConfigError('the database schema is not migrated: run `crypto-server migrate` first (or set CS_MIGRATE_ON_START=true)');
@@ -26,7 +34,6 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
       const applied = await store.migrate();
       opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);
     }
-    kms = await buildRegistry({ ...config.kms, notice: opts.notice });
     const keys = new KeyService(store, kms, { kekUri: config.kms.kekUri, kekMode: config.kms.kekMode, userKeyAlgorithm: config.keys.userKeyAlgorithm });
     const registry = kms;
     return { config, store, kms, keys, log, close: async () => { await registry.close(); await store.close(); } };
