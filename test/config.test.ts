@@ -21,6 +21,11 @@ describe('configuration', () => {
     expect(loadConfig({ CS_DATABASE_URL: 'mariadb://db/cs' }).database).toMatchObject({ type: 'mysql', url: 'mysql://db/cs' });
   });
 
+  test('the public URL defaults to where the server listens (SP metadata, ACS and token issuer follow it)', () => {
+    expect(loadConfig({ CS_PORT: '18300' }).auth.publicUrl).toBe('http://127.0.0.1:18300');
+    expect(loadConfig({ CS_PUBLIC_URL: 'https://keys.example.com/' }).auth.publicUrl).toBe('https://keys.example.com');
+  });
+
   test('the result is frozen', () => {
     const c = loadConfig({});
     expect(Object.isFrozen(c)).toBe(true);

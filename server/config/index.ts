@@ -22,7 +22,7 @@ function build(e: Env) {
   return {
     ...core,
     kms: { ...core.kms, adapters: { ...core.kms.adapters, ...kmsAdapterSettings(e) } },
-    auth: authConfigFrom(e),
+    auth: authConfigFrom(e, core.server),
     ...scimConfig(e),
   };
 }
