@@ -55,7 +55,7 @@ describe('configuration', () => {
     } catch (e) {
       msg = (e as Error).message;
     }
-    expect(msg).toContain('CS_LOCAL_MASTER_KEY');
+    expect(msg).toContain('CS_LOCAL_MASTER_KEY: invalid value (not shown); must be 32 random bytes, base64-encoded');
     expect(msg).toContain('CS_PORT');
     expect(msg).not.toContain(secret);
   });

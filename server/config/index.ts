@@ -40,7 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     const lines = (parsed.error?.issues ?? []).map((i) => {
       const name = String(i.path[0] ?? 'configuration');
       // zod messages describe the expected form, not the received value; secrets get a fixed text.
-      return SECRET_SETTINGS.has(name) ? `${name}: invalid value (not shown)` : `${name}: ${i.message}`;
+      return SECRET_SETTINGS.has(name) ? `${name}: invalid value (not shown); ${i.message}` : `${name}: ${i.message}`;
     });
     for (const k of unknown) lines.push(`${k}: not a known setting${suggest(k)} (see docs/configuration.md)`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
