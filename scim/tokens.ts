@@ -62,14 +62,20 @@ export class TokenService {
     return (await this.run((r) => r.list())).map(({ secret_hash: _h, ...info }) => info);
   }
 
-  /** Revokes by id or by name (all tokens with that name). Returns how many were revoked. */
-  async revoke(idOrName: string): Promise<number> {
+  /**
+   * Revokes by id, or by name when exactly one live token has it (a rotation leaves two tokens
+   * with the IdP's name: revoking "by name" must not take out the new one). `allWithName` revokes
+   * every live token with that name. Returns the revoked ids, or the candidates when ambiguous.
+   */
+  async revoke(idOrName: string, opts: { allWithName?: boolean } = {}): Promise<{ revoked: string[]; ambiguous?: string[] }> {
     const at = nowIso();
     return this.run(async (repo) => {
-      if (await repo.revoke(idOrName, at)) return 1;
-      let n = 0;
-      for (const row of await repo.findByName(idOrName)) if (await repo.revoke(row.id, at)) n++;
-      return n;
+      if (await repo.revoke(idOrName, at)) return { revoked: [idOrName] };
+      const live = (await repo.findByName(idOrName)).filter((r) => r.revoked_at === null);
+      if (live.length > 1 && !opts.allWithName) return { revoked: [], ambiguous: live.map((r) => r.id) };
+      const revoked: string[] = [];
+      for (const row of live) if (await repo.revoke(row.id, at)) revoked.push(row.id);
+      return { revoked };
     });
   }
 

@@ -8,7 +8,7 @@ import { ownWrites } from '../../scim/repositories/runner';
 export async function tokenCommand(
   env: NodeJS.ProcessEnv,
   print: (line: string) => void,
-  action: { create: { name: string; scope: string; expiresDays?: number } } | { list: true } | { revoke: string },
+  action: { create: { name: string; scope: string; expiresDays?: number } } | { list: true } | { revoke: string; allWithName?: boolean },
 ): Promise<number> {
   return withStore(env, async (store) => {
     if (await store.hasPendingMigrations()) {
@@ -38,9 +38,13 @@ export async function tokenCommand(
       }
       return 0;
     }
-    const n = await tokens.revoke(action.revoke);
-    print(n ? `revoked ${n} token(s)` : `no active token with id or name "${action.revoke}"`);
-    return n ? 0 : 1;
+    const r = await tokens.revoke(action.revoke, { allWithName: action.allWithName });
+    if (r.ambiguous) {
+      print(`${r.ambiguous.length} active tokens are named "${action.revoke}": ${r.ambiguous.join(', ')}; revoke one by id, or all of them with --all-with-name`);
+      return 1;
+    }
+    print(r.revoked.length ? `revoked ${r.revoked.join(', ')}` : `no active token with id or name "${action.revoke}"`);
+    return r.revoked.length ? 0 : 1;
   });
 }
 
@@ -63,8 +67,9 @@ export function registerToken(program: Command): void {
     });
   token
     .command('revoke <idOrName>')
-    .description('revoke a token by id, or every token with that name')
-    .action(async (idOrName: string) => {
-      process.exitCode = await tokenCommand(process.env, console.log, { revoke: idOrName });
+    .description('revoke a token by id, or by name when only one active token has it')
+    .option('--all-with-name', 'revoke every active token with this name')
+    .action(async (idOrName: string, opts: { allWithName?: boolean }) => {
+      process.exitCode = await tokenCommand(process.env, console.log, { revoke: idOrName, allWithName: opts.allWithName });
     });
 }

@@ -37,10 +37,16 @@ describe.each(testDatabaseNames())('SCIM repositories on %s', (kind) => {
     await expect(tokens.authenticate(`Bearer ${token}x`, 'scim')).rejects.toMatchObject({ status: 401 });
     await expect(tokens.create({ name: 'x', scope: 'admin' })).rejects.toMatchObject({ status: 400 });
     const second = await tokens.create({ name: 'Okta', scope: 'scim' });
-    expect(await tokens.revoke('Okta')).toBe(1);
+    expect((await tokens.revoke('Okta')).revoked).toEqual([second.info.id]);
     await expect(tokens.authenticate(`Bearer ${second.token}`, 'scim')).rejects.toMatchObject({ status: 401 });
-    expect(await tokens.revoke(info.id)).toBe(1);
-    expect(await tokens.revoke(info.id)).toBe(0);
+    expect((await tokens.revoke(info.id)).revoked).toEqual([info.id]);
+    expect((await tokens.revoke(info.id)).revoked).toEqual([]);
+    // Rotation leaves two live tokens with the IdP's name: revoking by that name must not guess.
+    const old = await tokens.create({ name: 'Entra', scope: 'scim' });
+    const rotated = await tokens.create({ name: 'Entra', scope: 'scim' });
+    expect(await tokens.revoke('Entra')).toEqual({ revoked: [], ambiguous: expect.arrayContaining([old.info.id, rotated.info.id]) });
+    await expect(tokens.authenticate(`Bearer ${rotated.token}`, 'scim')).resolves.toMatchObject({ id: rotated.info.id });
+    expect((await tokens.revoke('Entra', { allWithName: true })).revoked.sort()).toEqual([old.info.id, rotated.info.id].sort());
     const expired = await tokens.create({ name: 'old', scope: 'scim', expiresAt: new Date(Date.now() - 1000) });
     await expect(tokens.authenticate(`Bearer ${expired.token}`, 'scim')).rejects.toMatchObject({ status: 401 });
   });
