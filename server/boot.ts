@@ -1,4 +1,5 @@
 import type { Config } from './config';
+import { describeDatabase } from './config/core';
 import { createDataSource } from '../entities/data-source';
 import { buildRegistry, type KmsRegistry } from '../kms-adapters/registry';
 import { KeyService } from './keys/key-service';
@@ -29,7 +30,7 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
     }
     if (await store.hasPendingMigrations()) {
       if (!opts.migrate) {
-        throw new ConfigError('the database schema is not migrated: run `crypto-server migrate` first (or set CS_MIGRATE_ON_START=true)');
+        throw new ConfigError(`the database (${describeDatabase(config.database)}) is not migrated: run \`crypto-server migrate\` first (or set CS_MIGRATE_ON_START=true)`);
       }
       const applied = await store.migrate();
       opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);

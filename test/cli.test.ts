@@ -92,3 +92,19 @@ describe('crypto-server doctor', () => {
     );
   });
 });
+
+describe('CLI option parsing', () => {
+  test.each([
+    [['outbox', 'list', '--limit', 'x']],
+    [['outbox', 'list', '--limit', '0']],
+    [['outbox', 'list', '--limit', '-3']],
+    [['token', 'create', '--scope', 'scim', '--expires-days', '1.5']],
+  ])('%j is refused by the parser with a clear message, before any database is opened', (args) => {
+    let err = '';
+    const program = buildProgram().exitOverride();
+    program.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: (s) => (err += s) }));
+    for (const c of program.commands) c.commands.forEach((sub) => sub.exitOverride().configureOutput({ writeErr: (s) => (err += s) }));
+    expect(() => program.parse(['node', 'crypto-server', ...args])).toThrow();
+    expect(err).toMatch(/must be a whole number from \d+ to \d+/);
+  });
+});

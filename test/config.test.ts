@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../server/config';
 import { ConfigError } from '../server/errors';
+import { describeDatabase } from '../server/config/core';
 
 describe('configuration', () => {
   test('embedded defaults: SQLite under ./data, local KEK created on first start, localhost', () => {
@@ -24,6 +25,11 @@ describe('configuration', () => {
   test('the public URL defaults to where the server listens (SP metadata, ACS and token issuer follow it)', () => {
     expect(loadConfig({ CS_PORT: '18300' }).auth.publicUrl).toBe('http://127.0.0.1:18300');
     expect(loadConfig({ CS_PUBLIC_URL: 'https://keys.example.com/' }).auth.publicUrl).toBe('https://keys.example.com');
+  });
+
+  test('messages name the database without its credentials', () => {
+    expect(describeDatabase(loadConfig({ CS_DATABASE_URL: 'postgres://cs:s3cret@db.internal:5432/crypto' }).database)).toBe('postgres db.internal:5432/crypto');
+    expect(describeDatabase(loadConfig({ CS_DATA_DIR: '/var/lib/cs' }).database)).toBe('sqlite /var/lib/cs/crypto-server.db');
   });
 
   test('the result is frozen', () => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { withStore } from './with-store';
+import { wholeNumber } from './options';
 import { OutboxRepository } from '../../scim/repositories/outbox';
 import { newWebhookSecret } from '../../scim/outbox/signature';
 
@@ -36,7 +37,7 @@ export function registerOutbox(program: Command): void {
     .command('list')
     .description('recent events, newest first')
     .option('--pending', 'only events not yet delivered')
-    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
+    .option('--limit <n>', 'how many (1 to 1000)', wholeNumber(1, 1000), 50)
     .action(async (o: { pending?: boolean; limit: number }) => {
       process.exitCode = await outboxCommand(process.env, console.log, { list: o });
     });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createServer, type Server } from 'node:http';
 import { loadConfig } from '../config';
+import { describeDatabase } from '../config/core';
 import { createLogger } from '../log';
 import { boot } from '../boot';
 import { createApp } from '../http/app';
@@ -31,7 +32,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
-  const db = config.database.type === 'sqlite' ? `sqlite ${config.database.path}` : config.database.type;
+  const db = describeDatabase(config.database);
   print(`Crypto Server listening on ${url} (database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`);
   let stopping: Promise<void> | undefined;
   const stop = () =>

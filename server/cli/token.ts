@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { withStore } from './with-store';
+import { describeDatabase } from '../config/core';
+import { wholeNumber } from './options';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService, TOKEN_SCOPES } from '../../scim/tokens';
 import { ownWrites } from '../../scim/repositories/runner';
@@ -10,9 +12,9 @@ export async function tokenCommand(
   print: (line: string) => void,
   action: { create: { name: string; scope: string; expiresDays?: number } } | { list: true } | { revoke: string; allWithName?: boolean },
 ): Promise<number> {
-  return withStore(env, async (store) => {
+  return withStore(env, async (store, config) => {
     if (await store.hasPendingMigrations()) {
-      print('the database schema is not migrated: run `crypto-server migrate` first');
+      print(`the database (${describeDatabase(config.database)}) is not migrated: is this the server's database (CS_DATABASE_URL, CS_DATA_DIR)? If so, run \`crypto-server migrate\` first`);
       return 2;
     }
     const tokens = new TokenService(ownWrites(store, (m) => new ApiTokenRepository(m)));
@@ -55,7 +57,7 @@ export function registerToken(program: Command): void {
     .description('create a token; it is printed once and only its hash is stored')
     .requiredOption('--scope <scope>', `what the token may do (${TOKEN_SCOPES.join(', ')})`)
     .option('--name <name>', 'a label, e.g. the IdP it is for', 'scim')
-    .option('--expires-days <days>', 'expire after this many days (default: never)', (v) => Number.parseInt(v, 10))
+    .option('--expires-days <days>', 'expire after this many days (default: never)', wholeNumber(1, 3650))
     .action(async (o: { scope: string; name: string; expiresDays?: number }) => {
       process.exitCode = await tokenCommand(process.env, console.log, { create: o });
     });

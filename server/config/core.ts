@@ -68,3 +68,14 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
     keys: { userKeyAlgorithm: e.CS_USER_KEY_ALGORITHM as UserKeyAlgorithm },
   };
 }
+
+/** Where the data lives, for messages: the SQLite file, or the server without credentials. */
+export function describeDatabase(db: DatabaseConfig): string {
+  if (db.type === 'sqlite') return `sqlite ${db.path}`;
+  try {
+    const u = new URL(db.url);
+    return `${db.type} ${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return db.type;
+  }
+}
