@@ -46,7 +46,7 @@ describe('configuration', () => {
     [{ CS_PORT: '70000' }, /CS_PORT/],
     [{ CS_KEK_MODE: 'sometimes' }, /CS_KEK_MODE/],
     [{ CS_USER_KEY_ALGORITHM: 'rsa-1024' }, /CS_USER_KEY_ALGORITHM/],
-    [{ CS_DATABASE_URL: 'oracle://x' }, /CS_DATABASE_URL: must start with sqlite:, postgres:\/\/, mysql:\/\/ or mariadb:\/\//],
+    [{ CS_DATABASE_URL: 'oracle://x' }, /CS_DATABASE_URL: invalid value \(not shown\); must start with sqlite:, postgres:\/\/, mysql:\/\/ or mariadb:\/\//],
     [{ CS_KEK_URI: 'not a uri' }, /CS_KEK_URI: must be a key URI/],
   ])('an invalid setting stops start-up with a message naming it: %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -95,6 +95,23 @@ describe('configuration', () => {
       const c = loadConfig({ CS_CONFIG_FILE: f, CS_PORT: '9100' });
       expect(c.server.port).toBe(9100);
       expect(c.kms.kekMode).toBe('per-user');
+    });
+
+    test('CS_DATABASE_URL_FILE keeps the database password out of the environment', () => {
+      const f = join(dir, 'db-url');
+      writeFileSync(f, 'postgres://cs:s3cret@db:5432/crypto\n', { mode: 0o600 });
+      expect(loadConfig({ CS_DATABASE_URL_FILE: f }).database).toMatchObject({ type: 'postgres', url: 'postgres://cs:s3cret@db:5432/crypto' });
+      expect(() => loadConfig({ CS_DATABASE_URL_FILE: f, CS_DATABASE_URL: 'sqlite:x' })).toThrow(/both set/);
+      expect(() => loadConfig({ CS_DATABASE_URL_FILE: join(dir, 'nope') })).toThrow(/CS_DATABASE_URL_FILE: cannot read .* \(ENOENT\)/);
+      writeFileSync(f, 'oracle://cs:s3cret@db/x');
+      let msg = '';
+      try {
+        loadConfig({ CS_DATABASE_URL_FILE: f });
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      expect(msg).toMatch(/CS_DATABASE_URL: invalid value \(not shown\)/);
+      expect(msg).not.toContain('s3cret');
     });
 
     test('unreadable or foreign content is refused with the setting named', () => {

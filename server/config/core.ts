@@ -17,6 +17,8 @@ export const coreEnv = z.object({
     .string()
     .regex(/^(sqlite:|postgres(ql)?:\/\/|mysql:\/\/|mariadb:\/\/)/, 'must start with sqlite:, postgres://, mysql:// or mariadb://')
     .optional(),
+  /** Read by loadConfig into CS_DATABASE_URL (a file keeps the password out of the environment). */
+  CS_DATABASE_URL_FILE: z.string().optional(),
   CS_MIGRATE_ON_START: bool.optional(),
   CS_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   CS_KEK_URI: z.string().regex(/^[a-z][a-z0-9+.-]*:/, 'must be a key URI such as local://default or pkcs11:token=...;object=...').default('local://default'),
@@ -34,7 +36,7 @@ export const coreEnv = z.object({
 });
 
 /** Settings whose values must never appear in a message. */
-export const SECRET_SETTINGS = new Set(['CS_LOCAL_MASTER_KEY', 'CS_PKCS11_PIN']);
+export const SECRET_SETTINGS = new Set(['CS_LOCAL_MASTER_KEY', 'CS_PKCS11_PIN', 'CS_DATABASE_URL']);
 
 export type DatabaseConfig =
   | { type: 'sqlite'; path: string; embedded: boolean; migrateOnStart: boolean }

@@ -33,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const raw: Record<string, string> = {};
   if (env.CS_CONFIG_FILE) Object.assign(raw, readConfigFile(env.CS_CONFIG_FILE));
   for (const [k, v] of Object.entries(env)) if (k.startsWith('CS_') && k !== 'CS_CONFIG_FILE' && v !== undefined && v !== '') raw[k] = v;
+  readSecretFile(raw, 'CS_DATABASE_URL');
   const parsed = envSchema.safeParse(raw);
   // A misspelt setting would otherwise be ignored silently and a default used in its place.
   const unknown = Object.keys(raw).filter((k) => !(k in envSchema.shape) && !k.startsWith('CS_TEST_'));
@@ -71,6 +72,19 @@ function distance(a: string, b: string): number {
     }
   }
   return row[b.length];
+}
+
+/** `NAME_FILE` holds the value of `NAME` (Docker/Kubernetes secrets); never both. */
+function readSecretFile(raw: Record<string, string>, name: string): void {
+  const file = raw[`${name}_FILE`];
+  if (file === undefined) return;
+  delete raw[`${name}_FILE`];
+  if (raw[name] !== undefined) throw new ConfigError(`${name} and ${name}_FILE are both set; set only one`);
+  try {
+    raw[name] = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 function readConfigFile(path: string): Record<string, string> {
