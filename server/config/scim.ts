@@ -4,7 +4,7 @@ import { ConfigError } from '../errors';
 
 /** SCIM endpoint, webhook delivery and deletion retention. Env names are the contract; see docs/scim.md. */
 export const scimEnv = z.object({
-  /** Public base of the SCIM endpoint for meta.location and $ref, e.g. https://crypto.example.com/scim/v2 (default: from the request). */
+  /** Public base of the SCIM endpoint for meta.location and Location, e.g. https://crypto.example.com/scim/v2 (default: from the request). members/groups $ref stay relative paths (/scim/v2/Users/ID), the same in responses and webhook events. */
   CS_SCIM_BASE_URL: z
     .string()
     .url('must be an absolute URL such as https://crypto.example.com/scim/v2')
