@@ -36,6 +36,8 @@ export const authEnvSchema = z.object({
   CS_CORS_ORIGINS: z.string().default(''),
   CS_CORS_MAX_AGE_SECONDS: int(0, 86_400).default(600),
   CS_TOKEN_TTL_SECONDS: int(30, 3600).default(300),
+  /** Sign-in requests (authorize, SAML ACS, token) per client address per minute; 0 = off. */
+  CS_SIGNIN_RATE_LIMIT_PER_MINUTE: int(0, 100_000).default(300),
   CS_AUTH_CODE_TTL_SECONDS: int(10, 600).default(60),
   CS_TOKEN_KEY_ROTATION_DAYS: int(1, 365).default(30),
   CS_CLIENTS: z.string().min(1).optional(),
@@ -80,6 +82,8 @@ export interface AuthConfig {
   cors: { origins: readonly string[]; maxAgeSeconds: number };
   tokens: { ttlSeconds: number; codeTtlSeconds: number; rotationDays: number; issuer: string; audience: string };
   clients: readonly ClientRegistration[];
+  /** Sign-in requests per client address per minute (CS_SIGNIN_RATE_LIMIT_PER_MINUTE); 0 = off. */
+  signInRateLimitPerMinute: number;
 }
 
 function readSetting(name: string, path: string): string {
@@ -238,5 +242,6 @@ export function authConfigFrom(env: AuthEnv, listen: { host: string; port: numbe
       audience: `${publicUrl}/api`,
     }),
     clients: Object.freeze(clients),
+    signInRateLimitPerMinute: env.CS_SIGNIN_RATE_LIMIT_PER_MINUTE,
   });
 }

@@ -20,6 +20,14 @@ export const coreEnv = z.object({
   /** Read by loadConfig into CS_DATABASE_URL (a file keeps the password out of the environment). */
   CS_DATABASE_URL_FILE: z.string().optional(),
   CS_MIGRATE_ON_START: bool.optional(),
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (rate limits, logs):
+   * unset = none; a hop count, or comma-separated proxy addresses/CIDRs (Express "trust proxy").
+   */
+  CS_TRUST_PROXY: z
+    .string()
+    .regex(/^(\d{1,2}|([0-9a-fA-F.:/]+|loopback|linklocal|uniquelocal)(\s*,\s*([0-9a-fA-F.:/]+|loopback|linklocal|uniquelocal))*)$/, 'must be a hop count or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8)')
+    .optional(),
   CS_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   CS_KEK_URI: z.string().regex(/^[a-z][a-z0-9+.-]*:/, 'must be a key URI such as local://default or pkcs11:token=...;object=...').default('local://default'),
   CS_PREVIOUS_KEK_URIS: list.default([]),
@@ -50,7 +58,12 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
     ? { type: 'sqlite', path: dbUrl.slice('sqlite:'.length), embedded, migrateOnStart }
     : { type: dbUrl.startsWith('postgres') ? 'postgres' : 'mysql', url: dbUrl.replace(/^mariadb:/, 'mysql:'), embedded: false, migrateOnStart };
   return {
-    server: { host: e.CS_HOST, port: e.CS_PORT, maxBodyBytes: e.CS_MAX_BODY_BYTES },
+    server: {
+      host: e.CS_HOST,
+      port: e.CS_PORT,
+      maxBodyBytes: e.CS_MAX_BODY_BYTES,
+      trustProxy: e.CS_TRUST_PROXY === undefined ? false : /^\d+$/.test(e.CS_TRUST_PROXY) ? Number(e.CS_TRUST_PROXY) : e.CS_TRUST_PROXY.split(',').map((x) => x.trim()),
+    },
     log: { level: e.CS_LOG_LEVEL },
     dataDir: e.CS_DATA_DIR,
     database,

@@ -28,7 +28,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.config.server.trustProxy);
   app.use(requestContext);
   app.use(helmet());
   app.use(healthRoutes(deps));

@@ -13,8 +13,8 @@ export function auditRefusals(store: Store, action: string): ErrorRequestHandler
     if (err instanceof AppError) return next(err);
     const e = toAppError(err);
     if (e.status >= 500) return next(err);
-    store.repos.audit
-      .append({ actor: 'anonymous', requestId: req.requestId, action, outcome: 'refused', detail: { error: e.code, reason: e.message } })
+    store
+      .audit({ actor: 'anonymous', requestId: req.requestId, action, outcome: 'refused', detail: { error: e.code, reason: e.message } })
       .catch(() => undefined)
       .finally(() => next(err));
   };

@@ -13,7 +13,8 @@ export function signInErrorPage(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const e = toAppError(err);
     logError(log, req, err, e);
-    const title = e.status >= 500 ? 'Sign-in is unavailable' : 'Sign-in refused';
+    const title = e.status >= 500 ? 'Sign-in is unavailable' : e.status === 429 ? 'Too many sign-in attempts' : 'Sign-in refused';
+    if (e.retryAfter) res.setHeader('Retry-After', String(e.retryAfter));
     const message = e.status >= 500 ? 'Crypto Server could not complete the sign-in. Try again later; if it persists, give your administrator the reference below.' : e.message;
     res
       .status(e.status)

@@ -8,6 +8,7 @@ import { corsAllowList } from '../cors';
 import { logError, toAppError } from '../problem';
 import { signInErrorPage } from '../sign-in-page';
 import { auditRefusals } from '../audit-refusals';
+import { signInRateLimit } from '../rate-limit';
 
 /**
  * OAuth 2.0 authorization code flow with PKCE (RFC 6749, RFC 7636, RFC 8252):
@@ -18,7 +19,8 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   const r = Router();
   const ctxOf = (req: express.Request) => ({ actor: 'anonymous', requestId: req.requestId });
 
-  r.get('/oauth/authorize', async (req, res, next) => {
+  const limit = signInRateLimit(deps.store, deps.config.auth.signInRateLimitPerMinute);
+  r.get('/oauth/authorize', limit, async (req, res, next) => {
     try {
       if (['SAMLRequest', 'SAMLResponse', 'RelayState'].some((k) => k in req.query)) {
         await auth.signIn.recordRefusal(ctxOf(req), 'oauth.authorize', { error: 'invalid_request', reason: 'SAML parameters on authorize' });
@@ -42,7 +44,7 @@ export function oauthRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.use('/oauth/authorize', signInErrorPage(deps.log));
 
   r.use('/oauth/token', corsAllowList(deps.config.auth.cors));
-  r.post('/oauth/token', express.urlencoded({ extended: false, limit: 16 * 1024, parameterLimit: 16 }), async (req, res, next) => {
+  r.post('/oauth/token', limit, express.urlencoded({ extended: false, limit: 16 * 1024, parameterLimit: 16 }), async (req, res, next) => {
     try {
       if (!req.is('application/x-www-form-urlencoded')) {
         await auth.signIn.recordRefusal(ctxOf(req), 'oauth.token', { error: 'invalid_request', reason: 'not form-encoded' });

@@ -3,6 +3,7 @@ import type { AppDeps } from '../app';
 import type { AuthServices } from '../../auth';
 import { AppError } from '../../errors';
 import { SamlRefusedError } from '../../auth/errors';
+import { signInRateLimit } from '../rate-limit';
 import { decodeSamlResponse, MAX_SAML_RESPONSE_LENGTH } from '../../auth/saml-checks';
 import type { Profile } from '@node-saml/node-saml';
 import { signInErrorPage } from '../sign-in-page';
@@ -21,6 +22,7 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
 
   r.post(
     '/auth/saml/acs',
+    signInRateLimit(deps.store, deps.config.auth.signInRateLimitPerMinute),
     express.urlencoded({ extended: false, limit: MAX_SAML_RESPONSE_LENGTH + 8 * 1024, parameterLimit: 8 }),
     async (req, res, next) => {
       const ctx = { actor: 'saml', requestId: req.requestId };
