@@ -157,7 +157,13 @@ export function normaliseResourceBody(body: Json, definition: SCIMMY.Types.Schem
       continue;
     }
     const urnPrefixed = extensions.find((e) => lower.startsWith(`${e.id.toLowerCase()}:`));
-    if (!known.has(lower) && !urnPrefixed) throw new UnknownAttributeError(`unknown attribute "${key}"`);
+    if (!known.has(lower) && !urnPrefixed) {
+      throw new UnknownAttributeError(
+        lower.startsWith('urn:')
+          ? `unknown attribute "${key}": this extension schema is not supported; remove the mapping in the identity provider (supported schemas: /scim/v2/Schemas)`
+          : `unknown attribute "${key}"`,
+      );
+    }
     out[key] = value;
   }
   if (Array.isArray(out.schemas)) {

@@ -120,6 +120,10 @@ describe('bad input', () => {
   it('rejects unknown attributes and schemas instead of dropping them', () => {
     expect(() => normaliseResourceBody({ userName: 'x', favouriteColour: 'red' }, SCIMMY.Schemas.User.definition)).toThrow(UnknownAttributeError);
     expect(() => normaliseResourceBody({ userName: 'x', schemas: ['urn:example:custom'] }, SCIMMY.Schemas.User.definition)).toThrow(UnknownAttributeError);
+    // An IdP mapping to a custom extension is told what to change on its side.
+    expect(() => normaliseResourceBody({ userName: 'x', 'urn:ietf:params:scim:schemas:extension:custom:2.0:User': { costCenter: '1' } }, SCIMMY.Schemas.User.definition)).toThrow(
+      /extension schema is not supported; remove the mapping in the identity provider/,
+    );
   });
 
   it('read-only extension attributes cannot be patched (400 mutability)', async () => {
