@@ -15,7 +15,11 @@ export interface Pkcs11Settings {
   sessions: number;
   /** Token for createKey, logged into at start-up so a wrong PIN stops boot (CS_PKCS11_TOKEN). */
   token?: string;
+  /** How long a caller waits for the HSM before a 503 (CS_KMS_TIMEOUT_MS). */
+  timeoutMs: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 5000;
 
 const DEFAULT_SESSIONS = 4;
 const MAX_SESSIONS = 64;
@@ -29,7 +33,8 @@ export function readPkcs11Settings(s: Readonly<Record<string, unknown>>): Pkcs11
   if (!isAbsolute(module)) throw new ConfigError('CS_PKCS11_MODULE: must be an absolute path to the PKCS#11 library');
   if (!existsSync(module) || !statSync(module).isFile()) throw new ConfigError(`CS_PKCS11_MODULE: ${module} does not exist or is not a file`);
 
-  const settings: Pkcs11Settings = { module, pin: readPin(s.pin, s.pinFile), sessions: readSessions(s.sessions) };
+  const timeoutMs = typeof s.timeoutMs === 'number' && s.timeoutMs > 0 ? s.timeoutMs : DEFAULT_TIMEOUT_MS;
+  const settings: Pkcs11Settings = { module, pin: readPin(s.pin, s.pinFile), sessions: readSessions(s.sessions), timeoutMs };
   if (s.token !== undefined && s.token !== '') {
     if (typeof s.token !== 'string' || Buffer.byteLength(s.token, 'utf8') > 32) {
       throw new ConfigError('CS_PKCS11_TOKEN: must be a token label of at most 32 bytes');

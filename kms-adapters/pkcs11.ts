@@ -7,7 +7,7 @@ import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11KeyRef } from './pkcs11-uri
 import { SessionPool } from './pkcs11-session-pool';
 import { readPkcs11Settings, type Pkcs11Settings } from './pkcs11-settings';
 import { ckrOf, DECRYPT_REFUSALS, faultKind, PIN_FAULTS, toAppError } from './pkcs11-errors';
-import { BadRequestError, ConfigError, KmsConfigurationError, UnwrapRefusedError } from '../server/errors';
+import { BadRequestError, ConfigError, KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../server/errors';
 
 /**
  * `pkcs11:token=LABEL;object=KEYLABEL` — AES-256-GCM inside a PKCS#11 token (HSM, SoftHSM2).
@@ -107,22 +107,24 @@ export class Pkcs11Adapter implements KmsAdapter {
     // We never wrap an empty plaintext, so a blob holds at least iv, one byte and the tag.
     if (data.length <= IV + TAG) throw new UnwrapRefusedError('pkcs11: ciphertext too short');
     const body = data.subarray(IV);
-    const out = Buffer.alloc(body.length); // SoftHSM2 wants room for the tag as well
-    try {
-      const opened = await this.withKey(ref, 'unwrap', async (session, key) => {
+    return this.withKey(ref, 'unwrap', async (session, key) => {
+      // Zeroed when the token is done with it, even if the caller stopped waiting (timeout).
+      const out = Buffer.alloc(body.length); // SoftHSM2 wants room for the tag as well
+      try {
         this.p11.C_DecryptInit(session, this.gcm(data.subarray(0, IV), aad), key);
+        let opened: Buffer;
         try {
-          return await this.p11.C_DecryptAsync(session, body, out);
+          opened = await this.p11.C_DecryptAsync(session, body, out);
         } catch (err) {
           throw this.refusalOrFault(session, err);
         }
-      });
-      const plaintext = Buffer.alloc(opened.length);
-      opened.copy(plaintext);
-      return plaintext;
-    } finally {
-      out.fill(0);
-    }
+        const plaintext = Buffer.alloc(opened.length);
+        opened.copy(plaintext);
+        return plaintext;
+      } finally {
+        out.fill(0);
+      }
+    });
   }
 
   async check(keyUri: string): Promise<void> {
@@ -178,7 +180,7 @@ export class Pkcs11Adapter implements KmsAdapter {
   private async withKey<T>(ref: Pkcs11KeyRef, op: string, fn: (session: Handle, key: Handle) => Promise<T>): Promise<T> {
     const t = this.token(ref);
     const where = `${op} with key "${ref.object}" on token "${ref.token}"`;
-    const attempt = () => t.pool.run(async (session) => fn(session, this.keyHandle(t, session, ref.object)));
+    const attempt = () => this.bounded(t.pool.run(async (session) => fn(session, this.keyHandle(t, session, ref.object))), where);
     try {
       try {
         return await attempt();
@@ -191,6 +193,19 @@ export class Pkcs11Adapter implements KmsAdapter {
     } catch (err) {
       throw this.fault(t, err, where);
     }
+  }
+
+  /**
+   * Stops waiting for a hung HSM after `timeoutMs` with a 503. The native call cannot be
+   * cancelled: its session stays borrowed until the token answers, so it is never reused mid-call.
+   */
+  private bounded<T>(work: Promise<T>, where: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new KmsUnavailableError(`pkcs11: ${where}: no answer from the HSM within ${this.settings.timeoutMs} ms`)), this.settings.timeoutMs);
+    });
+    work.catch(() => undefined); // a late failure after the timeout is nobody's to handle
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   private fault(t: Token, err: unknown, where: string): unknown {

@@ -21,7 +21,14 @@ function build(e: Env) {
   const core = coreConfig(e);
   return {
     ...core,
-    kms: { ...core.kms, adapters: { ...core.kms.adapters, ...kmsAdapterSettings(e) } },
+    kms: {
+      ...core.kms,
+      adapters: {
+        ...core.kms.adapters,
+        pkcs11: { ...core.kms.adapters.pkcs11, timeoutMs: e.CS_KMS_TIMEOUT_MS },
+        ...kmsAdapterSettings(e),
+      } as Record<string, Record<string, unknown>>,
+    },
     auth: authConfigFrom(e, core.server),
     ...scimConfig(e),
   };

@@ -237,6 +237,38 @@ describe('pkcs11 adapter configuration', () => {
   });
 });
 
+describe('a hung HSM', () => {
+  test('the caller gets a 503 after the timeout; the busy session is not reused until the token answers', async () => {
+    const adapter = await open({ sessions: 1, timeoutMs: 200 });
+    try {
+      const uri = await adapter.createKey('hung-hsm');
+      const w = await adapter.wrap(uri, randomBytes(32), ctx);
+      const p11 = (adapter as unknown as { p11: { C_DecryptAsync: (...a: unknown[]) => Promise<Buffer> } }).p11;
+      const original = p11.C_DecryptAsync.bind(p11);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const spy = jest.spyOn(p11, 'C_DecryptAsync').mockImplementationOnce(async (...args: unknown[]) => {
+        await gate; // the token "hangs" until released
+        return original(...args);
+      });
+      try {
+        const e = await adapter.unwrap(uri, w.ciphertext, ctx).catch((x) => x);
+        expect(e).toBeInstanceOf(KmsUnavailableError);
+        expect(e.internalDetail).toMatch(/no answer from the HSM within 200 ms/);
+        expect(e.retryAfter).toBeGreaterThan(0);
+        // The only session is still inside the hung call: the next caller waits rather than sharing it.
+        const next = adapter.unwrap(uri, w.ciphertext, ctx);
+        release();
+        expect((await next).length).toBe(32);
+      } finally {
+        spy.mockRestore();
+      }
+    } finally {
+      await adapter.close();
+    }
+  });
+});
+
 describe('key service on the HSM, configured through CS_* settings', () => {
   test('users provisioned under a pkcs11: KEK open only for their owner; per-user KEKs are created in the token', async () => {
     const { createTestContext } = await import('../support/context.js');
