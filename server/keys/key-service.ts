@@ -255,13 +255,10 @@ export class KeyService {
 
   async getUserKeyBundle(userId: string, ctx: OpContext): Promise<UserKeyBundle> {
     const { keys } = await this.requireActiveUserKeys(userId, ctx, 'key-bundle.get');
-    const memberships = await this.store.repos.memberships.forUser(userId);
-    const groups: GroupMembershipView[] = [];
-    for (const m of memberships) {
-      const [g, gk] = await Promise.all([this.store.repos.groups.findById(m.groupId), this.store.repos.groups.findKeys(m.groupId)]);
-      if (!g || !gk) continue;
-      groups.push({ groupId: g.id, displayName: g.displayName, memberJwe: m.memberJwe, groupPublicJwk: JSON.parse(gk.publicJwk), groupPrivateJwe: gk.privateJwe });
-    }
+    const groups: GroupMembershipView[] = (await this.store.repos.memberships.withGroupKeysForUser(userId)).map((m) => ({
+      ...m,
+      groupPublicJwk: JSON.parse(m.groupPublicJwk) as JWK,
+    }));
     const passwordKey = await this.audited(ctx, { action: 'key-bundle.get', targetType: 'user', targetId: userId, kekUri: keys.kekUri }, () =>
       this.kms.unwrapStored(keys.wrappedPasswordKey, binding.passwordKey(userId)),
       true,
@@ -285,11 +282,6 @@ export class KeyService {
       this.kms.unwrap(envelope, binding.dataKey(userId, label), [keys.kekUri]),
       true,
     );
-  }
-
-  async getUserKeys(userId: string): Promise<UserKeyView | null> {
-    const keys = await this.store.repos.users.findKeys(userId);
-    return keys ? this.userKeyView(keys) : null;
   }
 
   // ---- helpers ------------------------------------------------------------------------------
