@@ -1,23 +1,23 @@
 import { Table, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { strCol, textCol, timeCol } from './table-columns';
 
 /** SCIM: bearer tokens (hashes), delivery outbox, shared rate-limit counters. Portable Table API only. */
 export class Scim1763800000000 implements MigrationInterface {
   name = 'Scim1763800000000';
 
   async up(q: QueryRunner): Promise<void> {
-    const ts = (name: string, nullable = false) => ({ name, type: 'varchar', length: '24', isNullable: nullable });
     await q.createTable(
       new Table({
         name: 'api_tokens',
         columns: [
           { name: 'id', type: 'varchar', length: '32', isPrimary: true },
-          { name: 'name', type: 'varchar', length: '200' },
-          { name: 'scope', type: 'varchar', length: '50' },
-          { name: 'secret_hash', type: 'varchar', length: '64' },
-          ts('created_at'),
-          ts('last_used_at', true),
-          ts('expires_at', true),
-          ts('revoked_at', true),
+          strCol('name', 200),
+          strCol('scope', 50),
+          strCol('secret_hash', 64),
+          timeCol('created_at'),
+          timeCol('last_used_at', true),
+          timeCol('expires_at', true),
+          timeCol('revoked_at', true),
         ],
       }),
     );
@@ -26,17 +26,17 @@ export class Scim1763800000000 implements MigrationInterface {
         name: 'scim_outbox',
         columns: [
           { name: 'seq', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
-          { name: 'event_id', type: 'varchar', length: '64' },
-          { name: 'resource_type', type: 'varchar', length: '20' },
-          { name: 'resource_id', type: 'varchar', length: '36' },
-          { name: 'event_type', type: 'varchar', length: '40' },
-          { name: 'payload', type: 'text' },
-          { name: 'status', type: 'varchar', length: '12' },
+          strCol('event_id', 64),
+          strCol('resource_type', 20),
+          strCol('resource_id', 36),
+          strCol('event_type', 40),
+          textCol('payload'),
+          strCol('status', 12),
           { name: 'attempts', type: 'integer' },
-          ts('created_at'),
-          ts('next_attempt_at'),
-          ts('delivered_at', true),
-          { name: 'last_error', type: 'varchar', length: '500', isNullable: true },
+          timeCol('created_at'),
+          timeCol('next_attempt_at'),
+          timeCol('delivered_at', true),
+          strCol('last_error', 500, true),
         ],
       }),
     );
