@@ -67,12 +67,11 @@ export class KmsRegistry {
    * The caller owns the returned buffer and must zero it.
    */
   async unwrap(envelope: string, context: BindingContext, alsoTrusted: readonly string[] = []): Promise<Buffer> {
-    validateContext(context);
-    const e = decodeEnvelope(envelope);
-    if (!this.configuredKeks.has(e.kekUri) && !alsoTrusted.includes(e.kekUri)) {
+    const kekUri = decodeEnvelope(envelope).kekUri;
+    if (!this.configuredKeks.has(kekUri) && !alsoTrusted.includes(kekUri)) {
       throw new UnknownKekError('the wrapped key names a KEK this server does not use');
     }
-    return this.forUri(e.kekUri).unwrap(e.kekUri, e.ciphertext, context, e.keyVersion);
+    return this.unwrapStored(envelope, context);
   }
 
   /** Opens an envelope read from this server's own database, whose KEK this server recorded. */
