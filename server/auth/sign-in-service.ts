@@ -141,19 +141,19 @@ export class SignInService {
 
   private async findUser(profile: Profile): Promise<{ ok: true; user: UserRow } | { ok: false; reason: string }> {
     const { userAttribute, userAttributeName } = this.config.saml;
-    const lookup = this.store.repos.userLookup;
+    const lookup = this.store.repos.users;
     let value: string | undefined;
     let user: UserRow | null = null;
     if (userAttribute === 'nameid') {
       value = typeof profile.nameID === 'string' ? profile.nameID : undefined;
-      if (value) user = await lookup.byUserName(value);
+      if (value) user = await lookup.findByUserName(value);
     } else {
       const name = userAttributeName ?? userAttribute;
       value = attributeValue(profile, name) ?? (userAttribute === 'email' && !userAttributeName ? attributeValue(profile, 'mail') ?? stringOf(profile.email) : undefined);
-      if (value && userAttribute === 'userName') user = await lookup.byUserName(value);
-      if (value && userAttribute === 'externalId') user = await lookup.byExternalId(value);
+      if (value && userAttribute === 'userName') user = await lookup.findByUserName(value);
+      if (value && userAttribute === 'externalId') user = await lookup.findByExternalId(value);
       if (value && userAttribute === 'email') {
-        const found = await lookup.byEmail(value);
+        const found = await lookup.findByEmail(value);
         if (found.length > 1) return { ok: false, reason: 'email matches more than one user' };
         user = found[0] ?? null;
       }

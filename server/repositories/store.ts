@@ -5,7 +5,6 @@ import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
 import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
-import { UserLookupRepository } from './user-lookup';
 
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
@@ -17,7 +16,6 @@ export class Repos {
   readonly samlRequests: SamlRequestsRepository;
   readonly authCodes: AuthCodesRepository;
   readonly signingKeys: SigningKeysRepository;
-  readonly userLookup: UserLookupRepository;
 
   constructor(readonly manager: EntityManager) {
     this.users = new UsersRepository(manager);
@@ -28,7 +26,6 @@ export class Repos {
     this.samlRequests = new SamlRequestsRepository(manager);
     this.authCodes = new AuthCodesRepository(manager);
     this.signingKeys = new SigningKeysRepository(manager);
-    this.userLookup = new UserLookupRepository(manager);
   }
 }
 

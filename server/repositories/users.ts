@@ -20,6 +20,20 @@ export class UsersRepository {
     return this.m.findOne(UserEntity, { where: { userNameNorm: userName.toLowerCase() } });
   }
 
+  findByExternalId(externalId: string): Promise<UserRow | null> {
+    return this.m.findOne(UserEntity, { where: { externalId } });
+  }
+
+  /** Email is not unique: up to two rows, so the caller can refuse an ambiguous match. */
+  findByEmail(email: string): Promise<UserRow[]> {
+    return this.m
+      .getRepository(UserEntity)
+      .createQueryBuilder('u')
+      .where('LOWER(u.email) = :email', { email: email.toLowerCase() })
+      .take(2)
+      .getMany();
+  }
+
   findKeys(userId: string): Promise<UserKeysRow | null> {
     return this.m.findOne(UserKeysEntity, { where: { userId } });
   }

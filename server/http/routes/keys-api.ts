@@ -69,8 +69,8 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req, res).catch(async (err: unknown) => {
       if (err instanceof ValidationError) {
-        await deps.store.repos.audit
-          .append({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path } })
+        await deps.store
+          .audit({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path } })
           .catch(() => undefined);
       }
       next(err);
