@@ -85,7 +85,10 @@ export class OutboxDeliverer {
       if (res.status >= 200 && res.status < 300) return true;
       return `HTTP ${res.status}`;
     } catch (err) {
-      return `request failed: ${(err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message}`;
+      // Stored, logged and shown by the CLI: the error's name and system code only, never its
+      // message (fetch errors can quote the URL, credentials included).
+      const e = err as Error & { cause?: { code?: string } };
+      return `request failed: ${e.name === 'TimeoutError' ? 'timeout' : [e.name, e.cause?.code].filter(Boolean).join(' ')}`;
     }
   }
 

@@ -17,6 +17,7 @@ export const scimEnv = z.object({
     .string()
     .url('must be an absolute http(s) URL')
     .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+    .refine((u) => { const p = new URL(u); return p.username === '' && p.password === ''; }, 'must not carry a user or password (requests are authenticated by the webhook signature)')
     .optional(),
   CS_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/]{22,}={0,2}$/, 'must be "whsec_" followed by base64 of at least 16 random bytes').optional(),
   CS_WEBHOOK_SECRET_FILE: z.string().min(1).optional(),

@@ -20,6 +20,16 @@ describe('SCIM settings', () => {
     expect(message).toContain('CS_WEBHOOK_SECRET');
     expect(message).not.toContain('hunter2');
     expect(() => loadConfig({ CS_WEBHOOK_URL: 'ftp://x' })).toThrow(/CS_WEBHOOK_URL/);
+    // Credentials in the URL would be quoted by fetch errors into the outbox state and logs.
+    const withPassword = 'https://svc:hunter2@cloud.example/hooks';
+    let msg = '';
+    try {
+      loadConfig({ CS_WEBHOOK_URL: withPassword });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/CS_WEBHOOK_URL: must not carry a user or password/);
+    expect(msg).not.toContain('hunter2');
   });
 
   it('reads the secret from CS_WEBHOOK_SECRET_FILE', () => {

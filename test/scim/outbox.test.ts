@@ -103,6 +103,27 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM outbox and webho
     expect(await outbox().stats()).toMatchObject({ pending: 0 });
   });
 
+  it('a failed request is recorded by error name and code only, never the error text', async () => {
+    await ctx.post('/Users', newUser('out-err@example.com')).expect(201);
+    const failing = new OutboxDeliverer({
+      url,
+      secret,
+      run: ownWrites(ctx.store, (m) => new OutboxRepository(m)),
+      baseBackoffMs: 1,
+      maxBackoffMs: 5,
+      fetch: async () => {
+        throw Object.assign(new TypeError('Request cannot be constructed from a URL that includes credentials: https://u:s3cret@x'), { cause: { code: 'ERR_X' } });
+      },
+    });
+    await failing.runOnce();
+    const rows = await ctx.store.dataSource.manager.find(OutboxEntity, { where: { status: 'pending' } });
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r.last_error).toBe('request failed: TypeError ERR_X');
+    }
+    await deliverer().runOnce();
+  });
+
   it('a background loop delivers new events and stops cleanly', async () => {
     received.length = 0;
     const d = deliverer();
