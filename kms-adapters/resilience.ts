@@ -126,7 +126,7 @@ export class Resilience {
     const work = fn(ac.signal);
     // A result that arrives after we gave up may be a plaintext key nobody will read: zero it.
     work.then(
-      (late) => ac.signal.aborted && Buffer.isBuffer(late) && late.fill(0),
+      (late) => ac.signal.aborted && zeroBytes(late),
       () => undefined,
     );
     try {
@@ -206,4 +206,16 @@ function positive(v: number | undefined, d: number): number {
 }
 function nonNegative(v: number | undefined, d: number): number {
   return v !== undefined && Number.isFinite(v) && v >= 0 ? Math.floor(v) : d;
+}
+
+/**
+ * Zeroes a late SDK result's bytes: a Uint8Array itself, or the Uint8Array fields of a response
+ * object (AWS `{ Plaintext }`, Azure `{ result }`). Strings (Vault's base64) cannot be zeroed.
+ */
+export function zeroBytes(value: unknown): void {
+  if (value instanceof Uint8Array) {
+    value.fill(0);
+  } else if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) if (v instanceof Uint8Array) v.fill(0);
+  }
 }

@@ -44,6 +44,21 @@ describe('resilience', () => {
     expect(aborted).toBe(true);
   });
 
+  test('a plaintext that arrives after the timeout is zeroed, bare or inside an SDK response object', async () => {
+    const r = new Resilience('test', classify, { timeoutMs: 30, maxRetries: 0 });
+    const bare = Buffer.from('secret-key-bytes');
+    const inObject = { Plaintext: new Uint8Array([1, 2, 3, 4]), KeyId: 'k' };
+    for (const late of [bare, inObject]) {
+      let deliver!: () => void;
+      const arrived = new Promise<void>((res) => (deliver = res));
+      await expect(r.call('decrypt', () => new Promise((res) => setTimeout(() => { res(late); deliver(); }, 80)))).rejects.toBeInstanceOf(KmsUnavailableError);
+      await arrived;
+      await new Promise((res) => setImmediate(res));
+    }
+    expect(bare.every((b) => b === 0)).toBe(true);
+    expect(inObject.Plaintext.every((b) => b === 0)).toBe(true);
+  });
+
   test('breaker opens after the threshold, fails fast, lets one trial through after the cooldown, and closes on success', async () => {
     const r = new Resilience('test', classify, { maxRetries: 0, breakerThreshold: 2, breakerCooldownMs: 100 });
     const fail = () => r.call('op', async () => { throw new Transient('down'); });
