@@ -138,7 +138,8 @@
       setStatus('Signing in…', 'busy');
       try {
         const token = await redeem(config, params);
-        window.accessToken = token; // exposed for the end-to-end test; a real app keeps it private
+        // Only the end-to-end test asks for this; never expose a token to every script on the page.
+        if (config.exposeTokenForTests === true) window.accessToken = token;
         await showKeys(config, token);
       } catch (err) {
         setStatus('Sign-in failed: ' + err.message, 'error');

@@ -41,7 +41,7 @@ describe('browser end to end (headless Chromium)', () => {
     };
     crypto = await listen((req, res) => handler(req, res), '127.0.0.1');
     const root = resolve(__dirname, '../../examples/web-client');
-    const appConfig = JSON.stringify({ cryptoServerUrl: crypto.url, clientId: 'web' });
+    const appConfig = JSON.stringify({ cryptoServerUrl: crypto.url, clientId: 'web', exposeTokenForTests: true });
     webApp = await listen(staticFiles(root, { 'config.json': appConfig }), 'localhost');
     // A second origin for the same page, not on the allow-list.
     strangerApp = await listen(staticFiles(root, { 'config.json': appConfig }), '127.0.0.1');
