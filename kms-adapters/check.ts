@@ -3,7 +3,7 @@ import type { KmsAdapter } from './types';
 import { KmsConfigurationError, UnwrapRefusedError } from '../server/errors';
 
 /**
- * Health check shared by the cloud adapters, and what `crypto-server doctor` runs: a random probe
+ * Health check shared by every adapter (check(), /readyz), and what `crypto-server doctor` runs: a random probe
  * wraps and unwraps to the same bytes, and the same blob under another context is refused —
  * proving the binding is enforced by this key, not merely that the key answers.
  */

@@ -1,9 +1,10 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { checkAdapter } from './check';
 import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './types';
 import { canonicalContext } from './associated-data';
-import { ConfigError, KmsConfigurationError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
+import { ConfigError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
 
 /**
  * `local://NAME` — AES-256-GCM with KEKs derived from one master key (HKDF-SHA256, info names the
@@ -65,10 +66,7 @@ export class LocalAdapter implements KmsAdapter {
   }
 
   async check(keyUri: string): Promise<void> {
-    const probe = randomBytes(32);
-    const ctx = { purpose: 'health-check' };
-    const back = await this.unwrap(keyUri, (await this.wrap(keyUri, probe, ctx)).ciphertext, ctx);
-    if (!back.equals(probe)) throw new KmsConfigurationError('local: health check round trip mismatch');
+    await checkAdapter(this, keyUri);
   }
 
   async createKey(label: string): Promise<string> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
 import type * as Pkcs11Js from 'pkcs11js';
+import { checkAdapter } from './check';
 import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './types';
 import { canonicalContext } from './associated-data';
 import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11KeyRef } from './pkcs11-uri';
@@ -128,12 +129,7 @@ export class Pkcs11Adapter implements KmsAdapter {
   }
 
   async check(keyUri: string): Promise<void> {
-    const probe = randomBytes(32);
-    const ctx = { purpose: 'health-check' };
-    const back = await this.unwrap(keyUri, (await this.wrap(keyUri, probe, ctx)).ciphertext, ctx);
-    const same = back.equals(probe);
-    back.fill(0);
-    if (!same) throw new KmsConfigurationError('pkcs11: health check round trip mismatch');
+    await checkAdapter(this, keyUri);
   }
 
   /** A new AES-256 key in the token named by CS_PKCS11_TOKEN (or the only token present). */
