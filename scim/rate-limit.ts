@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { rateLimit } from '../server/http/rate-limit';
-import type { RateLimitRepository } from './repositories/rate-limits';
-import type { Runner } from './repositories/runner';
+import type { RateLimitRepository } from '../server/repositories/rate-limits';
+import type { Runner } from '../server/repositories/runner';
 
 export interface ScimRateLimitOptions {
   /** Requests per token per minute; 0 disables the limit. */

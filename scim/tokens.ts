@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiTokenRow } from '../entities/scim';
 import { UnauthorizedError, ValidationError } from '../server/errors';
 import type { ApiTokenRepository } from './repositories/api-tokens';
-import type { Runner } from './repositories/runner';
+import type { Runner } from '../server/repositories/runner';
 
 export const TOKEN_SCOPES = ['scim'] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];

@@ -6,7 +6,7 @@
 import type { AppDeps } from '../server/http/app';
 import { OutboxDeliverer } from './outbox/deliverer';
 import { OutboxRepository } from './repositories/outbox';
-import { ownWrites } from './repositories/runner';
+import { ownWrites } from '../server/repositories/runner';
 import { scimServiceFor } from './router';
 
 export interface ScimWorkers {

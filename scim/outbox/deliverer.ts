@@ -6,7 +6,7 @@
  */
 import type { OutboxRow } from '../../entities/scim';
 import type { OutboxRepository } from '../repositories/outbox';
-import type { Runner } from '../repositories/runner';
+import type { Runner } from '../../server/repositories/runner';
 import { signedHeaders } from './signature';
 
 export interface DelivererOptions {

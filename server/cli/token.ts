@@ -4,7 +4,7 @@ import { describeDatabase } from '../config/core';
 import { wholeNumber } from './options';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService, TOKEN_SCOPES } from '../../scim/tokens';
-import { ownWrites } from '../../scim/repositories/runner';
+import { ownWrites } from '../repositories/runner';
 
 /** `crypto-server token create|list|revoke`: bearer tokens for the IdP's SCIM connector. */
 export async function tokenCommand(

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { RateLimitedError } from '../errors';
-import { RateLimitRepository } from '../../scim/repositories/rate-limits';
-import { ownWrites, type Runner } from '../../scim/repositories/runner';
+import { RateLimitRepository } from '../repositories/rate-limits';
+import { ownWrites, type Runner } from '../repositories/runner';
 import type { Store } from '../repositories/store';
 
 export interface RateLimitOptions {

@@ -1,4 +1,4 @@
-import { ownWrites } from '../../scim/repositories/runner';
+import { ownWrites } from '../../server/repositories/runner';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -1,5 +1,5 @@
 /** Outbox: recorded in the change's transaction, delivered signed, in order per resource, retried, surviving restarts. */
-import { ownWrites } from '../../scim/repositories/runner';
+import { ownWrites } from '../../server/repositories/runner';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OutboxEntity } from '../../entities';

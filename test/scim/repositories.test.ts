@@ -1,12 +1,12 @@
 /** The SCIM repositories on all three databases: tokens, rate-limit counters, outbox claiming. */
-import { ownWrites } from '../../scim/repositories/runner';
+import { ownWrites } from '../../server/repositories/runner';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../server/config';
 import { openStore } from '../../server/boot';
 import type { Store } from '../../server/repositories/store';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
-import { RateLimitRepository } from '../../scim/repositories/rate-limits';
+import { RateLimitRepository } from '../../server/repositories/rate-limits';
 import { OutboxRepository } from '../../scim/repositories/outbox';
 import { TokenService, parseToken, hashSecret } from '../../scim/tokens';
 import { ApiTokenEntity } from '../../entities';

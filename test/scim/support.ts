@@ -1,4 +1,4 @@
-import { ownWrites } from '../../scim/repositories/runner';
+import { ownWrites } from '../../server/repositories/runner';
 import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
 import type { DatabaseName } from '../support/databases';

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { RateLimitEntity } from '../../entities/scim';
-import { uniqueViolation } from '../../server/repositories/db-errors';
+import { uniqueViolation } from './db-errors';
 
 /** Fixed-window counters in the database, so every replica counts against the same limit. */
 export class RateLimitRepository {

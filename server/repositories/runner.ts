@@ -1,12 +1,12 @@
 import type { EntityManager } from 'typeorm';
-import type { Store } from '../../server/repositories/store';
+import type { Store } from './store';
 
 /** Runs work against a repository: `run((repo) => repo.something())`. */
 export type Runner<R> = <T>(fn: (repo: R) => Promise<T>) => Promise<T>;
 
 /**
- * Runs the SCIM endpoint's own small writes (rate-limit counters, token last-use, outbox
- * delivery state) the way the store requires. On SQLite — one connection — through
+ * Runs small self-contained writes (rate-limit counters, token last-use, outbox delivery state)
+ * the way the store requires. On SQLite — one connection — through
  * `store.transaction()`, so they never land inside another request's open transaction (and roll
  * back with it). On PostgreSQL/MariaDB straight on the pool: a statement that fails there (the
  * rate limiter's insert race) must not abort a surrounding transaction.
