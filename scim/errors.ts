@@ -5,7 +5,8 @@
  * up here. Unknown errors become a generic 500 without internals.
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { AppError, ConflictError, KmsUnavailableError, NotFoundError, PayloadTooLargeError, RateLimitedError, UnauthorizedError, ValidationError } from '../server/errors';
+import { ConflictError } from '../server/errors';
+import { toAppError } from '../server/http/problem';
 import { UnknownAttributeError } from './idp-quirks';
 import { ERROR_SCHEMA, SCIMMY } from './schemas';
 
@@ -47,32 +48,17 @@ export function mapError(err: unknown): MappedError {
     return { status, body: body(status, err.message, err.scimType ?? undefined) };
   }
   if (err instanceof UnknownAttributeError) return { status: 400, body: body(400, err.message, 'invalidValue') };
-  if (err instanceof ConflictError) return { status: 409, body: body(409, err.message, 'uniqueness') };
-  if (err instanceof ValidationError) return { status: 400, body: body(400, err.message, 'invalidValue') };
-  if (err instanceof NotFoundError) return { status: 404, body: body(404, err.message) };
-  if (err instanceof UnauthorizedError) return { status: 401, body: body(401, err.message) };
-  if (err instanceof RateLimitedError) return { status: 429, body: body(429, err.message), retryAfter: err.retryAfter ?? 60 };
-  if (err instanceof PayloadTooLargeError) return { status: 413, body: body(413, err.message) };
-  if (err instanceof KmsUnavailableError) return { status: 503, body: body(503, err.message), retryAfter: err.retryAfter ?? 5, internal: err };
-  if (err instanceof AppError) {
-    const status = err.status;
-    return {
-      status,
-      body: body(status, err.kind === 'internal' && status >= 500 ? err.message : err.message, status === 400 ? 'invalidValue' : undefined),
-      retryAfter: err.retryAfter,
-      internal: status >= 500 ? err : undefined,
-    };
-  }
-  // body-parser (express.json) failures carry `type` and `status`.
-  const e = err as { type?: string; status?: number } | undefined;
-  if (e?.type === 'entity.too.large') return { status: 413, body: body(413, 'request body is larger than the configured limit') };
-  if (e?.type === 'entity.parse.failed') return { status: 400, body: body(400, 'request body is not valid JSON', 'invalidSyntax') };
-  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return { status: 415, body: body(415, 'unsupported body encoding') };
+  const parserType = (err as { type?: string } | undefined)?.type;
+  if (parserType === 'encoding.unsupported' || parserType === 'charset.unsupported') return { status: 415, body: body(415, 'unsupported body encoding') };
   // scimmy's schema coercion throws TypeError for wrong types and missing required attributes.
   if (err instanceof TypeError && /attribute|expected|required|value/i.test(err.message) && !/Cannot read|is not a function|undefined/.test(err.message)) {
     return { status: 400, body: body(400, err.message, 'invalidValue') };
   }
-  return { status: 500, body: body(500, 'internal error'), internal: err };
+  // Everything else as on the rest of the API (body-parser failures included); unknown errors
+  // become a generic 500 whose internals are logged, never sent.
+  const e = toAppError(err);
+  const scimType = e instanceof ConflictError ? 'uniqueness' : parserType === 'entity.parse.failed' ? 'invalidSyntax' : e.status === 400 ? 'invalidValue' : undefined;
+  return { status: e.status, body: body(e.status, e.message, scimType), retryAfter: e.retryAfter, internal: e.status >= 500 ? err : undefined };
 }
 
 export function sendScimError(res: Response, mapped: MappedError): void {

@@ -9,7 +9,7 @@ import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLarg
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = err as { type?: string; status?: number; message?: string };
-  if (e?.type === 'entity.too.large') return new PayloadTooLargeError('request body is too large');
+  if (e?.type === 'entity.too.large') return new PayloadTooLargeError('request body is larger than the configured limit');
   if (e?.type === 'entity.parse.failed') return new BadRequestError('request body is not valid JSON');
   if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return new BadRequestError('unsupported body encoding');
   return new InternalError('internal error', { internalDetail: e?.message });
