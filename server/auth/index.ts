@@ -12,18 +12,12 @@ export interface AuthServices {
 
 export function createAuthServices(deps: AppDeps): AuthServices {
   const auth = deps.config.auth;
-  const signingKeys = new SigningKeyService(deps.store, deps.kms, {
-    kekUri: deps.config.kms.kekUri,
-    rotationDays: auth.tokens.rotationDays,
-    tokenTtlSeconds: auth.tokens.ttlSeconds,
-  });
+  const signingKeys = SigningKeyService.fromConfig(deps.config, deps.store, deps.kms);
   return {
     // Writes go through the store so that on SQLite they never land in another request's transaction.
     saml: new SamlServiceProvider(auth, {
       save: (r) => deps.store.writeNow((t) => t.samlRequests.save(r)),
       peek: (id, now) => deps.store.repos.samlRequests.peek(id, now),
-      consume: (id, now) => deps.store.writeNow((t) => t.samlRequests.consume(id, now)),
-      purge: (before) => deps.store.writeNow((t) => t.samlRequests.purge(before)),
     }),
     signIn: new SignInService(deps.store, signingKeys, auth),
     signingKeys,

@@ -44,9 +44,12 @@ export interface SamlRequestStore {
  *   has passed, so an unauthenticated post cannot burn someone else's pending sign-in.
  * - removeAsync: nothing (consumption is explicit, see above).
  */
+/** What node-saml's cache needs: consumption and purging go through the sign-in service. */
+export type SamlRequestCacheStore = Pick<SamlRequestStore, 'save' | 'peek'>;
+
 export class RequestScopedSamlCache implements CacheProvider {
   constructor(
-    private readonly store: SamlRequestStore,
+    private readonly store: SamlRequestCacheStore,
     private readonly ttlSeconds: number,
     private readonly pending?: PendingSignIn,
     private readonly clock: () => Date = () => new Date(),

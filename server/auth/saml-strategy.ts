@@ -6,7 +6,7 @@ import { generateServiceProviderMetadata, ValidateInResponseTo, type Profile } f
 import type { AuthConfig } from '../config/auth';
 import { parseIdpMetadata } from '../config/auth';
 import { ServiceUnavailableError } from '../errors';
-import type { SamlRequestStore, PendingSignIn } from './saml-request-cache';
+import type { SamlRequestCacheStore, PendingSignIn } from './saml-request-cache';
 import { RequestScopedSamlCache } from './saml-request-cache';
 
 /**
@@ -42,7 +42,7 @@ export class SamlServiceProvider {
 
   constructor(
     private readonly config: AuthConfig,
-    private readonly requests: SamlRequestStore,
+    private readonly requests: SamlRequestCacheStore,
     private readonly fetchImpl: typeof fetch = fetch,
   ) {
     const strategy = new MultiSamlStrategy(

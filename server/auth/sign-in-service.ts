@@ -76,7 +76,7 @@ export class SignInService {
    * Completes a sign-in. Returns the client redirect carrying a one-time code. `idpEntityId` is the
    * IdP's entity ID as configured or read from its metadata; the assertion's Issuer must match it.
    */
-  async completeSignIn(profile: Profile, ctx: OpContext, idpEntityId: string | undefined = this.config.saml.idp.entityId): Promise<string> {
+  async completeSignIn(profile: Profile, ctx: OpContext, idpEntityId: string | undefined): Promise<string> {
     const saml = this.config.saml;
     const inResponseTo = typeof profile.inResponseTo === 'string' ? profile.inResponseTo : undefined;
     const subject = String(profile.nameID ?? '').slice(0, 255);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { KmsRegistry } from '../../kms-adapters/registry';
 import type { BindingContext } from '../../kms-adapters/types';
+import type { Config } from '../config';
 import type { Store } from '../repositories/store';
 import type { SigningKeyRow } from '../../entities';
 import type { OpContext } from '../keys/types';
@@ -45,6 +46,14 @@ export class SigningKeyService {
     private readonly options: SigningKeyOptions,
     private readonly clock: () => Date = () => new Date(),
   ) {}
+
+  static fromConfig(config: Readonly<Config>, store: Store, kms: KmsRegistry): SigningKeyService {
+    return new SigningKeyService(store, kms, {
+      kekUri: config.kms.kekUri,
+      rotationDays: config.auth.tokens.rotationDays,
+      tokenTtlSeconds: config.auth.tokens.ttlSeconds,
+    });
+  }
 
   /** Creates a new active key and retires the rest. */
   async rotate(ctx: OpContext): Promise<string> {
@@ -130,8 +139,10 @@ export class SigningKeyService {
     const rows = await this.store.repos.signingKeys.published(since);
     const published = new Map<string, { jwk: JWK; key: VerificationKey }>();
     for (const row of rows) {
-      const jwk = JSON.parse(row.publicJwk) as JWK;
-      published.set(row.kid, { jwk, key: (await importJWK(jwk, row.alg)) as VerificationKey });
+      // A kid names one immutable key: import each once, not on every 10-second reload.
+      const known = this.loaded?.published.get(row.kid);
+      const jwk = known?.jwk ?? (JSON.parse(row.publicJwk) as JWK);
+      published.set(row.kid, known ?? { jwk, key: (await importJWK(jwk, row.alg)) as VerificationKey });
     }
     const activeRow = rows.find((r) => r.state === 'active');
     const reuse = this.loaded?.active && activeRow && this.loaded.active.kid === activeRow.kid ? this.loaded.active : undefined;

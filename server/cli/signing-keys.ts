@@ -13,11 +13,7 @@ export async function rotateSigningKey(env: NodeJS.ProcessEnv, print: (line: str
   const config = loadConfig(env);
   const deps = await boot(config, pino({ level: 'silent' }), { notice: print });
   try {
-    const service = new SigningKeyService(deps.store, deps.kms, {
-      kekUri: config.kms.kekUri,
-      rotationDays: config.auth.tokens.rotationDays,
-      tokenTtlSeconds: config.auth.tokens.ttlSeconds,
-    });
+    const service = SigningKeyService.fromConfig(config, deps.store, deps.kms);
     const kid = await service.rotate({ actor: 'cli' });
     print(`new token-signing key ${kid} is active; previous keys stay published for ${config.auth.tokens.ttlSeconds + 60} s`);
     return kid;

@@ -67,7 +67,7 @@ function toRecord(row: { id: string; issuedAt: string; expiresAt: string; client
   };
 }
 
-export type CodeRedemption = { ok: true; code: AuthCodeRow } | { ok: false; reason: 'unknown' | 'expired' | 'reused'; code?: AuthCodeRow };
+export type CodeRedemption = { ok: true; code: AuthCodeRow } | { ok: false; reason: 'unknown' | 'expired' | 'reused' };
 
 export class AuthCodesRepository {
   constructor(private readonly m: EntityManager) {}
@@ -82,7 +82,7 @@ export class AuthCodesRepository {
     const row = await this.m.findOne(AuthCodeEntity, { where: { codeHash } });
     if (won && row) return { ok: true, code: row };
     if (!row) return { ok: false, reason: 'unknown' };
-    return { ok: false, reason: row.consumedAt !== null ? 'reused' : 'expired', code: row };
+    return { ok: false, reason: row.consumedAt !== null ? 'reused' : 'expired' };
   }
 
   async purge(before: Date): Promise<number> {
@@ -120,7 +120,4 @@ export class SigningKeysRepository {
       .getMany();
   }
 
-  findByKid(kid: string): Promise<SigningKeyRow | null> {
-    return this.m.findOne(SigningKeyEntity, { where: { kid } });
-  }
 }
