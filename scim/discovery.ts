@@ -1,5 +1,5 @@
 /** /scim/v2/ServiceProviderConfig, /ResourceTypes, /Schemas — answered by scimmy from the declared set-up. */
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { baseUrl, sendScim } from './http';
 import { SCIMMY } from './schemas';
 
@@ -7,30 +7,24 @@ type Readable = { read: () => Promise<unknown> };
 
 export function discoveryRouter(): Router {
   const r = Router();
-  const withBase = (base: string) => {
-    for (const res of [SCIMMY.Resources.ServiceProviderConfig, SCIMMY.Resources.ResourceType, SCIMMY.Resources.Schema, SCIMMY.Resources.User, SCIMMY.Resources.Group]) {
-      res.basepath(base);
-    }
+  // scimmy keeps the base URL in module-wide state: set it and read under one queue, so two
+  // requests for different hosts cannot see each other's locations.
+  let queue: Promise<unknown> = Promise.resolve();
+  const answer = (make: (req: Request) => unknown) => async (req: Request, res: Response) => {
+    const run = queue.then(async () => {
+      const base = baseUrl(req);
+      for (const resource of [SCIMMY.Resources.ServiceProviderConfig, SCIMMY.Resources.ResourceType, SCIMMY.Resources.Schema, SCIMMY.Resources.User, SCIMMY.Resources.Group]) {
+        resource.basepath(base);
+      }
+      return (make(req) as Readable).read();
+    });
+    queue = run.catch(() => undefined);
+    sendScim(res, 200, await run);
   };
-  r.get('/ServiceProviderConfig', async (req, res) => {
-    withBase(baseUrl(req));
-    sendScim(res, 200, await (new SCIMMY.Resources.ServiceProviderConfig() as unknown as Readable).read());
-  });
-  r.get('/ResourceTypes', async (req, res) => {
-    withBase(baseUrl(req));
-    sendScim(res, 200, await (new SCIMMY.Resources.ResourceType() as unknown as Readable).read());
-  });
-  r.get('/ResourceTypes/:id', async (req, res) => {
-    withBase(baseUrl(req));
-    sendScim(res, 200, await (new SCIMMY.Resources.ResourceType(req.params.id) as unknown as Readable).read());
-  });
-  r.get('/Schemas', async (req, res) => {
-    withBase(baseUrl(req));
-    sendScim(res, 200, await (new SCIMMY.Resources.Schema() as unknown as Readable).read());
-  });
-  r.get('/Schemas/:id', async (req, res) => {
-    withBase(baseUrl(req));
-    sendScim(res, 200, await (new SCIMMY.Resources.Schema(req.params.id) as unknown as Readable).read());
-  });
+  r.get('/ServiceProviderConfig', answer(() => new SCIMMY.Resources.ServiceProviderConfig()));
+  r.get('/ResourceTypes', answer(() => new SCIMMY.Resources.ResourceType()));
+  r.get('/ResourceTypes/:id', answer((req) => new SCIMMY.Resources.ResourceType(String(req.params.id))));
+  r.get('/Schemas', answer(() => new SCIMMY.Resources.Schema()));
+  r.get('/Schemas/:id', answer((req) => new SCIMMY.Resources.Schema(String(req.params.id))));
   return r;
 }
