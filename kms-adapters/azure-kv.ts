@@ -139,7 +139,6 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
 
   async wrap(keyUri: string, plaintext: Uint8Array, context: BindingContext): Promise<WrapResult> {
     const k = parseAzureKeyUri(keyUri);
-    const aad = canonicalContext(context);
     const { version, kty } = await this.current(k);
     const head = header(isRsa(kty) ? RSA_OAEP : GCM, version);
     if (isRsa(kty)) {
@@ -152,7 +151,7 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
       }
     }
     if (!/^oct/.test(kty)) throw new KmsConfigurationError(`azure-kv: key ${k.name} has type ${kty}; use RSA/RSA-HSM (Key Vault) or oct-HSM (Managed HSM)`);
-    const out = await this.resilience.call('encrypt', (s) => this.client(k.host).encryptGcm(k.name, version, plaintext, aad, s));
+    const out = await this.resilience.call('encrypt', (s) => this.client(k.host).encryptGcm(k.name, version, plaintext, canonicalContext(context), s));
     if (out.iv?.length !== 12 || out.authenticationTag?.length !== 16) throw new KmsConfigurationError('azure-kv: A256GCM response lacks a 12-byte iv or 16-byte tag');
     return { ciphertext: Buffer.concat([head, out.iv, out.authenticationTag, out.result]), keyVersion: version };
   }
@@ -176,7 +175,7 @@ export class AzureKeyVaultAdapter implements KmsAdapter {
       } catch (err) {
         // 404 on a version taken from the blob: if the key itself exists, the blob is foreign.
         if ((err as { statusCode?: number }).statusCode === 404) {
-          const exists = await c.getKey(k.name, undefined, new AbortController().signal).then(() => true, () => false);
+          const exists = await this.current({ ...k, version: undefined }).then(() => true, () => false);
           if (exists) throw new ForeignBlobError(`key ${k.name} has no version ${version}`);
         }
         throw err;
