@@ -1,6 +1,6 @@
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './types';
-import { canonicalContext, validateContext } from './associated-data';
+import { canonicalContext } from './associated-data';
 import { crc32c } from './crc32c';
 import { checkAdapter } from './check';
 import { takeBytes } from './bytes';
@@ -155,8 +155,7 @@ export class GcpKmsAdapter implements KmsAdapter {
 
   async unwrap(keyUri: string, ciphertext: Uint8Array, context: BindingContext): Promise<Buffer> {
     const name = parseGcpKeyUri(keyUri);
-    validateContext(context);
-    const aad = canonicalContext(context);
+    const aad = canonicalContext(context); // validates the context too
     const ct = Buffer.from(ciphertext);
     return this.resilience.call('decrypt', async (s) => {
       const r = await this.kms().decrypt(
