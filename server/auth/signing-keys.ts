@@ -28,14 +28,22 @@ export interface SigningKeyOptions {
   cacheMs?: number;
 }
 
+/** The public view of the table: what verifying and publishing need, loaded with no KMS call. */
 interface Loaded {
   at: number;
-  active?: { kid: string; createdAt: string; privateKey: VerificationKey };
+  active?: SigningKeyRow;
   published: Map<string, { jwk: JWK; key: VerificationKey }>;
+}
+
+interface Signer {
+  kid: string;
+  privateKey: VerificationKey;
 }
 
 export class SigningKeyService {
   private loaded?: Loaded;
+  /** The active key's private half, unwrapped only when a token is issued; never needed to verify. */
+  private signer?: Signer;
   private loading?: Promise<Loaded>;
   /** One automatic rotation at a time in this process (concurrent first requests share it). */
   private autoRotation?: Promise<unknown>;
@@ -102,8 +110,10 @@ export class SigningKeyService {
       await this.autoRotation;
       view = await this.view(true);
     }
-    if (!view.active) throw new Error('no active token-signing key after rotation');
-    return { kid: view.active.kid, privateKey: view.active.privateKey };
+    const active = view.active;
+    if (!active) throw new Error('no active token-signing key after rotation');
+    if (this.signer?.kid !== active.kid) this.signer = await this.openPrivate(active);
+    return this.signer;
   }
 
   /** A published verification key by kid; reloads once on an unknown kid (another replica rotated). */
@@ -144,19 +154,17 @@ export class SigningKeyService {
       const jwk = known?.jwk ?? (JSON.parse(row.publicJwk) as JWK);
       published.set(row.kid, known ?? { jwk, key: (await importJWK(jwk, row.alg)) as VerificationKey });
     }
-    const activeRow = rows.find((r) => r.state === 'active');
-    const reuse = this.loaded?.active && activeRow && this.loaded.active.kid === activeRow.kid ? this.loaded.active : undefined;
-    const active = reuse ?? (activeRow ? await this.openPrivate(activeRow) : undefined);
-    return { at: now.getTime(), active, published };
+    // No KMS here: with the KMS down, keys stay published and tokens keep verifying.
+    return { at: now.getTime(), active: rows.find((r) => r.state === 'active'), published };
   }
 
-  private async openPrivate(row: SigningKeyRow): Promise<{ kid: string; createdAt: string; privateKey: VerificationKey }> {
+  private async openPrivate(row: SigningKeyRow): Promise<Signer> {
     const plaintext = await this.kms.unwrapStored(row.wrappedPrivateJwk, signingKeyBinding(row.kid));
     try {
       const jwk = JSON.parse(plaintext.toString('utf8')) as JWK;
       const privateKey = (await importJWK(jwk, row.alg)) as VerificationKey;
       delete jwk.d;
-      return { kid: row.kid, createdAt: row.createdAt, privateKey };
+      return { kid: row.kid, privateKey };
     } finally {
       plaintext.fill(0);
     }
