@@ -4,8 +4,9 @@ import { kmsCallDuration } from './metrics';
 
 /**
  * Shared resilience for the cloud KMS adapters: per-attempt timeout, retries with full-jitter
- * exponential back-off on transient faults, and a circuit breaker so a dead KMS fails fast with
- * KmsUnavailableError (and a Retry-After) instead of tying up request handlers.
+ * exponential back-off on transient faults, an overall deadline that bounds one operation with
+ * all its retries (so a client gets its 503 within it), and a circuit breaker so a dead KMS fails
+ * fast with KmsUnavailableError (and a Retry-After) instead of tying up request handlers.
  *
  * Each adapter supplies `classify`, which maps its SDK's errors to one of three kinds:
  *  - transient: throttling, 5xx, network, timeout → retried, then KmsUnavailableError;
@@ -19,6 +20,8 @@ export type ErrorClass =
 
 export interface ResilienceSettings {
   timeoutMs?: number;
+  /** Bound on one call including its retries and back-off; default timeoutMs + 1 s. */
+  deadlineMs?: number;
   maxRetries?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -38,6 +41,7 @@ type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class Resilience {
   readonly timeoutMs: number;
+  readonly deadlineMs: number;
   readonly maxRetries: number;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
@@ -54,6 +58,7 @@ export class Resilience {
     s: ResilienceSettings = {},
   ) {
     this.timeoutMs = positive(s.timeoutMs, 5000);
+    this.deadlineMs = positive(s.deadlineMs, this.timeoutMs + 1000);
     this.maxRetries = nonNegative(s.maxRetries, 3);
     this.baseDelayMs = positive(s.baseDelayMs, 50);
     this.maxDelayMs = positive(s.maxDelayMs, 2000);
@@ -75,9 +80,13 @@ export class Resilience {
     }
     let last: ErrorClass | undefined;
     let lastErr: unknown;
+    const deadline = Date.now() + this.deadlineMs;
+    let attempts = 0;
     for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
       try {
-        const out = await this.attempt(fn);
+        attempts++;
+        // The last attempt gets only what is left of the deadline.
+        const out = await this.attempt(fn, Math.max(1, Math.min(this.timeoutMs, deadline - Date.now())));
         this.onSuccess();
         end({ outcome: 'ok' });
         return out;
@@ -91,7 +100,11 @@ export class Resilience {
         }
         last = this.classify(err, op);
         if (last.kind !== 'transient') break;
-        if (attempt < this.maxRetries) await sleep(this.backoff(attempt, last.retryAfterMs));
+        if (attempt === this.maxRetries) break;
+        const wait = this.backoff(attempt, last.retryAfterMs);
+        // No time for a useful next attempt: give the client its 503 now rather than after the deadline.
+        if (Date.now() + wait >= deadline - 1) break;
+        await sleep(wait);
       }
     }
     const c = last!;
@@ -107,21 +120,21 @@ export class Resilience {
     }
     this.onFailure();
     end({ outcome: 'unavailable' });
-    throw new KmsUnavailableError(`${this.provider} ${op}: ${c.detail} (after ${this.maxRetries + 1} attempts)`, {
+    throw new KmsUnavailableError(`${this.provider} ${op}: ${c.detail} (after ${attempts} attempt(s) within the ${this.deadlineMs} ms deadline)`, {
       retryAfter: this.state === 'open' ? Math.ceil(this.cooldownMs / 1000) : undefined,
       cause: lastErr,
     });
   }
 
-  private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async attempt<T>(fn: (signal: AbortSignal) => Promise<T>, timeoutMs: number): Promise<T> {
     const ac = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new TimeoutError(this.timeoutMs);
+        const err = new TimeoutError(timeoutMs);
         ac.abort(err);
         reject(err);
-      }, this.timeoutMs);
+      }, timeoutMs);
     });
     const work = fn(ac.signal);
     // A result that arrives after we gave up may be a plaintext key nobody will read: zero it.
@@ -193,6 +206,7 @@ export function resilienceSettings(settings: Readonly<Record<string, unknown>>):
   const num = (v: unknown): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
   return {
     timeoutMs: num(settings.timeoutMs),
+    deadlineMs: num(settings.deadlineMs),
     maxRetries: num(settings.maxRetries),
     baseDelayMs: num(settings.baseDelayMs),
     maxDelayMs: num(settings.maxDelayMs),

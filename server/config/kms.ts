@@ -9,6 +9,8 @@ const url = z.string().regex(/^https?:\/\/[^\s]+$|^[A-Za-z0-9.-]+:\d+$/, 'must b
 
 export const kmsEnv = z.object({
   CS_KMS_TIMEOUT_MS: ms.optional(),
+  /** Bound on one KMS operation with its retries (default CS_KMS_TIMEOUT_MS + 1 s). */
+  CS_KMS_DEADLINE_MS: ms.optional(),
   CS_KMS_MAX_RETRIES: z.coerce.number().int().min(0).max(10).optional(),
   CS_KMS_BREAKER_THRESHOLD: z.coerce.number().int().min(1).max(1000).optional(),
   CS_KMS_BREAKER_COOLDOWN_MS: ms.optional(),
@@ -36,6 +38,7 @@ export const KMS_SECRET_SETTINGS = ['CS_VAULT_TOKEN', 'CS_VAULT_SECRET_ID'];
 export function kmsAdapterSettings(e: z.infer<typeof kmsEnv>): Record<string, Record<string, unknown>> {
   const shared = {
     timeoutMs: e.CS_KMS_TIMEOUT_MS,
+    deadlineMs: e.CS_KMS_DEADLINE_MS,
     maxRetries: e.CS_KMS_MAX_RETRIES,
     breakerThreshold: e.CS_KMS_BREAKER_THRESHOLD,
     breakerCooldownMs: e.CS_KMS_BREAKER_COOLDOWN_MS,

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { register } from 'prom-client';
-import { Resilience, TimeoutError, type ErrorClass } from '../../kms-adapters/resilience';
+import { Resilience, resilienceSettings, TimeoutError, type ErrorClass } from '../../kms-adapters/resilience';
+import { loadConfig } from '../../server/config';
 import { buildRegistry } from '../../kms-adapters/registry';
 import { denyNonLoopback } from '../emulators/offline';
 import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
@@ -78,6 +79,43 @@ describe('resilience', () => {
     release();
     await expect(trial).resolves.toBe('ok');
     expect(r.breakerState).toBe('closed');
+  });
+
+  test('a hung KMS: one call with its retries ends within deadlineMs (+ slack), not (retries+1) × timeoutMs', async () => {
+    const r = new Resilience('test', classify, { timeoutMs: 300, deadlineMs: 400, maxRetries: 3, baseDelayMs: 1, maxDelayMs: 5 });
+    let attempts = 0;
+    const start = performance.now();
+    const e = await r.call('decrypt', () => { attempts++; return new Promise(() => undefined); }).catch((x) => x);
+    const elapsed = performance.now() - start;
+    expect(e).toBeInstanceOf(KmsUnavailableError);
+    expect(e.retryAfter).toBeGreaterThanOrEqual(1);
+    expect(elapsed).toBeLessThan(400 + 150);
+    // It did retry inside the deadline: the second attempt got only the 100 ms left.
+    expect(attempts).toBe(2);
+  });
+
+  test('back-off that would overrun the deadline ends the call instead of sleeping past it', async () => {
+    const r = new Resilience('test', classify, { timeoutMs: 1000, deadlineMs: 200, maxRetries: 5, baseDelayMs: 1000, maxDelayMs: 1000 });
+    let attempts = 0;
+    const start = performance.now();
+    // A throttled KMS asking for 800 ms between attempts.
+    const e = await r.call('encrypt', async () => { attempts++; throw new Transient('throttled'); }).catch((x) => x);
+    expect(e).toBeInstanceOf(KmsUnavailableError);
+    expect(performance.now() - start).toBeLessThan(200 + 150);
+    expect(attempts).toBeGreaterThanOrEqual(1);
+  });
+
+  test('the default deadline is the attempt timeout plus one second', () => {
+    expect(new Resilience('test', classify, { timeoutMs: 2000 }).deadlineMs).toBe(3000);
+    expect(new Resilience('test', classify, {}).deadlineMs).toBe(6000);
+  });
+
+  test('CS_KMS_DEADLINE_MS reaches every cloud adapter; a non-positive value stops start-up', () => {
+    const c = loadConfig({ CS_KMS_DEADLINE_MS: '1500', CS_KMS_TIMEOUT_MS: '1000' });
+    for (const scheme of ['aws-kms', 'gcp-kms', 'azure-kv', 'vault-transit']) {
+      expect(resilienceSettings(c.kms.adapters[scheme])).toMatchObject({ deadlineMs: 1500, timeoutMs: 1000 });
+    }
+    expect(() => loadConfig({ CS_KMS_DEADLINE_MS: '0' })).toThrow(/CS_KMS_DEADLINE_MS/);
   });
 
   test('records a duration histogram per provider, op and outcome', async () => {
