@@ -5,7 +5,7 @@
  * up here. Unknown errors become a generic 500 without internals.
  */
 import type { ErrorRequestHandler, Response } from 'express';
-import { ConflictError } from '../server/errors';
+import { AppError, ConflictError } from '../server/errors';
 import { toAppError } from '../server/http/problem';
 import { UnknownAttributeError } from './idp-quirks';
 import { ERROR_SCHEMA, SCIMMY } from './schemas';
@@ -48,8 +48,6 @@ export function mapError(err: unknown): MappedError {
     return { status, body: body(status, err.message, err.scimType ?? undefined) };
   }
   if (err instanceof UnknownAttributeError) return { status: 400, body: body(400, err.message, 'invalidValue') };
-  const parserType = (err as { type?: string } | undefined)?.type;
-  if (parserType === 'encoding.unsupported' || parserType === 'charset.unsupported') return { status: 415, body: body(415, 'unsupported body encoding') };
   // scimmy's schema coercion throws TypeError for wrong types and missing required attributes.
   if (err instanceof TypeError && /attribute|expected|required|value/i.test(err.message) && !/Cannot read|is not a function|undefined/.test(err.message)) {
     return { status: 400, body: body(400, err.message, 'invalidValue') };
@@ -57,8 +55,13 @@ export function mapError(err: unknown): MappedError {
   // Everything else as on the rest of the API (body-parser failures included); unknown errors
   // become a generic 500 whose internals are logged, never sent.
   const e = toAppError(err);
-  const scimType = e instanceof ConflictError ? 'uniqueness' : parserType === 'entity.parse.failed' ? 'invalidSyntax' : e.status === 400 ? 'invalidValue' : undefined;
+  const scimType = e instanceof ConflictError ? 'uniqueness' : e.status === 400 ? (err instanceof AppError ? 'invalidValue' : transportScimType(err)) : undefined;
   return { status: e.status, body: body(e.status, e.message, scimType), retryAfter: e.retryAfter, internal: e.status >= 500 ? err : undefined };
+}
+
+/** A 400 raised before our code ran: a body that does not parse or inflate is invalidSyntax; a bad URL has no scimType. */
+function transportScimType(err: unknown): string | undefined {
+  return err instanceof URIError ? undefined : 'invalidSyntax';
 }
 
 export function sendScimError(res: Response, mapped: MappedError): void {

@@ -95,6 +95,20 @@ export class PayloadTooLargeError extends AppError {
   readonly status = 413;
 }
 
+/**
+ * A 4xx that Express, body-parser or Node raised before our code ran (bad percent-encoding, a body
+ * that does not inflate, too many form fields, ...). Keeps the status it carried; the message is ours.
+ */
+export class RequestRejectedError extends AppError {
+  readonly code: string;
+  readonly status: number;
+  constructor(status: number, code: string, message: string, opts: { internalDetail?: string } = {}) {
+    super(message, opts);
+    this.status = status;
+    this.code = code;
+  }
+}
+
 export class RateLimitedError extends AppError {
   readonly code = 'rate_limited';
   readonly status = 429;

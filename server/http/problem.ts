@@ -1,18 +1,39 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { Logger } from '../log';
-import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
+import { STATUS_CODES } from 'node:http';
+import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLargeError, RequestRejectedError, ValidationError } from '../errors';
 
 /**
- * Normalises anything thrown into an AppError: ours pass through, body-parser's become 400/413,
- * everything else an opaque 500 (the original is logged, never sent).
+ * Normalises anything thrown into an AppError: ours pass through; errors Express, body-parser or
+ * Node raised with a 4xx status keep that status (with our own message: theirs can quote input or
+ * internals, which go to the log only); everything else becomes an opaque 500.
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const e = err as { type?: string; status?: number; message?: string };
+  const e = err as { type?: string; status?: unknown; statusCode?: unknown; message?: string; code?: unknown };
+  const internalDetail = e?.message;
   if (e?.type === 'entity.too.large') return new PayloadTooLargeError('request body is larger than the configured limit');
+  if (e?.type === 'parameters.too.many') return new PayloadTooLargeError('the form has more fields than this endpoint accepts', { internalDetail });
   if (e?.type === 'entity.parse.failed') return new BadRequestError('request body is not valid JSON');
-  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return new BadRequestError('unsupported body encoding');
-  return new InternalError('internal error', { internalDetail: e?.message });
+  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') {
+    return new RequestRejectedError(415, 'unsupported_media_type', 'unsupported body encoding (accepted: UTF-8; identity, gzip, deflate or br)', { internalDetail });
+  }
+  const status = clientStatus(e?.status) ?? clientStatus(e?.statusCode);
+  if (status === undefined) return new InternalError('internal error', { internalDetail });
+  // Express's router: decodeURIComponent failed on a path parameter.
+  if (err instanceof URIError) return new BadRequestError('the request URL is not valid percent-encoding (RFC 3986)', { internalDetail });
+  // body-parser: the body did not inflate (zlib / brotli error codes).
+  if (typeof e.code === 'string' && /^(Z_|ERR_BROTLI|ERR__ERROR)/.test(e.code)) {
+    return new BadRequestError('the request body is not valid data for its Content-Encoding', { internalDetail });
+  }
+  if (status === 400) return new BadRequestError('the request is not valid', { internalDetail });
+  const reason = (STATUS_CODES[status] ?? 'client error').toLowerCase();
+  return new RequestRejectedError(status, reason.replace(/[^a-z]+/g, '_'), `the request was refused: ${reason}`, { internalDetail });
+}
+
+/** A 4xx status an error carries (http-errors' `status`/`statusCode`); 5xx and others are not trusted. */
+function clientStatus(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 400 && v <= 499 ? v : undefined;
 }
 
 /** Logs an error once, with internals for operators and never key material. */
