@@ -85,7 +85,7 @@ describe('resilience', () => {
     const r = new Resilience('test', classify, { timeoutMs: 300, deadlineMs: 400, maxRetries: 3, baseDelayMs: 1, maxDelayMs: 5 });
     let attempts = 0;
     const start = performance.now();
-    const e = await r.call('decrypt', () => { attempts++; return new Promise(() => undefined); }).catch((x: KmsUnavailableError) => x);
+    const e = await r.call('decrypt', () => { attempts++; return new Promise<never>(() => undefined); }).catch((x: KmsUnavailableError) => x);
     const elapsed = performance.now() - start;
     expect(e).toBeInstanceOf(KmsUnavailableError);
     expect(e.retryAfter).toBeGreaterThanOrEqual(1);
