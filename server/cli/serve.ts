@@ -21,7 +21,14 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const deps = await boot(config, log, { migrate: config.database.migrateOnStart, notice: print });
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = createServer(app);
+    const t = config.server;
+    // Expired header/request timers are swept on this interval, so it bounds how late they fire.
+    const s = createServer({ connectionsCheckingInterval: Math.min(1000, t.headersTimeoutMs / 2) }, app);
+    s.headersTimeout = t.headersTimeoutMs;
+    s.requestTimeout = t.requestTimeoutMs; // whole request, body included: a slow upload gets a 408
+    s.keepAliveTimeout = t.keepAliveTimeoutMs;
+    // A socket that says nothing for this long is closed, whatever state it is in.
+    s.setTimeout(t.requestTimeoutMs);
     s.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, config.server.host, config.server.port)));
     s.listen(config.server.port, config.server.host, () => resolve(s));
   }).catch(async (err) => {

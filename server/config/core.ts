@@ -29,6 +29,10 @@ export const coreEnv = z.object({
     .regex(/^(\d{1,2}|([0-9a-fA-F.:/]+|loopback|linklocal|uniquelocal)(\s*,\s*([0-9a-fA-F.:/]+|loopback|linklocal|uniquelocal))*)$/, 'must be a hop count or comma-separated proxy addresses/CIDRs (e.g. 10.0.0.0/8)')
     .optional(),
   CS_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
+  /** Slow or silent clients: time to send all headers, the whole request (body included), and idle keep-alive. */
+  CS_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000),
+  CS_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  CS_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(5_000),
   CS_KEK_URI: z.string().regex(/^[a-z][a-z0-9+.-]*:/, 'must be a key URI such as local://default or pkcs11:token=...;object=...').default('local://default'),
   CS_PREVIOUS_KEK_URIS: list.default([]),
   CS_KEK_MODE: z.enum(['shared', 'per-user']).default('shared'),
@@ -62,6 +66,10 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
       host: e.CS_HOST,
       port: e.CS_PORT,
       maxBodyBytes: e.CS_MAX_BODY_BYTES,
+      // Node requires headersTimeout <= requestTimeout; a smaller request timeout bounds both.
+      headersTimeoutMs: Math.min(e.CS_HEADERS_TIMEOUT_MS, e.CS_REQUEST_TIMEOUT_MS),
+      requestTimeoutMs: e.CS_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.CS_KEEP_ALIVE_TIMEOUT_MS,
       trustProxy: e.CS_TRUST_PROXY === undefined ? false : /^\d+$/.test(e.CS_TRUST_PROXY) ? Number(e.CS_TRUST_PROXY) : e.CS_TRUST_PROXY.split(',').map((x) => x.trim()),
     },
     log: { level: e.CS_LOG_LEVEL },
