@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { AppDeps } from '../app';
 import type { AuthServices } from '../../auth';
 import type { OpContext } from '../../keys/types';
-import { ValidationError } from '../../errors';
+import { NotFoundError, ValidationError } from '../../errors';
+import { duplicateMemberName } from '../json-duplicates';
 import { corsAllowList } from '../cors';
 import { auditRefusals } from '../audit-refusals';
 
@@ -23,11 +24,23 @@ declare module 'express-serve-static-core' {
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url without padding');
 const label = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional();
 const unwrapPasswordKey = z.object({ wrappedPasswordKey: z.string().min(1).max(64 * 1024) }).strict();
-const wrapDataKey = z.object({ key: b64url.max(128), label }).strict();
+/** Bytes an unpadded base64url string decodes to, counted without decoding the key material. */
+const decodedLength = (s: string) => (s.length % 4 === 1 ? -1 : Math.floor((s.length * 3) / 4));
+const dataKey = b64url.max(128).refine((k) => decodedLength(k) >= 16 && decodedLength(k) <= 64, 'must encode 16 to 64 bytes');
+const wrapDataKey = z.object({ key: dataKey, label }).strict();
 const unwrapDataKey = z.object({ wrappedKey: z.string().min(1).max(64 * 1024), label }).strict();
 
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body ?? {});
+/** The JSON text of each request body, for the duplicate-name check zod cannot see. */
+const rawBodies = new WeakMap<object, Buffer>();
+
+function parse<T>(schema: z.ZodType<T>, req: Request): T {
+  const raw = rawBodies.get(req);
+  const duplicate = raw ? duplicateMemberName(raw.toString('utf8')) : undefined;
+  if (duplicate !== undefined) {
+    const path = duplicate.slice(0, 64);
+    throw new ValidationError(`invalid request body: ${path} appears more than once`, [{ path, message: 'appears more than once (RFC 7493 §2.3)' }]);
+  }
+  const r = schema.safeParse(req.body ?? {});
   if (!r.success) {
     const issues = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
     throw new ValidationError(`invalid request body: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
@@ -61,18 +74,19 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
       next(err);
     }
   });
-  r.use('/api/keys', express.json({ limit: deps.config.server.maxBodyBytes, strict: true }));
+  r.use('/api/keys', express.json({ limit: deps.config.server.maxBodyBytes, strict: true, verify: (req, _res, buf) => void rawBodies.set(req, buf) }));
 
   const ctxOf = (req: Request): OpContext => ({ actor: `user:${req.caller!.userId}`, requestId: req.requestId });
   // Refusals the key service records itself (inactive user, unwrap refused, KMS errors) are not
-  // repeated here; a body that fails validation never reached it, so it is recorded here.
+  // repeated here; a body that fails validation or an unknown route never reached it, so they are
+  // recorded here.
+  const refused = (req: Request, err: ValidationError | NotFoundError) =>
+    deps.store
+      .audit({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path.slice(0, 200) } })
+      .catch(() => undefined);
   const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req, res).catch(async (err: unknown) => {
-      if (err instanceof ValidationError) {
-        await deps.store
-          .audit({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path } })
-          .catch(() => undefined);
-      }
+      if (err instanceof ValidationError) await refused(req, err);
       next(err);
     });
 
@@ -99,7 +113,7 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.post(
     '/api/keys/password-key/unwrap',
     handle(async (req, res) => {
-      const body = parse(unwrapPasswordKey, req.body);
+      const body = parse(unwrapPasswordKey, req);
       const pk = await deps.keys.unwrapPasswordKey(req.caller!.userId, ctxOf(req), body.wrappedPasswordKey);
       sendKeys(res, { passwordKey: pk.toString('base64url') }, [pk]);
     }),
@@ -108,7 +122,7 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.post(
     '/api/keys/data-keys/wrap',
     handle(async (req, res) => {
-      const body = parse(wrapDataKey, req.body);
+      const body = parse(wrapDataKey, req);
       const key = Buffer.from(body.key, 'base64url');
       try {
         const wrappedKey = await deps.keys.wrapDataKey(req.caller!.userId, key, ctxOf(req), body.label);
@@ -122,11 +136,16 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   r.post(
     '/api/keys/data-keys/unwrap',
     handle(async (req, res) => {
-      const body = parse(unwrapDataKey, req.body);
+      const body = parse(unwrapDataKey, req);
       const key = await deps.keys.unwrapDataKey(req.caller!.userId, body.wrappedKey, ctxOf(req), body.label);
       sendKeys(res, { key: key.toString('base64url') }, [key]);
     }),
   );
+  r.use('/api/keys', async (req: Request, _res: Response, next: NextFunction) => {
+    const err = new NotFoundError(`no key API route for ${req.method} ${req.path}`);
+    await refused(req, err);
+    next(err);
+  });
   r.use('/api/keys', auditRefusals(deps.store, 'key-api.request'));
   return r;
 }
