@@ -57,6 +57,29 @@ function children(parent: Element, ns: string, local: string): Element[] {
   return out;
 }
 
+const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+const shortStatus = (v: string) => v.replace(/^urn:oasis:names:tc:SAML:2\.0:status:/, '').slice(0, 100);
+
+/**
+ * The top-level StatusCode must be Success. node-saml only looks at the status when the response
+ * carries no assertion, so an IdP (or anyone replaying its signed assertion) could wrap a valid
+ * assertion in a failed response and still sign someone in. Read before the signature is checked:
+ * it can only refuse, never accept. Returns the public part (status codes) and the full reason.
+ */
+export function statusProblem(xml: string): { status: string; reason: string } | undefined {
+  const r = parse(xml)?.documentElement;
+  if (!r || r.namespaceURI !== NS_SAMLP || r.localName !== 'Response') return undefined; // node-saml refuses it with its own reason
+  const status = children(r, NS_SAMLP, 'Status');
+  if (status.length !== 1) return { status: 'none', reason: 'the response carries no single Status' };
+  const top = children(status[0], NS_SAMLP, 'StatusCode');
+  const value = top[0]?.getAttribute('Value')?.trim() ?? '';
+  if (top.length === 1 && value === SUCCESS) return undefined;
+  const second = top[0] ? children(top[0], NS_SAMLP, 'StatusCode')[0]?.getAttribute('Value')?.trim() : undefined;
+  const code = [value || 'missing', ...(second ? [second] : [])].map(shortStatus).join('/');
+  const message = children(status[0], NS_SAMLP, 'StatusMessage')[0]?.textContent?.trim().slice(0, 200);
+  return { status: code, reason: `the response status is not Success but ${code}${message ? ` (${message})` : ''}` };
+}
+
 export interface AssertionFacts {
   issuer?: string;
   recipients: string[];

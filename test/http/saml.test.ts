@@ -224,6 +224,32 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
     const started = await startSignIn(f);
     await expectRefused(await idpAnswer(f, started, alice, { status: 'urn:oasis:names:tc:SAML:2.0:status:Requester' }), /Requester|status/);
   });
+
+  test.each([
+    ['Responder, assertion signed', { status: 'urn:oasis:names:tc:SAML:2.0:status:Responder' }],
+    ['Requester, response and assertion signed', { status: 'urn:oasis:names:tc:SAML:2.0:status:Requester', sign: 'both' as const }],
+    ['AuthnFailed as the top-level code', { status: 'urn:oasis:names:tc:SAML:2.0:status:AuthnFailed' }],
+  ])('a non-Success status around a validly signed assertion is refused (%s): no code, audited', async (_name, overrides) => {
+    const started = await startSignIn(f);
+    const answer = await idpAnswer(f, started, alice, { ...overrides, keepAssertion: true });
+    // The assertion itself is valid: the same IdP answer with Success signs alice in.
+    expect(Buffer.from(answer, 'base64').toString('utf8')).toMatch(/<ds:SignatureValue>/);
+    const short = overrides.status.split(':').pop()!;
+    await expectRefused(answer, new RegExp(`status is not Success but ${short}`));
+    const page = await postToAcs(f, answer);
+    expect(page.text).toContain(`the identity provider reported an error (${short})`);
+  });
+
+  test('a response with a nested status code and message is refused with both in the audit reason', async () => {
+    const started = await startSignIn(f);
+    const xml = Buffer.from(await idpAnswer(f, started, alice, { status: 'urn:oasis:names:tc:SAML:2.0:status:Responder', keepAssertion: true }), 'base64').toString('utf8');
+    const nested = xml.replace(
+      '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"/>',
+      '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"/></samlp:StatusCode><samlp:StatusMessage>user must sign in interactively</samlp:StatusMessage>',
+    );
+    expect(nested).not.toBe(xml);
+    await expectRefused(Buffer.from(nested).toString('base64'), /Responder\/NoPassive \(user must sign in interactively\)/);
+  });
 });
 
 describe('SAML user mapping by attribute', () => {

@@ -71,8 +71,10 @@ export interface ResponseOptions {
   encryptFor?: string;
   /** Prepend a DOCTYPE with an internal entity used in the NameID. */
   doctype?: boolean;
-  /** A non-success top-level status code (no assertion is sent). */
+  /** A non-success top-level status code (no assertion is sent unless keepAssertion). */
   status?: string;
+  /** With `status`: send the signed assertion all the same (a broken or hostile IdP). */
+  keepAssertion?: boolean;
 }
 
 export interface StartOptions {
@@ -192,7 +194,7 @@ export class TestIdp {
       (destination !== null ? ` Destination="${esc(destination)}"` : '') +
       `${inResponseTo}><saml:Issuer>${esc(issuer)}</saml:Issuer>`;
 
-    if (o.status) {
+    if (o.status && !o.keepAssertion) {
       const body = `<samlp:Status><samlp:StatusCode Value="${esc(o.status)}"/></samlp:Status>`;
       return head + body + `</samlp:Response>`;
     }
@@ -215,7 +217,7 @@ export class TestIdp {
       assertionPart = `<saml:EncryptedAssertion>${encrypted}</saml:EncryptedAssertion>`;
     }
 
-    const status = `<samlp:Status><samlp:StatusCode Value="${SUCCESS}"/></samlp:Status>`;
+    const status = `<samlp:Status><samlp:StatusCode Value="${esc(o.status ?? SUCCESS)}"/></samlp:Status>`;
     let body: string;
     if (o.wrap) {
       const evil = this.assertionXml(o, o.wrapUser ?? { nameId: 'mallory@example.com' }, issuer);

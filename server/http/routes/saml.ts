@@ -4,7 +4,7 @@ import type { AuthServices } from '../../auth';
 import { AppError } from '../../errors';
 import { SamlRefusedError } from '../../auth/errors';
 import { signInRateLimit } from '../rate-limit';
-import { decodeSamlResponse, MAX_SAML_RESPONSE_LENGTH } from '../../auth/saml-checks';
+import { decodeSamlResponse, MAX_SAML_RESPONSE_LENGTH, statusProblem } from '../../auth/saml-checks';
 import type { Profile } from '@node-saml/node-saml';
 import { signInErrorPage } from '../sign-in-page';
 import { auditRefusals } from '../audit-refusals';
@@ -37,6 +37,8 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
         }
         const decoded = decodeSamlResponse(body.SAMLResponse);
         if ('problem' in decoded) await refuse(decoded.problem, `the identity provider's answer was refused: ${decoded.problem}`);
+        const failed = 'xml' in decoded ? statusProblem(decoded.xml) : undefined;
+        if (failed) await refuse(failed.reason, `the identity provider reported an error (${failed.status}); ask your administrator to check the sign-in log of the identity provider`);
 
         const profile = await new Promise<Profile>((resolve, reject) => {
           auth.saml.passport.authenticate('saml', { session: false }, (err: unknown, user: { profile?: Profile } | false | undefined) => {
