@@ -32,8 +32,9 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
       if (!opts.migrate) {
         throw new ConfigError(`the database (${describeDatabase(config.database)}) is not migrated: run \`crypto-server migrate\` first (or set CS_MIGRATE_ON_START=true)`);
       }
+      // Another replica may have applied them while this one waited for the migration lock.
       const applied = await store.migrate();
-      opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);
+      if (applied.length) opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);
     }
     const keys = new KeyService(store, kms, { kekUri: config.kms.kekUri, kekMode: config.kms.kekMode, userKeyAlgorithm: config.keys.userKeyAlgorithm });
     const registry = kms;

@@ -5,6 +5,10 @@ import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
 import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
+import { withMigrationLock } from './migration-lock';
+
+/** How long a migration waits for another process's migration to finish before giving up. */
+const MIGRATION_LOCK_WAIT_S = 300;
 
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
@@ -97,13 +101,17 @@ export class Store {
     await this.dataSource.query('SELECT 1');
   }
 
-  /** True when migrations exist that the database has not applied. */
+  /**
+   * True when migrations exist that the database has not applied. Under the migration lock too:
+   * on a fresh database it creates the bookkeeping table, which races like any other DDL.
+   */
   async hasPendingMigrations(): Promise<boolean> {
-    return this.dataSource.showMigrations();
+    return withMigrationLock(this.dataSource, MIGRATION_LOCK_WAIT_S, () => this.dataSource.showMigrations());
   }
 
+  /** Applies pending migrations; concurrent runs (other replicas) wait for the lock, then find none. */
   async migrate(): Promise<string[]> {
-    const applied = await this.dataSource.runMigrations({ transaction: 'each' });
+    const applied = await withMigrationLock(this.dataSource, MIGRATION_LOCK_WAIT_S, () => this.dataSource.runMigrations({ transaction: 'each' }));
     return applied.map((m) => m.name);
   }
 
