@@ -1,0 +1,227 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
+import { runLoad, type LoadResult, type LoadSpec } from './http/load';
+import { startNode, type Started } from './http/processes';
+import { entraAddMember, entraCreateUser, entraRemoveMember, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
+import { signIn } from './http/sign-in';
+
+/**
+ * `npm run bench:http` (or `npm run bench -- http`): hot paths measured from outside (issue 10).
+ * The built server runs as its own process, a bare node:http limit server as another, and the
+ * load generator (autocannon) as a third; each scenario drives Crypto Server and then the limit
+ * with the same connections and duration. Prints figures; asserts nothing.
+ */
+export interface HttpBenchOptions {
+  databases: BenchDatabase[];
+  /** Measured seconds per scenario (each throughput scenario also gets a 1 s warm-up). */
+  seconds: number;
+  /** Users seeded through SCIM before the filter and group scenarios. */
+  users: number;
+  /** Group sizes for "add one member". */
+  groupSizes: number[];
+  /** Group size for "remove one member". */
+  removeFrom: number;
+}
+
+interface Row {
+  path: string;
+  connections: number;
+  cs: LoadResult;
+  limit?: LoadResult;
+  note?: string;
+}
+
+const WARM_UP_SECONDS = 1;
+
+export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
+  console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${new Date().toISOString()}`);
+  console.log(`# ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
+  const limit = await startNode(join(__dirname, 'http/limit-server.js'), [], process.env, /listening on (http:\/\/\S+)/);
+  try {
+    for (const database of o.databases) {
+      const server = await startCryptoServer(database);
+      try {
+        printTable(database, server, await scenarios(server, limit, o));
+      } finally {
+        await server.close();
+      }
+    }
+  } finally {
+    await limit.stop();
+  }
+}
+
+async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOptions): Promise<Row[]> {
+  const runId = randomBytes(3).toString('hex');
+  const scimHeaders = { authorization: `Bearer ${await createScimToken(server)}`, 'content-type': SCIM_JSON };
+  const scimBase = `${server.url}/scim/v2`;
+  const rows: Row[] = [];
+  const spec = (url: string, s: Omit<LoadSpec, 'url' | 'runId'>): LoadSpec => ({ url, runId, ...s });
+  /** Warm-up, then Crypto Server, then the limit: same connections, same duration, back to back. */
+  const pair = async (path: string, cs: LoadSpec, lim?: LoadSpec): Promise<void> => {
+    await runLoad({ ...cs, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
+    const csResult = await runLoad(cs, server.process.pid);
+    let limitResult: LoadResult | undefined;
+    if (lim) {
+      await runLoad({ ...lim, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
+      limitResult = await runLoad(lim);
+    }
+    rows.push({ path, connections: cs.connections, cs: csResult, limit: limitResult });
+    progress(rows[rows.length - 1]!);
+  };
+
+  // The user who signs in: provisioned by SCIM, signed in through SAML, token by code + PKCE.
+  const signInUser = `signin-${runId}`;
+  await expectStatus(await fetch(`${scimBase}/Users`, { method: 'POST', headers: scimHeaders, body: entraCreateUser(signInUser) }), 201, 'create the signing-in user');
+  const token = await signIn(server, `Test_User_${signInUser}`);
+  const me = await fetch(`${server.url}/api/keys/me`, { headers: { authorization: `Bearer ${token}` } });
+  await expectStatus(me, 200, 'GET /api/keys/me', false);
+  const { wrappedPasswordKey } = (await me.json()) as { wrappedPasswordKey: string };
+  const limitBlob = (await (await fetch(`${limit.url}/blob`)).json()) as { wrappedPasswordKey: string };
+
+  const json = { 'content-type': 'application/json' };
+  await pair(
+    'POST /api/keys/password-key/unwrap',
+    spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
+    spec(limit.url, { method: 'POST', headers: json, connections: 16, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
+  );
+  await pair(
+    'SCIM POST /Users (ec-p256 keys)',
+    spec(server.url, { method: 'POST', headers: scimHeaders, connections: 4, seconds: o.seconds, variants: [{ path: '/scim/v2/Users', body: entraCreateUser('{{seq}}') }] }),
+    spec(limit.url, { method: 'POST', headers: json, connections: 4, seconds: o.seconds, variants: [{ path: '/users', body: entraCreateUser('{{seq}}') }] }),
+  );
+
+  // Seed users for the filter and the groups (needs the largest group plus members to add).
+  const needed = Math.max(o.users, Math.max(...o.groupSizes, o.removeFrom) + 200);
+  const started = Date.now();
+  const seedName = (i: number) => `seed${runId}-${String(i).padStart(6, '0')}`;
+  const ids = await seedUsers(scimBase, scimHeaders, needed, seedName);
+  const seedSeconds = (Date.now() - started) / 1000;
+  const total = ((await (await fetch(`${scimBase}/Users?count=0`, { headers: scimHeaders })).json()) as { totalResults: number }).totalResults;
+  console.log(`# seeded ${needed} users through SCIM in ${seedSeconds.toFixed(1)} s (${(needed / seedSeconds).toFixed(0)}/s, 8 in flight); ${total} users in all`);
+
+  const step = Math.max(1, Math.floor(needed / 1000));
+  const filterPaths = Array.from({ length: Math.min(1000, needed) }, (_, k) => ({ path: `/scim/v2${entraUserByName(seedName((k * step) % needed))}` }));
+  await pair(`SCIM GET /Users?filter=userName eq "…" (${total} users)`, spec(server.url, { method: 'GET', headers: scimHeaders, connections: 16, seconds: o.seconds, variants: filterPaths }));
+
+  // Latency per PATCH (one in flight): each request adds a different user who is not yet a member.
+  const largest = Math.max(...o.groupSizes, o.removeFrom);
+  const outsiders = ids.slice(largest);
+  for (const size of o.groupSizes) {
+    const groupId = await createGroup(scimBase, scimHeaders, `bench-${runId}-add-${size}`, ids.slice(0, size));
+    const patch = spec(server.url, { method: 'PATCH', headers: scimHeaders, connections: 1, seconds: o.seconds, timeoutSeconds: 120, maxRequests: outsiders.length, variants: outsiders.map((id) => ({ path: `/scim/v2/Groups/${groupId}`, body: entraAddMember(id) })) });
+    const cs = await runLoad(patch, server.process.pid);
+    const after = await memberCount(scimBase, scimHeaders, groupId);
+    // A request still in flight when the load stops may land too: at most one more member.
+    rows.push({ path: `SCIM PATCH /Groups add 1 member (group of ${size})`, connections: 1, cs, note: after >= size + cs.ok ? undefined : `members after: ${after}, expected ${size + cs.ok} — an add did not add` });
+    progress(rows[rows.length - 1]!);
+  }
+
+  // Removal (rotation included once the server rotates on removal): each request removes another member.
+  const members = ids.slice(0, o.removeFrom);
+  const groupId = await createGroup(scimBase, scimHeaders, `bench-${runId}-remove-${o.removeFrom}`, members);
+  const remove = spec(server.url, { method: 'PATCH', headers: scimHeaders, connections: 1, seconds: o.seconds, timeoutSeconds: 120, maxRequests: members.length - 1, variants: members.slice(1).map((id) => ({ path: `/scim/v2/Groups/${groupId}`, body: entraRemoveMember(id) })) });
+  const cs = await runLoad(remove, server.process.pid);
+  const after = await memberCount(scimBase, scimHeaders, groupId);
+  rows.push({ path: `SCIM PATCH /Groups remove 1 member (group of ${o.removeFrom})`, connections: 1, cs, note: after <= o.removeFrom - cs.ok ? undefined : `members after: ${after}, expected ${o.removeFrom - cs.ok} — a removal answered 2xx but did not remove` });
+  progress(rows[rows.length - 1]!);
+  return rows;
+}
+
+async function expectStatus(res: Response, status: number, what: string, consume = true): Promise<void> {
+  if (res.status !== status) throw new Error(`${what}: answered ${res.status}: ${(await res.text()).slice(0, 500)}`);
+  if (consume) await res.arrayBuffer();
+}
+
+/** Creates `n` users through SCIM POST /Users (8 in flight); returns their ids in order. */
+async function seedUsers(base: string, headers: Record<string, string>, n: number, name: (i: number) => string): Promise<string[]> {
+  const ids: string[] = new Array<string>(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const res = await fetch(`${base}/Users`, { method: 'POST', headers, body: entraCreateUser(name(i)) });
+        await expectStatus(res, 201, `seed user ${i}`, false);
+        ids[i] = ((await res.json()) as { id: string }).id;
+      }
+    }),
+  );
+  return ids;
+}
+
+async function createGroup(base: string, headers: Record<string, string>, displayName: string, memberIds: string[]): Promise<string> {
+  const res = await fetch(`${base}/Groups`, { method: 'POST', headers, body: groupWithMembers(displayName, memberIds) });
+  await expectStatus(res, 201, `create group of ${memberIds.length}`, false);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function memberCount(base: string, headers: Record<string, string>, groupId: string): Promise<number> {
+  const res = await fetch(`${base}/Groups/${groupId}?attributes=members`, { headers });
+  await expectStatus(res, 200, 'read group', false);
+  return (((await res.json()) as { members?: unknown[] }).members ?? []).length;
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '—');
+const mb = (b?: number) => (b ? (b / 1024 / 1024).toFixed(0) : '—');
+
+function failures(r: LoadResult): string {
+  if (r.failed === 0) return '';
+  const codes = Object.entries(r.statuses).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${n}× ${c}`);
+  return `${r.failed} failed${codes.length ? ` (${codes.join(', ')})` : ''}`;
+}
+
+function progress(r: Row): void {
+  console.error(`  ${r.path}: ${r.cs.rps.toFixed(0)} req/s, p99 ${ms(r.cs.p99ms)} ms${r.limit ? `; limit ${r.limit.rps.toFixed(0)} req/s` : ''}`);
+}
+
+function printTable(database: BenchDatabase, server: RunningServer, rows: Row[]): void {
+  console.log(`\n## Crypto Server (${database}, local KEK, one process, pid ${server.process.pid}) vs the bare node:http limit, load from a separate autocannon process`);
+  console.log('| path | connections | Crypto Server req/s | p50 ms | p99 ms | limit req/s | limit p50 / p99 ms | ratio | server RSS MB | n | notes |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) {
+    const limit = r.limit ? `${r.limit.rps.toFixed(0)} | ${ms(r.limit.p50ms)} / ${ms(r.limit.p99ms)} | ${(r.cs.rps / r.limit.rps).toFixed(2)}` : '— | — | —';
+    const notes = [failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
+    console.log(`| ${r.path} | ${r.connections} | ${r.cs.rps.toFixed(r.cs.rps < 10 ? 1 : 0)} | ${ms(r.cs.p50ms)} | ${ms(r.cs.p99ms)} | ${limit} | ${mb(r.cs.rssBytes)} | ${r.cs.ok} | ${notes} |`);
+  }
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number greater than 0');
+  return n;
+}
+
+/** Parses `http [options]` arguments (after `npm run bench --`). */
+export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
+  const program = new Command('bench:http')
+    .description('hot paths measured from outside: built server, bare limit server and autocannon in separate processes')
+    .option('--db <list>', 'databases, comma-separated: sqlite, postgres', 'sqlite')
+    .option('--seconds <n>', 'measured seconds per scenario', positive)
+    .option('--users <n>', 'users seeded for the filter and group scenarios', positive)
+    .option('--group-sizes <list>', 'group sizes for "add one member"', '100,1000,2000')
+    .option('--remove-from <n>', 'group size for "remove one member"', positive, 1000)
+    .option('--long', 'longer run: 30 s per scenario and 10,000 users (unless given)')
+    .exitOverride();
+  program.parse(argv, { from: 'user' });
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean }>();
+  const databases = opts.db.split(',').map((d) => d.trim());
+  for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') throw new InvalidArgumentError(`--db: unknown database "${d}" (sqlite, postgres)`);
+  const groupSizes = opts.groupSizes.split(',').map((s) => positive(s.trim()));
+  return {
+    databases: databases as BenchDatabase[],
+    seconds: opts.seconds ?? (opts.long ? 30 : 5),
+    users: opts.users ?? (opts.long ? 10_000 : 3_000),
+    groupSizes,
+    removeFrom: opts.removeFrom,
+  };
+}
+
+if (require.main === module) {
+  runHttpBench(parseHttpBenchArgs(process.argv.slice(2))).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

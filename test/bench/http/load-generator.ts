@@ -1,0 +1,61 @@
+import autocannon from 'autocannon';
+import type { LoadResult, LoadSpec } from './load';
+
+/**
+ * The load generator, run as its own process so it never shares a CPU queue with the server it
+ * measures: reads a LoadSpec as JSON on stdin, drives the target with autocannon, prints a
+ * LoadResult as JSON on stdout. Latencies are kept per response (autocannon's own histogram rounds
+ * to whole milliseconds).
+ */
+async function main(): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const spec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LoadSpec;
+  let i = 0;
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: spec.url,
+        connections: spec.connections,
+        duration: spec.seconds,
+        timeout: spec.timeoutSeconds ?? 30,
+        ...(spec.maxRequests ? { maxOverallRequests: spec.maxRequests } : {}),
+        requests: [
+          {
+            setupRequest: (req) => {
+              const n = i++;
+              const v = spec.variants[n % spec.variants.length]!;
+              const seq = `${spec.runId}-${n}`;
+              return { ...req, method: spec.method, headers: spec.headers, path: v.path.replaceAll('{{seq}}', seq), ...(v.body !== undefined ? { body: v.body.replaceAll('{{seq}}', seq) } : {}) };
+            },
+          },
+        ],
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+    });
+  });
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
+  const out: LoadResult = {
+    ok: latencies.length,
+    failed: result.non2xx + result.errors + result.timeouts,
+    statuses,
+    seconds: result.duration,
+    rps: latencies.length / result.duration,
+    p50ms: pct(0.5),
+    p99ms: pct(0.99),
+    maxms: latencies[latencies.length - 1] ?? NaN,
+  };
+  process.stdout.write(JSON.stringify(out));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,44 @@
+import { join } from 'node:path';
+import { runNode, treeRss } from './processes';
+
+/** What the load generator process is asked to do. */
+export interface LoadSpec {
+  /** Origin of the target, e.g. http://127.0.0.1:8080. */
+  url: string;
+  method: 'GET' | 'POST' | 'PATCH';
+  headers: Record<string, string>;
+  connections: number;
+  seconds: number;
+  /** Stop after this many requests even if time is left (e.g. one removal per prepared member). */
+  maxRequests?: number;
+  timeoutSeconds?: number;
+  /** Requests cycle through these; `{{seq}}` in a path or body becomes `<runId>-<request number>`. */
+  variants: { path: string; body?: string }[];
+  runId: string;
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+  seconds: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  maxms: number;
+  /** Highest resident memory of the target process tree seen while the load ran, bytes. */
+  rssBytes?: number;
+}
+
+/** Runs the load generator as its own process against `spec`, sampling the RSS of `targetPid`. */
+export async function runLoad(spec: LoadSpec, targetPid?: number): Promise<LoadResult> {
+  let rss = targetPid ? treeRss(targetPid) : 0;
+  const sampler = targetPid ? setInterval(() => (rss = Math.max(rss, treeRss(targetPid))), 250) : undefined;
+  try {
+    const out = await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec));
+    const result = JSON.parse(out) as LoadResult;
+    return targetPid ? { ...result, rssBytes: Math.max(rss, treeRss(targetPid)) } : result;
+  } finally {
+    if (sampler) clearInterval(sampler);
+  }
+}

@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+
+/** A process this benchmark started; stopped only through its own pid. */
+export interface Started {
+  pid: number;
+  /** The URL the process printed once it was listening. */
+  url: string;
+  /** Recent output lines, for the error message when something fails. */
+  tail: () => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts `node <script> ...args` and waits for a line matching `ready` (its first group is the URL).
+ * Output is drained continuously so a chatty child never blocks on a full pipe.
+ */
+export async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 60_000): Promise<Started> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(l);
+    if (lines.length > 40) lines.splice(0, lines.length - 40);
+  };
+  child.stderr!.on('data', keep);
+  const tail = () => lines.join('\n');
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`${script} did not report ready within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      keep(chunk);
+      const m = ready.exec(chunk.toString('utf8'));
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    const onExit = (code: number | null) => fail(new Error(`${script} exited (${code}) before it was ready`));
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      void stopChild(child).then(() => reject(new Error(`${err.message}\n${tail()}`)));
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+  child.removeAllListeners('exit');
+  return { pid: child.pid!, url, tail, stop: () => stopChild(child) };
+}
+
+/** SIGTERM by pid, SIGKILL after 10 s if the process has not exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = once(child, 'exit');
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Runs `node <script> ...args` to completion; resolves with its stdout, rejects on a non-zero exit. */
+export async function runNode(script: string, args: string[], env: NodeJS.ProcessEnv, stdin?: string): Promise<string> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.stderr.on('data', (c: Buffer) => err.push(c));
+  child.stdin.end(stdin ?? '');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`${script} ${args.join(' ')} exited ${code}: ${Buffer.concat(err).toString('utf8').slice(-2000)}`);
+  return Buffer.concat(out).toString('utf8');
+}
+
+/** A TCP port that was free a moment ago (the server is told its port, so its public URL can name it). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as { port: number };
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Resident memory of a process and all its descendants, in bytes (Linux /proc). */
+export function treeRss(pid: number): number {
+  let total = 0;
+  const visit = (p: number) => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+      if (kb) total += Number(kb[1]) * 1024;
+      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').split(/\s+/).filter(Boolean)) visit(Number(t));
+    } catch {
+      // the process has gone: it counts for nothing
+    }
+  };
+  visit(pid);
+  return total;
+}
