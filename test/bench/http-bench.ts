@@ -39,18 +39,27 @@ const WARM_UP_SECONDS = 1;
 export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${new Date().toISOString()}`);
   console.log(`# ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
+  // Ctrl-C mid-run still stops what was started and drops the temporary database and directories.
+  const cleanups = new Set<() => Promise<void>>();
+  const onSignal = () => void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
   const limit = await startNode(join(__dirname, 'http/limit-server.js'), [], process.env, /listening on (http:\/\/\S+)/);
+  cleanups.add(limit.stop);
   try {
     for (const database of o.databases) {
       const server = await startCryptoServer(database);
+      cleanups.add(server.close);
       try {
         printTable(database, server, await scenarios(server, limit, o));
       } finally {
+        cleanups.delete(server.close);
         await server.close();
       }
     }
   } finally {
+    cleanups.delete(limit.stop);
     await limit.stop();
+    process.off('SIGINT', onSignal);
   }
 }
 

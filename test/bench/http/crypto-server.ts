@@ -68,18 +68,20 @@ export async function startCryptoServer(database: BenchDatabase): Promise<Runnin
     const proc = await startNode(MAIN_JS, ['serve'], env, /listening on (http:\/\/\S+?)[\s(]/);
     const theIdp = idp;
     const theDb = db;
+    let closing: Promise<void> | undefined;
     return {
       process: proc,
       url,
       env,
       idp: theIdp,
       database,
-      close: async () => {
-        await proc.stop();
-        await theIdp.close();
-        await theDb?.drop();
-        rmSync(dir, { recursive: true, force: true });
-      },
+      close: () =>
+        (closing ??= (async () => {
+          await proc.stop();
+          await theIdp.close();
+          await theDb?.drop();
+          rmSync(dir, { recursive: true, force: true });
+        })()),
     };
   } catch (err) {
     await idp?.close();
