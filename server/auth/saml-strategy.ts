@@ -22,6 +22,8 @@ import { RequestScopedSamlCache } from './saml-request-cache';
  *   signed, node-saml verifies that too.
  * - validateInResponseTo: always (unsolicited responses refused) unless CS_SAML_ALLOW_UNSOLICITED.
  * - audience: the SP entity ID; acceptedClockSkewMs from CS_SAML_CLOCK_SKEW_MS.
+ * - identifierFormat: requested (NameIDPolicy) and advertised (metadata) so the IdP sends a NameID
+ *   that can identify the user; node-saml does not check the format it receives.
  * - idpCert: every configured certificate (old and new during a rollover).
  * - decryptionPvk: the SP key, so encrypted assertions are accepted when the IdP encrypts.
  * Recipient, Destination, issuer and the DOCTYPE ban are checked in saml-checks.ts.
@@ -114,7 +116,8 @@ export class SamlServiceProvider {
       requestIdExpirationPeriodMs: s.requestTtlSeconds * 1000,
       cacheProvider: new RequestScopedSamlCache(this.requests, s.requestTtlSeconds, pending),
       acceptedClockSkewMs: s.clockSkewMs,
-      identifierFormat: null,
+      // NameIDPolicy: the format CS_SAML_USER_ATTRIBUTE needs (see nameIdFormat in config/auth.ts).
+      identifierFormat: s.nameIdFormat,
       disableRequestedAuthnContext: true,
       signatureAlgorithm: 'sha256',
       digestAlgorithm: 'sha256',
@@ -128,7 +131,7 @@ export class SamlServiceProvider {
     return generateServiceProviderMetadata({
       issuer: s.spEntityId,
       callbackUrl: s.acsUrl,
-      identifierFormat: null,
+      identifierFormat: s.nameIdFormat,
       wantAssertionsSigned: true,
       ...(s.spKey && s.spCert ? { privateKey: s.spKey, publicCerts: [s.spCert], decryptionPvk: s.spKey, decryptionCert: s.spCert, signatureAlgorithm: 'sha256' as const } : {}),
     });

@@ -102,7 +102,14 @@ export class SignInService {
     const pending = consumed.record.pending;
 
     const user = await this.findUser(profile);
-    if (!user.ok) return this.refuse(ctx, 'saml.login', new UnknownUserError(user.reason), { ...audit, reason: user.reason });
+    if (!user.ok) {
+      // The operator log says what the IdP sent: a transient or otherwise unexpected NameID format
+      // is the usual cause of "not provisioned" for a user SCIM did provision.
+      const format = typeof profile.nameIDFormat === 'string' ? profile.nameIDFormat.slice(0, 200) : 'none';
+      const matched = saml.userAttribute === 'nameid' ? '' : `; ${user.attribute} ${user.value === undefined ? 'absent' : `"${user.value.slice(0, 255)}"`}`;
+      const detail = `${user.reason}: NameID "${subject}" (format ${format})${matched}; users are matched by CS_SAML_USER_ATTRIBUTE=${saml.userAttribute}`;
+      return this.refuse(ctx, 'saml.login', new UnknownUserError(detail), { ...audit, nameIdFormat: format, reason: user.reason });
+    }
 
     const code = newAuthorizationCode();
     const now = this.clock();
@@ -139,11 +146,12 @@ export class SignInService {
     }
   }
 
-  private async findUser(profile: Profile): Promise<{ ok: true; user: UserRow } | { ok: false; reason: string }> {
+  private async findUser(profile: Profile): Promise<{ ok: true; user: UserRow } | { ok: false; reason: string; attribute: string; value?: string }> {
     const { userAttribute, userAttributeName } = this.config.saml;
     const lookup = this.store.repos.users;
     let value: string | undefined;
     let user: UserRow | null = null;
+    const attribute = userAttribute === 'nameid' ? 'NameID' : `attribute "${userAttributeName ?? userAttribute}"`;
     if (userAttribute === 'nameid') {
       value = typeof profile.nameID === 'string' ? profile.nameID : undefined;
       if (value) user = await lookup.findByUserName(value);
@@ -154,14 +162,14 @@ export class SignInService {
       if (value && userAttribute === 'externalId') user = await lookup.findByExternalId(value);
       if (value && userAttribute === 'email') {
         const found = await lookup.findByEmail(value);
-        if (found.length > 1) return { ok: false, reason: 'email matches more than one user' };
+        if (found.length > 1) return { ok: false, reason: 'email matches more than one user', attribute, value };
         user = found[0] ?? null;
       }
     }
-    if (!value) return { ok: false, reason: `the assertion carries no ${userAttribute === 'nameid' ? 'NameID' : `"${userAttributeName ?? userAttribute}" attribute`}` };
-    if (!user) return { ok: false, reason: 'no provisioned user matches' };
-    if (user.deletedAt) return { ok: false, reason: 'user is deleted' };
-    if (!user.active) return { ok: false, reason: 'user is deactivated' };
+    if (!value) return { ok: false, reason: `the assertion carries no ${userAttribute === 'nameid' ? 'NameID' : `"${userAttributeName ?? userAttribute}" attribute`}`, attribute };
+    if (!user) return { ok: false, reason: 'no provisioned user matches', attribute, value };
+    if (user.deletedAt) return { ok: false, reason: 'user is deleted', attribute, value };
+    if (!user.active) return { ok: false, reason: 'user is deactivated', attribute, value };
     return { ok: true, user };
   }
 

@@ -63,7 +63,8 @@ export interface VerifyInput {
 /** Reads the token from an `Authorization: Bearer <jwt>` header value. */
 export function bearerToken(header: unknown): string {
   if (typeof header !== 'string' || header.length === 0) throw new InvalidTokenError('an access token is required (Authorization: Bearer <token>)');
-  const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
+  // The scheme is case-insensitive and followed by 1*SP (RFC 7235 §2.1, RFC 6750 §2.1).
+  const m = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i.exec(header);
   if (!m) throw new InvalidTokenError('the Authorization header must be "Bearer <token>" with a compact JWT');
   return m[1];
 }

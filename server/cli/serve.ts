@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createServer, type Server } from 'node:http';
 import { loadConfig } from '../config';
 import { describeDatabase } from '../config/core';
+import { describeSignIn } from '../config/auth';
 import { createLogger } from '../log';
 import { boot } from '../boot';
 import { createApp } from '../http/app';
@@ -41,6 +42,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   const db = describeDatabase(config.database);
   print(`Crypto Server listening on ${url} (database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`);
+  print(describeSignIn(config.auth));
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= new Promise<void>((resolve) => {

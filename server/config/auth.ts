@@ -32,6 +32,7 @@ export const authEnvSchema = z.object({
   CS_SAML_REQUEST_TTL_SECONDS: int(30, 3600).default(600),
   CS_SAML_USER_ATTRIBUTE: z.enum(['nameid', 'email', 'userName', 'externalId']).default('nameid'),
   CS_SAML_USER_ATTRIBUTE_NAME: z.string().min(1).optional(),
+  CS_SAML_NAMEID_FORMAT: z.enum(['emailAddress', 'persistent', 'unspecified', 'transient']).optional(),
   CS_SAML_ALLOW_UNSOLICITED: bool.default(false),
   CS_CORS_ORIGINS: z.string().default(''),
   CS_CORS_MAX_AGE_SECONDS: int(0, 86_400).default(600),
@@ -46,6 +47,28 @@ export const authEnvSchema = z.object({
 export type AuthEnv = z.infer<typeof authEnvSchema>;
 
 export type UserAttribute = AuthEnv['CS_SAML_USER_ATTRIBUTE'];
+
+const NAMEID_FORMATS = {
+  emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+  unspecified: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
+  persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+  transient: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
+} as const;
+
+/**
+ * The NameID format the SP metadata advertises and every AuthnRequest asks for (NameIDPolicy).
+ * With CS_SAML_USER_ATTRIBUTE=nameid the NameID must equal the SCIM userName, which IdPs provision
+ * from the UPN / email: ask for emailAddress, so an IdP whose default is transient (a new random
+ * value per sign-in) is told what to send. When an attribute identifies the user the NameID is not
+ * used: unspecified lets the IdP keep its default.
+ */
+function nameIdFormat(env: AuthEnv): string {
+  const chosen = env.CS_SAML_NAMEID_FORMAT ?? (env.CS_SAML_USER_ATTRIBUTE === 'nameid' ? 'emailAddress' : 'unspecified');
+  if (chosen === 'transient' && env.CS_SAML_USER_ATTRIBUTE === 'nameid') {
+    throw new ConfigError('CS_SAML_NAMEID_FORMAT: transient NameIDs change at every sign-in and cannot identify a user while CS_SAML_USER_ATTRIBUTE is nameid; choose emailAddress, persistent or unspecified, or identify users by an attribute');
+  }
+  return NAMEID_FORMATS[chosen];
+}
 
 export interface ClientRegistration {
   clientId: string;
@@ -77,6 +100,8 @@ export interface AuthConfig {
     requestTtlSeconds: number;
     userAttribute: UserAttribute;
     userAttributeName?: string;
+    /** NameID format URN requested in AuthnRequests and advertised in the SP metadata. */
+    nameIdFormat: string;
     allowUnsolicited: boolean;
   };
   cors: { origins: readonly string[]; maxAgeSeconds: number };
@@ -160,6 +185,18 @@ export function parseIdpMetadata(name: string, xml: string): { entityId: string;
   return { entityId: decodeXmlText(entityId), ssoUrl: decodeXmlText(ssoUrl), certs };
 }
 
+/** One start-up line: whether sign-in works and against which IdP, or which settings enable it. */
+export function describeSignIn(auth: AuthConfig): string {
+  const s = auth.saml;
+  if (!s.enabled) {
+    return 'SAML sign-in: not configured (set CS_SAML_IDP_METADATA_URL or CS_SAML_IDP_METADATA_FILE, see docs/saml.md); /oauth/authorize answers 503 until then';
+  }
+  const idp = s.idp.metadataUrl
+    ? `IdP metadata from ${s.idp.metadataUrl}${s.idp.entityId ? ` (entity ID ${s.idp.entityId})` : ' (entity ID read at the first sign-in)'}`
+    : `IdP ${s.idp.entityId ?? '(entity ID not set: the assertion Issuer is not checked)'} at ${s.idp.ssoUrl}`;
+  return `SAML sign-in: ${idp}; SP entity ID ${s.spEntityId}; users matched by ${s.userAttribute}; ${auth.clients.length} client(s) registered`;
+}
+
 function decodeXmlText(s: string): string {
   return s.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 }
@@ -171,6 +208,9 @@ export function authConfigFrom(env: AuthEnv, listen: { host: string; port: numbe
   const publicUrl = (env.CS_PUBLIC_URL ?? `http://${host}:${listen.port}`).replace(/\/+$/, '');
 
   let idp: IdpSettings = { certs: [] };
+  if (env.CS_SAML_IDP_METADATA_FILE && env.CS_SAML_IDP_METADATA_URL) {
+    throw new ConfigError('CS_SAML_IDP_METADATA_URL and CS_SAML_IDP_METADATA_FILE: set only one (the URL is fetched and refreshed at run time, the file is read once at start-up)');
+  }
   if (env.CS_SAML_IDP_METADATA_FILE) {
     const m = parseIdpMetadata('CS_SAML_IDP_METADATA_FILE', readSetting('CS_SAML_IDP_METADATA_FILE', env.CS_SAML_IDP_METADATA_FILE));
     idp = { entityId: m.entityId, ssoUrl: m.ssoUrl, certs: m.certs };
@@ -231,6 +271,7 @@ export function authConfigFrom(env: AuthEnv, listen: { host: string; port: numbe
       requestTtlSeconds: env.CS_SAML_REQUEST_TTL_SECONDS,
       userAttribute: env.CS_SAML_USER_ATTRIBUTE,
       userAttributeName: env.CS_SAML_USER_ATTRIBUTE_NAME,
+      nameIdFormat: nameIdFormat(env),
       allowUnsolicited: env.CS_SAML_ALLOW_UNSOLICITED,
     }),
     cors: Object.freeze({ origins: Object.freeze(origins), maxAgeSeconds: env.CS_CORS_MAX_AGE_SECONDS }),

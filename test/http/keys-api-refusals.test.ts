@@ -3,6 +3,9 @@ import request from 'supertest';
 import { testDatabaseNames } from '../support/databases';
 import { auditOf, createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
 import { duplicateMemberName } from '../../server/http/json-duplicates';
+import { ownWrites } from '../../server/repositories/runner';
+import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
+import { TokenService } from '../../scim/tokens';
 
 /**
  * docs/key-api.md promises that every call of the key API is written to the audit log. Each kind
@@ -110,6 +113,21 @@ describe.each(testDatabaseNames())('key API refusals are audited on %s', (kind) 
     expect(none.detail).toMatchObject({ error: 'invalid_token' });
     await oneRefusal('token.verify', () => request(f.app).get('/api/keys/me').set('Authorization', 'Bearer not.a.jwt'), 401);
     await oneRefusal('token.verify', () => request(f.app).get('/api/keys/me').set('Authorization', `Basic ${Buffer.from('a:b').toString('base64')}`), 401);
+  });
+
+  test.each(['bearer', 'BEARER', 'bEaReR'])('the scheme is case-insensitive (RFC 7235): "%s <token>" is accepted by the key API and SCIM', async (scheme) => {
+    const res = await request(f.app).get('/api/keys/me').set('Authorization', `${scheme} ${aliceToken}`);
+    expect(res.status).toBe(200);
+    expect(res.body.userId).toBe(alice.id);
+    const tokens = new TokenService(ownWrites(f.store, (m) => new ApiTokenRepository(m)));
+    const { token } = await tokens.create({ name: `idp ${scheme}`, scope: 'scim' });
+    const scim = await request(f.app).get('/scim/v2/Users').set('Authorization', `${scheme} ${token}`);
+    expect(scim.status).toBe(200);
+  });
+
+  test('a scheme other than Bearer is still refused, and audited', async () => {
+    await oneRefusal('token.verify', () => request(f.app).get('/api/keys/me').set('Authorization', `Bearerx ${aliceToken}`), 401);
+    await oneRefusal('token.verify', () => request(f.app).get('/api/keys/me').set('Authorization', `DPoP ${aliceToken}`), 401);
   });
 
   test('refusals by the key service: malformed envelope, unknown KEK, another user\'s blob, deactivated user', async () => {

@@ -8,13 +8,29 @@ import {
   createAuthFixture,
   DESKTOP,
   idpAnswer,
+  newVerifier,
   postToAcs,
   SP_ENTITY_ID,
   startSignIn,
   WEB,
   type AuthFixture,
 } from '../support/auth-fixture';
-import type { ResponseOptions } from '../support/saml-idp';
+import { TestIdp, type ResponseOptions } from '../support/saml-idp';
+import pino from 'pino';
+import { inflateRawSync } from 'node:zlib';
+import { s256Challenge } from '../../server/auth/pkce';
+
+const EMAIL = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
+
+/** The AuthnRequest XML that /oauth/authorize sends to the IdP (redirect binding: deflate + base64). */
+async function authnRequestXml(f: AuthFixture): Promise<string> {
+  const res = await request(f.app)
+    .get('/oauth/authorize')
+    .query({ response_type: 'code', client_id: WEB.clientId, redirect_uri: WEB.redirectUri, code_challenge: s256Challenge(newVerifier()), code_challenge_method: 'S256', state: 's' });
+  expect(res.status).toBe(302);
+  TestIdp.parseRedirect(res.headers.location); // a well-formed AuthnRequest
+  return inflateRawSync(Buffer.from(new URL(res.headers.location).searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
+}
 
 /**
  * SAML 2.0 sign-in against a test IdP built on xml-crypto: the happy paths (signed assertion,
@@ -44,6 +60,12 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
     expect(res.text).toContain('WantAssertionsSigned="true"');
     expect(res.text).toMatch(/use="signing"/);
     expect(res.text).toMatch(/use="encryption"/);
+  });
+
+  test('SP metadata and every AuthnRequest ask for the emailAddress NameID that CS_SAML_USER_ATTRIBUTE=nameid needs', async () => {
+    const md = await request(f.app).get('/auth/saml/metadata');
+    expect(md.text).toContain(`<NameIDFormat>${EMAIL}</NameIDFormat>`);
+    expect(await authnRequestXml(f)).toMatch(new RegExp(`<samlp:NameIDPolicy [^>]*Format="${EMAIL}"`));
   });
 
   test('authorize sends a signed AuthnRequest by the redirect binding and stores its ID', async () => {
@@ -138,6 +160,18 @@ describe.each(testDatabaseNames())('SAML sign-in on %s', (kind) => {
   test('wrong destination', () => attack({ destination: 'https://other-sp.example.com/acs' }, /destination/i));
   test('wrong issuer', () => attack({ issuer: 'https://evil-idp.example.com' }, /issuer/i));
   test('expired assertion', () => attack({ notBeforeSec: -1200, notOnOrAfterSec: -600 }, /expired|subject confirmation/i));
+
+  test.each([
+    ['wholly expired', { notBeforeSec: -1200, notOnOrAfterSec: -600 }, 'it is expired or not yet valid (check the clocks)'],
+    ['not yet valid', { notBeforeSec: 600, notOnOrAfterSec: 1200 }, 'it is expired or not yet valid (check the clocks)'],
+    ['two assertions', { wrap: 'extra-assertion' as const, wrapUser: { nameId: 'mallory@example.com' } }, 'it carries more than one assertion'],
+    ['unsigned', { sign: 'none' as const }, 'its signature is missing or does not verify'],
+  ])('the page tells the person what went wrong: %s', async (_name, overrides, message) => {
+    const started = await startSignIn(f);
+    const res = await postToAcs(f, await idpAnswer(f, started, alice, overrides));
+    expect(res.status).toBe(403);
+    expect(res.text).toContain(message);
+  });
   test('not-yet-valid assertion', () => attack({ notBeforeSec: 600, notOnOrAfterSec: 1200 }, /not yet valid/i));
   test('XML with a DOCTYPE and entities', () => attack({ doctype: true }, /DOCTYPE/));
   test('SHA-1 signature (otherwise valid)', () => attack({ sha1: true }, /SHA-1/));
@@ -256,6 +290,37 @@ describe('SAML user mapping by attribute', () => {
   let f: AuthFixture;
   afterEach(async () => {
     await f?.cleanupAll();
+  });
+
+  test('matched by an attribute, the NameID is not used: metadata and AuthnRequests ask for the unspecified format', async () => {
+    f = await createAuthFixture('sqlite', { CS_SAML_USER_ATTRIBUTE: 'email' });
+    const unspecified = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
+    expect((await request(f.app).get('/auth/saml/metadata')).text).toContain(`<NameIDFormat>${unspecified}</NameIDFormat>`);
+    expect(await authnRequestXml(f)).toMatch(new RegExp(`<samlp:NameIDPolicy [^>]*Format="${unspecified}"`));
+  });
+
+  test('CS_SAML_NAMEID_FORMAT=persistent overrides what is requested', async () => {
+    f = await createAuthFixture('sqlite', { CS_SAML_USER_ATTRIBUTE: 'externalId', CS_SAML_NAMEID_FORMAT: 'persistent' });
+    expect(await authnRequestXml(f)).toContain('Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"');
+  });
+
+  test('"not provisioned" logs the NameID and its format the IdP sent (a transient NameID explains it)', async () => {
+    f = await createAuthFixture('sqlite');
+    await f.keys.provisionUser({ userName: 'henry@example.com' }, { actor: 'test' });
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const app = createApp({ ...f, log });
+    const started = await startSignIn(f);
+    const transient = 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient';
+    const answer = await idpAnswer(f, started, { nameId: '_3f9a1c0e5d7b', nameIdFormat: transient });
+    const res = await request(app).post('/auth/saml/acs').type('form').send({ SAMLResponse: answer });
+    expect(res.status).toBe(403);
+    expect(res.text).toMatch(/not provisioned/);
+    expect(res.text).not.toContain('_3f9a1c0e5d7b');
+    const entry = lines.map((l) => JSON.parse(l) as { detail?: string; code?: string }).find((e) => e.code === 'unknown_user');
+    expect(entry?.detail).toContain(`NameID "_3f9a1c0e5d7b" (format ${transient})`);
+    expect(entry?.detail).toContain('CS_SAML_USER_ATTRIBUTE=nameid');
+    expect(JSON.parse((await auditOf(f, 'saml.login'))[0].detail!)).toMatchObject({ nameId: '_3f9a1c0e5d7b', nameIdFormat: transient });
   });
 
   test('externalId attribute maps to the SCIM externalId', async () => {

@@ -68,10 +68,13 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
 
 /** node-saml messages, shortened to what a person can act on. */
 function publicReason(reason: string): string {
-  if (/signature/i.test(reason)) return 'its signature is missing or does not verify';
+  // Before /signature/: node-saml words it "Invalid signature: multiple assertions".
   if (/multiple assertions/i.test(reason)) return 'it carries more than one assertion';
+  if (/signature/i.test(reason)) return 'its signature is missing or does not verify';
   if (/audience/i.test(reason)) return 'it is meant for another service';
-  if (/expired|not yet valid|too old/i.test(reason)) return 'it is expired or not yet valid (check the clocks)';
+  // node-saml reports a wholly expired assertion as "No valid subject confirmation found …": the
+  // only check behind that message is SubjectConfirmationData's NotBefore/NotOnOrAfter.
+  if (/expired|not yet valid|too old|no valid subject confirmation/i.test(reason)) return 'it is expired or not yet valid (check the clocks)';
   if (/InResponseTo/i.test(reason)) return 'it does not answer a sign-in this server started, or was already used';
   if (/status|Responder|Requester/i.test(reason)) return 'the identity provider reported an error';
   if (/decrypt|Encrypted/i.test(reason)) return 'its encrypted assertion cannot be opened';
