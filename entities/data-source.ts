@@ -2,12 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import type { DatabaseConfig } from '../server/config/core';
+import { DEFAULT_POOL } from '../server/repositories/pool-guard';
 import { ENTITIES } from './index';
 import { MIGRATIONS } from './migrations/index';
 
 /** Builds the TypeORM data source for the configured database; never synchronizes the schema. */
 export function createDataSource(db: DatabaseConfig): DataSource {
   const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, migrationsRun: false, logging: false } as const;
+  const pool = db.pool ?? DEFAULT_POOL;
   let options: DataSourceOptions;
   if (db.type === 'sqlite') {
     if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true, mode: 0o700 });
@@ -24,9 +26,11 @@ export function createDataSource(db: DatabaseConfig): DataSource {
       },
     };
   } else if (db.type === 'postgres') {
-    options = { ...common, type: 'postgres', url: db.url };
+    // pg-pool's connectionTimeoutMillis bounds the wait for a free connection as well as a new one.
+    options = { ...common, type: 'postgres', url: db.url, poolSize: pool.size, connectTimeoutMS: pool.acquireTimeoutMs };
   } else {
-    options = { ...common, type: 'mysql', url: db.url, charset: 'utf8mb4_bin' };
+    // mysql2 bounds only a new connection's handshake; the queue wait is bounded in pool-guard.ts.
+    options = { ...common, type: 'mysql', url: db.url, charset: 'utf8mb4_bin', poolSize: pool.size, connectTimeout: pool.acquireTimeoutMs };
   }
   return new DataSource(options);
 }

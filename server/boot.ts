@@ -36,7 +36,7 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
       const applied = await store.migrate();
       if (applied.length) opts.notice?.(`applied ${applied.length} database migration(s): ${applied.join(', ')}`);
     }
-    const keys = new KeyService(store, kms, { kekUri: config.kms.kekUri, kekMode: config.kms.kekMode, userKeyAlgorithm: config.keys.userKeyAlgorithm });
+    const keys = new KeyService(store, kms, { kekUri: config.kms.kekUri, kekMode: config.kms.kekMode, userKeyAlgorithm: config.keys.userKeyAlgorithm, groupRekey: config.scim.groupRekey });
     const registry = kms;
     return { config, store, kms, keys, log, close: async () => { await registry.close(); await store.close(); } };
   } catch (err) {
@@ -53,5 +53,5 @@ export async function openStore(config: Readonly<Config>): Promise<Store> {
   } catch (err) {
     throw new ConfigError(`CS_DATABASE_URL: cannot connect to the ${config.database.type} database (${(err as Error).message.split('\n')[0]})`);
   }
-  return new Store(ds);
+  return new Store(ds, config.database.pool);
 }

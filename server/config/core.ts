@@ -20,6 +20,15 @@ export const coreEnv = z.object({
   /** Read by loadConfig into CS_DATABASE_URL (a file keeps the password out of the environment). */
   CS_DATABASE_URL_FILE: z.string().optional(),
   CS_MIGRATE_ON_START: bool.optional(),
+  /** Connections per process (PostgreSQL/MariaDB) and the longest a request waits for one before a 503. */
+  CS_DB_POOL_SIZE: z.coerce.number().int().min(2).max(500).default(10),
+  CS_DB_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(5000),
+  /** Liveness (/healthz) fails beyond these: event-loop delay since the last probe, pool stalled with requests waiting. */
+  CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(50).max(600_000).default(2000),
+  CS_HEALTH_MAX_POOL_STALL_MS: z.coerce.number().int().min(1000).max(3_600_000).default(30_000),
+  /** Readiness (/readyz): deadline of each check, and how long a KMS check result is reused. */
+  CS_READY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  CS_READY_KMS_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
   /**
    * Which proxies' X-Forwarded-For to believe for the client address (rate limits, logs):
    * unset = none; a hop count, or comma-separated proxy addresses/CIDRs (Express "trust proxy").
@@ -50,17 +59,20 @@ export const coreEnv = z.object({
 /** Settings whose values must never appear in a message. */
 export const SECRET_SETTINGS = new Set(['CS_LOCAL_MASTER_KEY', 'CS_PKCS11_PIN', 'CS_DATABASE_URL']);
 
-export type DatabaseConfig =
+/** `pool` is optional so that code building a DatabaseConfig by hand gets the defaults. */
+export type DatabaseConfig = (
   | { type: 'sqlite'; path: string; embedded: boolean; migrateOnStart: boolean }
-  | { type: 'postgres' | 'mysql'; url: string; embedded: false; migrateOnStart: boolean };
+  | { type: 'postgres' | 'mysql'; url: string; embedded: false; migrateOnStart: boolean }
+) & { pool?: { size: number; acquireTimeoutMs: number } };
 
 export function coreConfig(e: z.infer<typeof coreEnv>) {
   const embedded = e.CS_DATABASE_URL === undefined;
   const dbUrl = e.CS_DATABASE_URL ?? `sqlite:${join(e.CS_DATA_DIR, 'crypto-server.db')}`;
   const migrateOnStart = e.CS_MIGRATE_ON_START ?? embedded;
+  const pool = { size: e.CS_DB_POOL_SIZE, acquireTimeoutMs: e.CS_DB_ACQUIRE_TIMEOUT_MS };
   const database: DatabaseConfig = dbUrl.startsWith('sqlite:')
-    ? { type: 'sqlite', path: dbUrl.slice('sqlite:'.length), embedded, migrateOnStart }
-    : { type: dbUrl.startsWith('postgres') ? 'postgres' : 'mysql', url: dbUrl.replace(/^mariadb:/, 'mysql:'), embedded: false, migrateOnStart };
+    ? { type: 'sqlite', path: dbUrl.slice('sqlite:'.length), embedded, migrateOnStart, pool }
+    : { type: dbUrl.startsWith('postgres') ? 'postgres' : 'mysql', url: dbUrl.replace(/^mariadb:/, 'mysql:'), embedded: false, migrateOnStart, pool };
   return {
     server: {
       host: e.CS_HOST,
@@ -73,6 +85,12 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
       trustProxy: e.CS_TRUST_PROXY === undefined ? false : /^\d+$/.test(e.CS_TRUST_PROXY) ? Number(e.CS_TRUST_PROXY) : e.CS_TRUST_PROXY.split(',').map((x) => x.trim()),
     },
     log: { level: e.CS_LOG_LEVEL },
+    health: {
+      maxEventLoopDelayMs: e.CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS,
+      maxPoolStallMs: e.CS_HEALTH_MAX_POOL_STALL_MS,
+      readyTimeoutMs: e.CS_READY_TIMEOUT_MS,
+      readyKmsCacheMs: e.CS_READY_KMS_CACHE_MS,
+    },
     dataDir: e.CS_DATA_DIR,
     database,
     kms: {

@@ -6,6 +6,7 @@ import { KeksRepository } from './keks';
 import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
+import { DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, type PoolSettings } from './pool-guard';
 
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
@@ -43,9 +44,15 @@ export class Store {
   private sqliteQueue: Promise<unknown> = Promise.resolve();
   /** The transaction the current async call chain runs in, if any. */
   private readonly current = new AsyncLocalStorage<Repos>();
+  /** Waits for a connection (or SQLite's queue), for liveness. */
+  readonly poolWatch = new PoolWatch();
 
-  constructor(readonly dataSource: DataSource) {
+  constructor(
+    readonly dataSource: DataSource,
+    private readonly pool: PoolSettings = DEFAULT_POOL,
+  ) {
     this.repos = new Repos(dataSource.manager);
+    if (dataSource.isInitialized) guardPool(dataSource, pool, this.poolWatch);
   }
 
   get driver(): string {
@@ -59,9 +66,24 @@ export class Store {
         return this.current.run(tx, () => fn(tx));
       });
     if (this.driver !== 'better-sqlite3') return run();
-    const next = this.sqliteQueue.then(run, run);
-    this.sqliteQueue = next.catch(() => undefined);
-    return next;
+    // The queue is SQLite's pool of one: a transaction waits for its turn as long as a pooled
+    // connection would, then gets the same 503 and never runs.
+    return new Promise<T>((resolve, reject) => {
+      const end = this.poolWatch.begin();
+      let gaveUp = false;
+      const timer = setTimeout(() => {
+        gaveUp = true;
+        end('gave-up');
+        reject(poolTimeout(this.pool.acquireTimeoutMs));
+      }, this.pool.acquireTimeoutMs);
+      const turn = async () => {
+        clearTimeout(timer);
+        if (gaveUp) return;
+        end('acquired');
+        await run().then(resolve, reject);
+      };
+      this.sqliteQueue = this.sqliteQueue.then(turn, turn);
+    });
   }
 
   /** Whether the current async call chain runs inside `transaction()`. */

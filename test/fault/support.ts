@@ -4,11 +4,13 @@ import type { BindingContext, WrapResult } from '../../kms-adapters/types';
 import type { Store } from '../../server/repositories/store';
 
 /**
- * A local KMS that can be switched down (every call fails like an outage) and that records
- * whether a database transaction was open at each call: property 7 says it never is.
+ * A local KMS that can be switched down (every call fails like an outage) or hung (calls wait
+ * until `resume()`), and that records whether a database transaction was open at each call:
+ * property 7 says it never is.
  */
 export class SwitchableKms extends SpyAdapter {
   down = false;
+  private hang?: { until: Promise<void>; release: () => void };
   /** One entry per KMS call: was a transaction of `store` open at that moment? */
   readonly duringTransaction: boolean[] = [];
 
@@ -16,20 +18,34 @@ export class SwitchableKms extends SpyAdapter {
     super();
   }
 
-  private gate(): void {
+  /** From now on calls wait (like a KMS that accepted the connection and never answers). */
+  hangCalls(): void {
+    let release!: () => void;
+    const until = new Promise<void>((r) => (release = r));
+    this.hang = { until, release };
+  }
+
+  /** Lets waiting calls through and stops hanging. */
+  resume(): void {
+    this.hang?.release();
+    this.hang = undefined;
+  }
+
+  private async gate(): Promise<void> {
     if (this.store) this.duringTransaction.push(this.store.inTransaction);
+    if (this.hang) await this.hang.until;
     if (this.down) throw new KmsUnavailableError('test: KMS switched off');
   }
   override async wrap(uri: string, pt: Uint8Array, ctx: BindingContext): Promise<WrapResult> {
-    this.gate();
+    await this.gate();
     return super.wrap(uri, pt, ctx);
   }
   override async unwrap(uri: string, ct: Uint8Array, ctx: BindingContext): Promise<Buffer> {
-    this.gate();
+    await this.gate();
     return super.unwrap(uri, ct, ctx);
   }
   override async check(uri: string): Promise<void> {
-    this.gate();
+    await this.gate();
     return super.check(uri);
   }
 

@@ -3,6 +3,8 @@ import { createTestContext, type TestContext } from '../support/context';
 import { SpyAdapter } from '../support/spy-kms';
 import { createApp } from '../../server/http/app';
 import { KmsUnavailableError } from '../../server/errors';
+import { testDatabaseNames } from '../support/databases';
+import { SwitchableKms } from '../fault/support';
 
 describe('health and error responses', () => {
   let ctx: TestContext;
@@ -13,6 +15,7 @@ describe('health and error responses', () => {
 
   test('GET /healthz answers while the process lives', async () => {
     const r = await request(ctx.app).get('/healthz').expect(200);
+    expect(r.headers['cache-control']).toBe('no-store');
     expect(r.body).toEqual({ status: 'ok' });
     expect(r.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -74,6 +77,80 @@ describe('readiness when the database is gone', () => {
       const r = await request(app).get('/readyz').expect(503);
       expect(r.body.checks).toEqual({ database: 'failing', kms: 'ok' });
     } finally {
+      await ctx.cleanup();
+    }
+  });
+});
+
+describe('liveness: a wedged process fails /healthz', () => {
+  test('an event loop blocked longer than CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS fails the next probe only', async () => {
+    const ctx = await createTestContext('sqlite', { CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS: '200' });
+    try {
+      await request(ctx.app).get('/healthz').expect(200);
+      const until = Date.now() + 500;
+      while (Date.now() < until); // a synchronous stall, as a runaway computation would cause
+      await new Promise((r) => setTimeout(r, 50)); // the probe arrives after the stall
+      const r = await request(ctx.app).get('/healthz').expect(503);
+      expect(r.body).toEqual({ status: 'failing', checks: { eventLoop: 'failing', databasePool: 'ok' } });
+      await request(ctx.app).get('/healthz').expect(200);
+    } finally {
+      await ctx.cleanup();
+    }
+  });
+});
+
+describe.each(testDatabaseNames())('liveness: a stuck database pool fails /healthz (%s)', (kind) => {
+  test('requests waiting with no connection handed out beyond the bound → 503; a free connection → 200 again', async () => {
+    const ctx = await createTestContext(kind, { CS_DB_POOL_SIZE: '2', CS_DB_ACQUIRE_TIMEOUT_MS: '300', CS_HEALTH_MAX_POOL_STALL_MS: '1000' });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const holders: Promise<unknown>[] = [];
+    try {
+      await request(ctx.app).get('/healthz').expect(200);
+      // Every connection held by a transaction that does not end (SQLite has one).
+      const slots = kind === 'sqlite' ? 1 : 2;
+      let opened = 0;
+      for (let i = 0; i < slots; i++) holders.push(ctx.store.transaction(async (t) => { await t.manager.query('SELECT 1'); opened++; await held; }));
+      while (opened < slots) await new Promise((r) => setTimeout(r, 10));
+      // A waiter gets a 503-class error after the acquire timeout, and the pool counts as wanted.
+      const waited = await ctx.store.transaction(async () => 'ran').catch((e) => e);
+      expect(waited).toMatchObject({ status: 503, code: 'unavailable' });
+      expect(waited.retryAfter).toBeGreaterThanOrEqual(1);
+      await request(ctx.app).get('/healthz').expect(200); // not yet beyond the stall bound
+      await new Promise((r) => setTimeout(r, 1100));
+      const r = await request(ctx.app).get('/healthz').expect(503);
+      expect(r.body.checks).toEqual({ eventLoop: 'ok', databasePool: 'failing' });
+      release();
+      await Promise.all(holders);
+      await ctx.store.transaction(async (t) => t.manager.query('SELECT 1'));
+      await request(ctx.app).get('/healthz').expect(200);
+    } finally {
+      release();
+      await Promise.allSettled(holders);
+      await ctx.cleanup();
+    }
+  });
+});
+
+describe('readiness notices a hung KMS within one probe interval', () => {
+  test('a KMS that stops answering turns /readyz 503 on the first probe after the short cache, within CS_READY_TIMEOUT_MS', async () => {
+    const ctx = await createTestContext('sqlite', { CS_READY_TIMEOUT_MS: '300', CS_READY_KMS_CACHE_MS: '200' });
+    const kms = new SwitchableKms();
+    try {
+      const app = createApp({ ...ctx, kms: kms.registry(['local://default']) });
+      await request(app).get('/readyz').expect(200);
+      kms.hangCalls();
+      await new Promise((r) => setTimeout(r, 250));
+      const start = Date.now();
+      const r = await request(app).get('/readyz').expect(503);
+      expect(Date.now() - start).toBeLessThan(300 + 500);
+      expect(r.body.checks).toEqual({ database: 'ok', kms: 'failing' });
+      expect(r.headers['retry-after']).toBe('5');
+      kms.resume();
+      await new Promise((r2) => setTimeout(r2, 250));
+      await request(app).get('/readyz').expect(200);
+    } finally {
+      kms.resume();
       await ctx.cleanup();
     }
   });

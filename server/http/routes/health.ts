@@ -1,31 +1,56 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Router } from 'express';
 import type { AppDeps } from '../app';
 
-const READY_TIMEOUT_MS = 5000;
-/** /readyz is unauthenticated: its KMS round trip is shared for this long, so probes cannot burn KMS quota. */
-const KMS_CHECK_TTL_MS = 10_000;
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), READY_TIMEOUT_MS).unref())]);
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** /healthz: the process lives. /readyz: the database and the configured KEK both answer. */
+/**
+ * /healthz (liveness): fails when this process is wedged — the event loop was blocked longer than
+ * CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS since the last probe, or requests have waited for a database
+ * connection with none handed out for CS_HEALTH_MAX_POOL_STALL_MS — so the orchestrator restarts it.
+ * It never fails because the database or KMS is down: a restart would not fix that.
+ * /readyz (readiness): the database and the configured KEK each answer within CS_READY_TIMEOUT_MS.
+ */
 export function healthRoutes(deps: AppDeps): Router {
   const r = Router();
+  const h = deps.config.health;
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
+
+  // /readyz is unauthenticated: one KMS round trip is shared for a few seconds so probes cannot
+  // burn KMS quota, but never longer than a probe interval, so a hung KMS shows on the next probe.
   let kmsCheck: { at: number; result: Promise<void> } | undefined;
   const checkKms = (): Promise<void> => {
     const now = Date.now();
-    if (!kmsCheck || now - kmsCheck.at > KMS_CHECK_TTL_MS) {
-      kmsCheck = { at: now, result: withTimeout(deps.kms.check(deps.config.kms.kekUri), 'kms') };
+    if (!kmsCheck || now - kmsCheck.at >= h.readyKmsCacheMs) {
+      kmsCheck = { at: now, result: withTimeout(deps.kms.check(deps.config.kms.kekUri), h.readyTimeoutMs, 'kms') };
       kmsCheck.result.catch(() => undefined); // observed by every caller; never unhandled
     }
     return kmsCheck.result;
   };
-  r.get('/healthz', (_req, res) => {
+
+  r.get('/healthz', (req, res) => {
+    const delayMs = Math.round(loopDelay.max / 1e6);
+    loopDelay.reset();
+    const stallMs = deps.store.poolWatch.stalledForMs();
+    const checks = { eventLoop: delayMs > h.maxEventLoopDelayMs ? 'failing' : 'ok', databasePool: stallMs > h.maxPoolStallMs ? 'failing' : 'ok' };
+    res.setHeader('Cache-Control', 'no-store');
+    if (checks.eventLoop === 'failing' || checks.databasePool === 'failing') {
+      deps.log.error({ requestId: req.requestId, eventLoopDelayMs: delayMs, poolStalledMs: stallMs, poolWaiters: deps.store.poolWatch.waiters }, 'liveness failing: process is wedged');
+      res.status(503).json({ status: 'failing', checks });
+      return;
+    }
     res.json({ status: 'ok' });
   });
+
   r.get('/readyz', async (req, res) => {
-    const [db, kms] = await Promise.allSettled([withTimeout(deps.store.ping(), 'database'), checkKms()]);
+    const [db, kms] = await Promise.allSettled([withTimeout(deps.store.ping(), h.readyTimeoutMs, 'database'), checkKms()]);
     const checks = { database: db.status === 'fulfilled' ? 'ok' : 'failing', kms: kms.status === 'fulfilled' ? 'ok' : 'failing' };
     if (db.status === 'rejected' || kms.status === 'rejected') {
       deps.log.warn({ requestId: req.requestId, database: db.status === 'rejected' ? String(db.reason) : 'ok', kms: kms.status === 'rejected' ? String(kms.reason) : 'ok' }, 'not ready');
