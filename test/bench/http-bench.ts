@@ -92,11 +92,14 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const limitBlob = (await (await fetch(`${limit.url}/blob`)).json()) as { wrappedPasswordKey: string };
 
   const json = { 'content-type': 'application/json' };
-  await pair(
-    'POST /api/keys/password-key/unwrap',
-    spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
-    spec(limit.url, { method: 'POST', headers: json, connections: 16, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
-  );
+  const unwrap = (rate?: number) =>
+    [
+      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, rate, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
+      spec(limit.url, { method: 'POST', headers: json, connections: 16, rate, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
+    ] as const;
+  await pair('POST /api/keys/password-key/unwrap', ...unwrap());
+  // The issue's latency goal is stated at a fixed offered rate, not at saturation.
+  await pair('POST /api/keys/password-key/unwrap at 1,000 req/s offered', ...unwrap(1000));
   await pair(
     'SCIM POST /Users (ec-p256 keys)',
     spec(server.url, { method: 'POST', headers: scimHeaders, connections: 4, seconds: o.seconds, variants: [{ path: '/scim/v2/Users', body: entraCreateUser('{{seq}}') }] }),

@@ -13,6 +13,7 @@ declare module 'autocannon' {
       connections?: number;
       duration?: number;
       maxOverallRequests?: number;
+      overallRate?: number;
       timeout?: number;
       requests?: (RequestParams & { setupRequest?: (req: RequestParams) => RequestParams })[];
     }

@@ -22,6 +22,7 @@ async function main(): Promise<void> {
         duration: spec.seconds,
         timeout: spec.timeoutSeconds ?? 30,
         ...(spec.maxRequests ? { maxOverallRequests: spec.maxRequests } : {}),
+        ...(spec.rate ? { overallRate: spec.rate } : {}),
         requests: [
           {
             setupRequest: (req) => {

@@ -11,6 +11,8 @@ export interface LoadSpec {
   seconds: number;
   /** Stop after this many requests even if time is left (e.g. one removal per prepared member). */
   maxRequests?: number;
+  /** Offered load in requests per second across all connections (default: as fast as answered). */
+  rate?: number;
   timeoutSeconds?: number;
   /** Requests cycle through these; `{{seq}}` in a path or body becomes `<runId>-<request number>`. */
   variants: { path: string; body?: string }[];
