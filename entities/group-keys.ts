@@ -1,5 +1,5 @@
 import { EntitySchema } from 'typeorm';
-import { ref, str, text, timestamp } from './columns';
+import { int, ref, str, text, timestamp } from './columns';
 
 export interface GroupKeysRow {
   groupId: string;
@@ -11,6 +11,8 @@ export interface GroupKeysRow {
   wrappedMembershipKey: string;
   kekUri: string;
   createdAt: string;
+  /** The current key version (group_key_versions holds every version, this one included). */
+  keyVersion: number;
 }
 
 export const GroupKeysEntity = new EntitySchema<GroupKeysRow>({
@@ -24,5 +26,6 @@ export const GroupKeysEntity = new EntitySchema<GroupKeysRow>({
     wrappedMembershipKey: text('wrapped_membership_key'),
     kekUri: str('kek_uri', 512),
     createdAt: timestamp('created_at'),
+    keyVersion: { ...int('key_version'), default: 1 },
   },
 });

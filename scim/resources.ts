@@ -91,6 +91,7 @@ export function groupResource(row: GroupRow, keys: GroupKeysRow | undefined, mem
             encryptedPrivateKey: keys.privateJwe,
             wrappedMembershipKey: keys.wrappedMembershipKey,
             kekUri: keys.kekUri,
+            keyVersion: keys.keyVersion,
             ...(members ? { memberKeys: members.map((m) => ({ value: m.userId, jwe: m.memberJwe })) } : {}),
           },
         }

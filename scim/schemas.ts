@@ -59,6 +59,7 @@ export class GroupKeysExtension extends SCIMMY.Types.Schema {
     "Crypto Server: the group's key material in encrypted form only (read-only; never a plaintext key)",
     [
       ...keyAttributes('wrappedMembershipKey', "The group's membership key, wrapped by the KEK and bound to this group (versioned envelope)."),
+      new SCIMMY.Types.Attribute('integer', 'keyVersion', ro('The current key version: 1 at creation, one more at each rotation (docs/keys.md). The other attributes are this version.')),
       new SCIMMY.Types.Attribute(
         'complex',
         'memberKeys',

@@ -7,11 +7,13 @@ import { nowIso } from '../entities/columns';
 import type { GroupRow, UserRow } from '../entities';
 import { NotFoundError } from '../server/errors';
 import type { KeyService } from '../server/keys/key-service';
+import type { GroupChangeResult, MemberChange } from '../server/keys/group-key-service';
 import type { OpContext } from '../server/keys/types';
 import type { Repos, Store } from '../server/repositories/store';
 import { ScimError } from './errors';
 import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect } from './filter-sql';
 import { normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
+import { membersNamed, type NamedMembers } from './group-members';
 import { OutboxRepository } from './repositories/outbox';
 import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
 import { groupResource, profileOf, projectUser, userResource } from './resources';
@@ -48,6 +50,11 @@ const USER_EXTENSIONS = [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA];
 const GROUP_EXTENSIONS = [GROUP_KEYS_SCHEMA];
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 const plain = (v: unknown): Json => JSON.parse(JSON.stringify(v)) as Json;
+
+/** The webhook event of a group key rotation: the new public key and version, nothing secret. */
+function rotationEvent(id: string, v: NonNullable<GroupChangeResult['rotated']>): Json {
+  return { id, keyVersion: v.version, keyAlgorithm: v.keyAlg, publicKeyJwk: JSON.stringify(v.publicJwk), kekUri: v.kekUri };
+}
 
 function requireBody(body: unknown, what: string): Json {
   if (!isObject(body)) throw new ScimError(400, 'invalidSyntax', `${what} expects a JSON object body`);
@@ -178,13 +185,20 @@ export class ScimService {
    * new user), key material kept for the retention period, then purged.
    */
   async deleteUser(id: string, ctx: OpContext): Promise<void> {
-    await this.store.transaction(async (tx) => {
+    if (!(await new ScimQueries(this.store.dataSource.manager).findUser(id))) throw new NotFoundError(`user ${id} not found`);
+    // Out of every group first: each group the user was in rotates (CS_GROUP_REKEY), its KMS
+    // wrap done before the transaction; the user's JWEs of every version go.
+    await this.keys.groups.removeUserEverywhere(id, ctx, async (tx, groups) => {
       const row = await new ScimQueries(tx.manager).findUser(id, true);
       if (!row) throw new NotFoundError(`user ${id} not found`);
       await this.keys.softDeleteUser(id, ctx, tx);
       await tx.users.update(id, { userNameNorm: `~deleted~${id}`, externalId: null }, nowIso());
       if (this.options.userDeleteRetentionDays === 0) await this.keys.purgeUser(id, ctx, tx);
       await this.enqueue(tx, 'User', id, 'user.deleted', { id, userName: row.userName, ...(row.externalId ? { externalId: row.externalId } : {}) });
+      for (const r of groups) {
+        if (r.removed.length > 0 || r.rotated) await tx.groups.update(r.groupId, {}, nowIso());
+        if (r.rotated) await this.enqueue(tx, 'Group', r.groupId, 'group.key.rotated', rotationEvent(r.groupId, r.rotated));
+      }
     });
   }
 
@@ -234,66 +248,80 @@ export class ScimService {
     return { displayName, externalId: typeof profile.externalId === 'string' && profile.externalId ? profile.externalId : null, attributes, memberIds };
   }
 
-  private async requireUsers(q: ScimQueries, ids: string[]): Promise<void> {
-    const live = await q.liveUserIds(ids);
-    const missing = ids.find((id) => !live.has(id));
-    if (missing) throw new ScimError(400, 'invalidValue', `member "${missing}" is not a provisioned user`);
-  }
+  /*
+   * Group writes never hold a transaction across KMS work: the key service prepares (KMS, JWEs)
+   * with none open, then runs the callback below inside its one transaction, with the group row
+   * locked and the change re-checked against fresh state (server/keys/group-key-service.ts).
+   */
 
   async createGroup(body: unknown, ctx: OpContext): Promise<Json> {
     const g = this.coerceGroup(requireBody(body, 'POST /Groups'));
-    return this.store.transaction(async (tx) => {
-      const q = new ScimQueries(tx.manager);
-      await this.requireUsers(q, g.memberIds);
-      const created = await this.keys.provisionGroup(g, ctx, tx);
-      const resource = await this.renderGroup(q, created.id, true);
+    return this.keys.groups.provision(g, ctx, async (tx, created) => {
+      const resource = await this.renderGroup(new ScimQueries(tx.manager), created.id, true);
       await this.enqueue(tx, 'Group', created.id, 'group.created', resource);
       return resource;
     });
   }
 
   async replaceGroup(id: string, body: unknown, ctx: OpContext): Promise<Json> {
-    const b = requireBody(body, 'PUT /Groups');
-    return this.store.transaction(async (tx) => {
-      const row = await new ScimQueries(tx.manager).findGroup(id, true);
-      if (!row) throw new NotFoundError(`group ${id} not found`);
-      return this.updateGroup(tx, row, this.coerceGroup(b), ctx, true);
-    });
+    const g = this.coerceGroup(requireBody(body, 'PUT /Groups'));
+    return this.keys.groups.change(id, { kind: 'set', members: g.memberIds }, ctx, this.keys.groups.rekeyMode, (tx, r) => this.saveGroup(tx, id, g, r, ctx, true));
   }
 
   async patchGroup(id: string, body: unknown, ctx: OpContext, withMembersInResponse = true): Promise<Json> {
     const b = requireBody(body, 'PATCH /Groups');
-    return this.store.transaction(async (tx) => {
-      const q = new ScimQueries(tx.manager);
-      const row = await q.findGroup(id, true);
-      if (!row) throw new NotFoundError(`group ${id} not found`);
-      const members = (await q.members([id])).get(id) ?? [];
-      const keys = (await q.groupKeys([id])).get(id);
-      const current = new SCIMMY.Schemas.Group(groupResource(row, keys, members, this.options.basepath), 'out');
-      const ops = normalisePatchOperations(b.Operations, plain(current), GROUP_EXTENSIONS);
-      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
-      if (!patched) return this.renderGroup(q, id, withMembersInResponse, row);
-      return this.updateGroup(tx, row, this.coerceGroup(plain(patched)), ctx, withMembersInResponse);
+    const named = membersNamed(b.Operations);
+    // Applied once before any KMS work (bad requests cost nothing), again on the locked fresh row.
+    const first = await this.patchedGroup(new ScimQueries(this.store.dataSource.manager), id, b, named);
+    if (!first) return this.getGroup(id, withMembersInResponse);
+    return this.keys.groups.change(id, first.change, ctx, this.keys.groups.rekeyMode, async (tx, r) => {
+      const again = await this.patchedGroup(new ScimQueries(tx.manager), id, b, named);
+      return this.saveGroup(tx, id, again?.group, r, ctx, withMembersInResponse);
     });
   }
 
-  private async updateGroup(tx: Repos, row: GroupRow, g: ReturnType<ScimService['coerceGroup']>, ctx: OpContext, withMembers: boolean): Promise<Json> {
+  /** Rotates a group's keys now (CLI `groups rotate`); the change is audited and sent to the webhook. */
+  async rotateGroup(id: string, ctx: OpContext): Promise<{ keyVersion: number; members: number }> {
+    return this.keys.groups.rotate(id, ctx, async (tx, r) => {
+      await this.saveGroup(tx, id, undefined, r, ctx, false);
+      return { keyVersion: r.keyVersion, members: r.rotated?.members ?? 0 };
+    });
+  }
+
+  /**
+   * Applies a PATCH to the group with only the members it names (or all, when the result depends
+   * on every member): adding one member to a big group reads one membership, not the group.
+   */
+  private async patchedGroup(q: ScimQueries, id: string, b: Json, named: NamedMembers): Promise<{ group: ReturnType<ScimService['coerceGroup']>; change: MemberChange } | undefined> {
+    const row = await q.findGroup(id);
+    if (!row) throw new NotFoundError(`group ${id} not found`);
+    const [keys, members] = await Promise.all([q.groupKeys([id]), named.all ? q.members([id]).then((m) => m.get(id) ?? []) : q.membersAmong(id, named.ids)]);
+    const current = new SCIMMY.Schemas.Group(groupResource(row, keys.get(id), members, this.options.basepath), 'out');
+    const ops = normalisePatchOperations(b.Operations, plain(current), GROUP_EXTENSIONS);
+    const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+    if (!patched) return undefined;
+    const group = this.coerceGroup(plain(patched));
+    const after = new Set(group.memberIds);
+    const change: MemberChange = named.all
+      ? { kind: 'set', members: group.memberIds }
+      : { kind: 'delta', add: group.memberIds, remove: named.ids.filter((u) => !after.has(u)) };
+    return { group, change };
+  }
+
+  /** Inside the key service's transaction: the group's own attributes, audit, events, response. */
+  private async saveGroup(tx: Repos, id: string, g: ReturnType<ScimService['coerceGroup']> | undefined, r: GroupChangeResult, ctx: OpContext, withMembers: boolean): Promise<Json> {
+    const changed = g !== undefined || r.added.length > 0 || r.removed.length > 0 || r.rotated !== undefined;
+    if (changed) {
+      const fields = g ? { displayName: g.displayName, displayNameNorm: g.displayName.toLowerCase(), externalId: g.externalId, scimAttributes: JSON.stringify(g.attributes) } : {};
+      await tx.groups.update(id, fields, nowIso());
+      await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: id });
+    }
     const q = new ScimQueries(tx.manager);
-    const before = new Set(((await q.members([row.id])).get(row.id) ?? []).map((m) => m.userId));
-    const after = new Set(g.memberIds);
-    const added = g.memberIds.filter((u) => !before.has(u));
-    const removed = [...before].filter((u) => !after.has(u));
-    await this.requireUsers(q, added);
-    await tx.groups.update(
-      row.id,
-      { displayName: g.displayName, displayNameNorm: g.displayName.toLowerCase(), externalId: g.externalId, scimAttributes: JSON.stringify(g.attributes) },
-      nowIso(),
-    );
-    await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: row.id });
-    if (removed.length) await this.keys.removeMembers(row.id, removed, ctx, tx);
-    if (added.length) await this.keys.addMembers(row.id, added, ctx, tx);
-    const resource = await this.renderGroup(q, row.id, true);
-    await this.enqueue(tx, 'Group', row.id, 'group.updated', resource);
+    // The webhook event carries the whole group (members and their JWEs); without a webhook, a
+    // response without members reads none.
+    const resource = await this.renderGroup(q, id, withMembers || (changed && this.options.outbox));
+    if (changed) await this.enqueue(tx, 'Group', id, 'group.updated', resource);
+    if (r.rotated) await this.enqueue(tx, 'Group', id, 'group.key.rotated', rotationEvent(id, r.rotated));
     if (withMembers) return resource;
     const { members: _m, ...rest } = resource;
     void _m;

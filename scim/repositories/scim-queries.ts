@@ -134,6 +134,19 @@ export class ScimQueries {
     return out;
   }
 
+  /** Those of `userIds` who are live members of one group (a PATCH naming a few members reads only them). */
+  async membersAmong(groupId: string, userIds: string[]): Promise<MemberView[]> {
+    if (userIds.length === 0) return [];
+    const rows = await this.m
+      .createQueryBuilder(GroupMemberEntity, 'gm')
+      .innerJoin(UserEntity.options.name, 'u', 'u.id = gm.user_id')
+      .select(['gm.user_id AS user_id', 'gm.member_jwe AS member_jwe', 'u.display_name AS display_name', 'u.user_name AS user_name'])
+      .where('gm.group_id = :groupId AND gm.user_id IN (:...userIds) AND u.deleted_at IS NULL', { groupId, userIds })
+      .orderBy('gm.user_id', 'ASC')
+      .getRawMany<{ user_id: string; member_jwe: string; display_name: string | null; user_name: string }>();
+    return rows.map((r) => ({ userId: r.user_id, display: r.display_name ?? r.user_name, memberJwe: r.member_jwe }));
+  }
+
   /** The groups of several users (RFC 7643 User.groups, read-only), in one query. */
   async groupsOf(userIds: string[]): Promise<Map<string, { groupId: string; display: string }[]>> {
     const out = new Map<string, { groupId: string; display: string }[]>(userIds.map((id) => [id, []]));

@@ -25,6 +25,8 @@ export const scimEnv = z.object({
   CS_OUTBOX_POLL_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   /** Days a deleted user's key material is kept; "keep" (default) never purges. */
   CS_USER_DELETE_RETENTION_DAYS: z.union([z.literal('keep'), z.coerce.number().int().min(0).max(36_500)]).default('keep'),
+  /** When group keys rotate: on every member removal (default), or only by `crypto-server groups rotate`. See docs/keys.md. */
+  CS_GROUP_REKEY: z.enum(['on-removal', 'manual'], { message: 'must be "on-removal" or "manual"' }).default('on-removal'),
 });
 
 /** Settings whose values must never appear in a message. */
@@ -62,6 +64,7 @@ export function scimConfig(e: z.infer<typeof scimEnv>) {
       webhook,
       /** null: keep deleted users' material forever. */
       userDeleteRetentionDays: e.CS_USER_DELETE_RETENTION_DAYS === 'keep' ? null : e.CS_USER_DELETE_RETENTION_DAYS,
+      groupRekey: e.CS_GROUP_REKEY,
     },
   };
 }

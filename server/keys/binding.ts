@@ -7,7 +7,12 @@ import type { BindingContext } from '../../kms-adapters/types';
  */
 export const binding = {
   passwordKey: (userId: string): BindingContext => ({ purpose: 'password-key', user: userId }),
-  membershipKey: (groupId: string): BindingContext => ({ purpose: 'group-membership-key', group: groupId }),
+  /**
+   * Version 1 keeps the original pairs (every blob stored before versions existed opens as it
+   * did); from version 2 the version is bound too, so one version's blob cannot stand in for another's.
+   */
+  membershipKey: (groupId: string, version = 1): BindingContext =>
+    version === 1 ? { purpose: 'group-membership-key', group: groupId } : { purpose: 'group-membership-key', group: groupId, version: String(version) },
   dataKey: (userId: string, label?: string): BindingContext =>
     label === undefined ? { purpose: 'data-key', user: userId } : { purpose: 'data-key', user: userId, label },
 };

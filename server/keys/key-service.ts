@@ -4,17 +4,22 @@ import type { KmsRegistry } from '../../kms-adapters/registry';
 import { schemeOf } from '../../kms-adapters/types';
 import type { UserKeyAlgorithm } from '../config/core';
 import type { Repos, Store } from '../repositories/store';
+import type { MembershipVersion } from '../repositories/groups';
 import type { GroupRow, UserKeysRow, UserRow } from '../../entities';
 import { nowIso } from '../../entities/columns';
-import { AppError, BadRequestError, InactiveUserError, NotFoundError } from '../errors';
+import { BadRequestError, InactiveUserError, NotFoundError } from '../errors';
+import { audited, auditFailure, type AuditTarget } from './audited';
 import { binding } from './binding';
-import { generateKeyPair, sealToPublicKey, sealUnderSymmetricKey } from './jose-keys';
-import type { GroupKeyView, GroupMembershipView, NewGroup, NewUser, OpContext, UserKeyBundle, UserKeyView } from './types';
+import { GroupKeyService, type GroupRekeyMode } from './group-key-service';
+import { generateKeyPair, sealUnderSymmetricKey } from './jose-keys';
+import type { GroupKeyView, GroupMembershipView, GroupKeyVersionView, NewGroup, NewUser, OpContext, UserKeyBundle, UserKeyView } from './types';
 
 export interface KeyServiceOptions {
   kekUri: string;
   kekMode: 'shared' | 'per-user';
   userKeyAlgorithm: UserKeyAlgorithm;
+  /** CS_GROUP_REKEY (default on-removal). */
+  groupRekey?: GroupRekeyMode;
 }
 
 const KEY_BYTES = 32;
@@ -34,11 +39,16 @@ export interface PreparedUser {
  * Methods taking `tx` join the caller's transaction (one SCIM request = one transaction).
  */
 export class KeyService {
+  /** Group keys, memberships and key versions. */
+  readonly groups: GroupKeyService;
+
   constructor(
     private readonly store: Store,
     private readonly kms: KmsRegistry,
     private readonly options: KeyServiceOptions,
-  ) {}
+  ) {
+    this.groups = new GroupKeyService(store, kms, { kekUri: options.kekUri, userKeyAlgorithm: options.userKeyAlgorithm, rekey: options.groupRekey ?? 'on-removal' });
+  }
 
   private inTx<T>(tx: Repos | undefined, fn: (tx: Repos) => Promise<T>): Promise<T> {
     return tx ? fn(tx) : this.store.transaction(fn);
@@ -112,90 +122,22 @@ export class KeyService {
     return { ...user, keys: { keyAlg: keys.keyAlg, publicJwk: prepared.publicJwk, privateJwe: keys.privateJwe, wrappedPasswordKey: keys.wrappedPasswordKey, kekUri: keys.kekUri } };
   }
 
-  async provisionGroup(input: NewGroup, ctx: OpContext, tx?: Repos): Promise<GroupRow & { keys: GroupKeyView }> {
-    const displayName = input.displayName?.trim();
-    if (!displayName) throw new BadRequestError('displayName is required');
-    const id = randomUUID();
-    const kekUri = this.options.kekUri;
-    const memberIds = [...new Set(input.memberIds ?? [])];
-    const pair = await generateKeyPair(this.options.userKeyAlgorithm);
-    const gmk = randomBytes(KEY_BYTES);
-    const now = nowIso();
-    const group: GroupRow = {
-      id,
-      displayName,
-      displayNameNorm: displayName.toLowerCase(),
-      externalId: input.externalId ?? null,
-      scimAttributes: JSON.stringify(input.attributes ?? {}),
-      createdAt: now,
-      updatedAt: now,
-      version: 1,
-    };
-    try {
-      const privateJwe = await sealUnderSymmetricKey(pair.privateJwk, gmk);
-      const wrappedMembershipKey = await this.audited(ctx, { action: 'group.provision', targetType: 'group', targetId: id, kekUri }, () =>
-        this.kms.wrap(kekUri, gmk, binding.membershipKey(id)),
-      );
-      const keys = { groupId: id, keyAlg: this.options.userKeyAlgorithm, publicJwk: JSON.stringify(pair.publicJwk), privateJwe, wrappedMembershipKey, kekUri, createdAt: now };
-      await this.inTx(tx, async (t) => {
-        await t.groups.insert(group, keys);
-        await t.audit.append({ ...ctx, action: 'group.provision', outcome: 'success', targetType: 'group', targetId: id, kekUri });
-        await this.sealMembers(t, id, gmk, memberIds, ctx);
-      });
-      return { ...group, keys: { keyAlg: keys.keyAlg, publicJwk: pair.publicJwk, privateJwe, wrappedMembershipKey, kekUri } };
-    } finally {
-      gmk.fill(0);
-    }
-  }
-
-  /** Adds members with one KMS unwrap of the membership key for the whole batch. */
-  async addMembers(groupId: string, userIds: string[], ctx: OpContext, tx?: Repos): Promise<string[]> {
-    return this.inTx(tx, async (t) => {
-      const keys = await t.groups.findKeys(groupId);
-      if (!keys) throw new NotFoundError(`group ${groupId} not found`);
-      const existing = new Set((await t.memberships.forGroup(groupId)).map((m) => m.userId));
-      const toAdd = [...new Set(userIds)].filter((u) => !existing.has(u));
-      if (toAdd.length === 0) return [];
-      const gmk = await this.audited(ctx, { action: 'group.member.add', targetType: 'group', targetId: groupId, kekUri: keys.kekUri }, () =>
-        this.kms.unwrapStored(keys.wrappedMembershipKey, binding.membershipKey(groupId)),
-      );
-      try {
-        await this.sealMembers(t, groupId, gmk, toAdd, ctx);
-      } finally {
-        gmk.fill(0);
-      }
-      return toAdd;
+  /** Creates a group with its keys and first members (KMS work before the transaction). */
+  provisionGroup(input: NewGroup, ctx: OpContext): Promise<GroupRow & { keys: GroupKeyView }> {
+    return this.groups.provision(input, ctx, async (_tx, g) => {
+      const { keys, publicJwk, ...group } = g;
+      return { ...group, keys: { keyAlg: keys.keyAlg, publicJwk, privateJwe: keys.privateJwe, wrappedMembershipKey: keys.wrappedMembershipKey, kekUri: keys.kekUri, keyVersion: keys.keyVersion } };
     });
   }
 
-  async removeMembers(groupId: string, userIds: string[], ctx: OpContext, tx?: Repos): Promise<number> {
-    return this.inTx(tx, async (t) => {
-      const removed = await t.memberships.deleteMany(groupId, [...new Set(userIds)]);
-      for (const userId of userIds) {
-        await t.audit.append({ ...ctx, action: 'group.member.remove', outcome: 'success', targetType: 'group', targetId: groupId, detail: { user: userId } });
-      }
-      return removed;
-    });
+  /** Adds members: one KMS unwrap per key version for the whole batch. Returns who was added. */
+  async addMembers(groupId: string, userIds: string[], ctx: OpContext): Promise<string[]> {
+    return this.groups.change(groupId, { kind: 'delta', add: userIds, remove: [] }, ctx, this.groups.rekeyMode, async (_tx, r) => r.added);
   }
 
-  private async sealMembers(t: Repos, groupId: string, gmk: Buffer, userIds: string[], ctx: OpContext): Promise<void> {
-    if (userIds.length === 0) return;
-    const keys = new Map((await t.users.findKeysMany(userIds)).map((k) => [k.userId, k]));
-    const missing = userIds.filter((u) => !keys.has(u));
-    if (missing.length > 0) throw new NotFoundError(`member ${missing[0]} is not a provisioned user`);
-    const now = nowIso();
-    const rows = await Promise.all(
-      userIds.map(async (userId) => ({
-        groupId,
-        userId,
-        memberJwe: await sealToPublicKey(gmk, JSON.parse(keys.get(userId)!.publicJwk) as JWK, { keyId: `group:${groupId}` }),
-        createdAt: now,
-      })),
-    );
-    await t.memberships.insertMany(rows);
-    for (const userId of userIds) {
-      await t.audit.append({ ...ctx, action: 'group.member.add', outcome: 'success', targetType: 'group', targetId: groupId, detail: { user: userId } });
-    }
+  /** Removes members (and their JWEs of every version); rotates the group per CS_GROUP_REKEY. */
+  async removeMembers(groupId: string, userIds: string[], ctx: OpContext): Promise<number> {
+    return this.groups.change(groupId, { kind: 'delta', add: [], remove: userIds }, ctx, this.groups.rekeyMode, async (_tx, r) => r.removed.length);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -255,10 +197,7 @@ export class KeyService {
 
   async getUserKeyBundle(userId: string, ctx: OpContext): Promise<UserKeyBundle> {
     const { keys } = await this.requireActiveUserKeys(userId, ctx, 'key-bundle.get');
-    const groups: GroupMembershipView[] = (await this.store.repos.memberships.withGroupKeysForUser(userId)).map((m) => ({
-      ...m,
-      groupPublicJwk: JSON.parse(m.groupPublicJwk) as JWK,
-    }));
+    const groups = groupViews(await this.store.repos.memberships.versionsForUser(userId));
     const passwordKey = await this.audited(ctx, { action: 'key-bundle.get', targetType: 'user', targetId: userId, kekUri: keys.kekUri }, () =>
       this.kms.unwrapStored(keys.wrappedPasswordKey, binding.passwordKey(userId)),
       true,
@@ -317,39 +256,12 @@ export class KeyService {
     }
   }
 
-  /**
-   * Runs a KMS call; on failure records a refused/failed audit event (its own write: the change
-   * it would have recorded did not happen) and rethrows. With `recordSuccess`, also records
-   * success — for reads, which have no transaction of their own.
-   */
-  private async audited<T>(
-    ctx: OpContext,
-    e: { action: string; targetType: string; targetId: string; kekUri?: string },
-    fn: () => Promise<T>,
-    recordSuccess = false,
-  ): Promise<T> {
-    let result: T;
-    try {
-      result = await fn();
-    } catch (err) {
-      await this.auditFailure(ctx, e, err);
-      throw err;
-    }
-    if (recordSuccess) {
-      try {
-        await this.store.writeNow((t) => t.audit.append({ ...ctx, ...e, outcome: 'success' }));
-      } catch (err) {
-        if (Buffer.isBuffer(result)) result.fill(0); // never return a key whose use was not recorded
-        throw err;
-      }
-    }
-    return result;
+  private audited<T>(ctx: OpContext, e: AuditTarget, fn: () => Promise<T>, recordSuccess = false): Promise<T> {
+    return audited(this.store, ctx, e, fn, recordSuccess);
   }
 
-  private async auditFailure(ctx: OpContext, e: { action: string; targetType: string; targetId: string; kekUri?: string }, err: unknown): Promise<void> {
-    const code = err instanceof AppError ? err.code : 'internal_error';
-    const outcome = err instanceof AppError && err.kind === 'user' ? 'refused' : 'failure';
-    await this.store.writeRegardless((t) => t.audit.append({ ...ctx, ...e, outcome, detail: { error: code } })).catch(() => undefined);
+  private auditFailure(ctx: OpContext, e: AuditTarget, err: unknown): Promise<void> {
+    return auditFailure(this.store, ctx, e, err);
   }
 
   /** Shared KEK, or a new per-user KEK recorded as pending before any use. */
@@ -362,4 +274,21 @@ export class KeyService {
     await this.store.writeNow((t) => t.keks.insert({ uri, scheme: schemeOf(uri) ?? adapter.scheme, ownerType, ownerId, state: 'pending', createdAt: nowIso() }));
     return uri;
   }
+}
+
+/** Rows of every version (newest first per group) → one membership per group, current version on top. */
+function groupViews(rows: MembershipVersion[]): GroupMembershipView[] {
+  const out: GroupMembershipView[] = [];
+  for (const r of rows) {
+    const v: GroupKeyVersionView = { version: r.version, memberJwe: r.memberJwe, groupPublicJwk: JSON.parse(r.publicJwk) as JWK, groupPrivateJwe: r.privateJwe };
+    let m = out[out.length - 1];
+    if (m?.groupId !== r.groupId) {
+      m = { groupId: r.groupId, displayName: r.displayName, memberJwe: '', groupPublicJwk: {}, groupPrivateJwe: '', keyVersion: r.currentVersion, versions: [] };
+      out.push(m);
+    }
+    m.versions.push(v);
+    if (r.version === r.currentVersion) Object.assign(m, { memberJwe: v.memberJwe, groupPublicJwk: v.groupPublicJwk, groupPrivateJwe: v.groupPrivateJwe });
+  }
+  // A member always holds the current version; a group without it would be a bug, never shown half.
+  return out.filter((m) => m.memberJwe !== '');
 }

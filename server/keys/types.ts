@@ -41,16 +41,33 @@ export interface GroupKeyView {
   privateJwe: string;
   wrappedMembershipKey: string;
   kekUri: string;
+  /** The current key version (1 until the first rotation). */
+  keyVersion: number;
 }
 
+/** One key version of a group, as one member receives it. */
+export interface GroupKeyVersionView {
+  version: number;
+  /** This version's membership key as JWE to this user's public key. */
+  memberJwe: string;
+  groupPublicJwk: JWK;
+  /** This version's group private key as JWE under this version's membership key. */
+  groupPrivateJwe: string;
+}
+
+/** A membership: the top-level fields are the current version (as before versions existed). */
 export interface GroupMembershipView {
   groupId: string;
   displayName: string;
-  /** The membership key as JWE to this user's public key. */
+  /** The current version's membership key as JWE to this user's public key. */
   memberJwe: string;
   groupPublicJwk: JWK;
-  /** The group private key as JWE under the membership key. */
+  /** The current version's group private key as JWE under its membership key. */
   groupPrivateJwe: string;
+  /** The current key version. */
+  keyVersion: number;
+  /** Every version this member can open, newest first (the current one included). */
+  versions: GroupKeyVersionView[];
 }
 
 /** Everything a signed-in user gets back; `passwordKey` is plaintext: caller zeroes it. */

@@ -1,6 +1,17 @@
 import type { EntityManager } from 'typeorm';
-import { GroupEntity, GroupKeysEntity, GroupMemberEntity, type GroupKeysRow, type GroupMemberRow, type GroupRow } from '../../entities';
+import {
+  GroupEntity, GroupKeysEntity, GroupKeyVersionEntity, GroupMemberEntity, GroupMemberKeyEntity, UserEntity, UserKeysEntity,
+  type GroupKeysRow, type GroupKeyVersionRow, type GroupMemberKeyRow, type GroupMemberRow, type GroupRow,
+} from '../../entities';
 import { mappingUniqueness } from './db-errors';
+
+/** Rows per multi-row statement: far below every driver's parameter limit. */
+const CHUNK = 500;
+const chunks = <T>(xs: T[]): T[][] => Array.from({ length: Math.ceil(xs.length / CHUNK) }, (_, i) => xs.slice(i * CHUNK, (i + 1) * CHUNK));
+const versionRow = (k: GroupKeysRow): GroupKeyVersionRow => ({
+  groupId: k.groupId, version: k.keyVersion, keyAlg: k.keyAlg, publicJwk: k.publicJwk, privateJwe: k.privateJwe,
+  wrappedMembershipKey: k.wrappedMembershipKey, kekUri: k.kekUri, createdAt: k.createdAt,
+});
 
 export class GroupsRepository {
   constructor(private readonly m: EntityManager) {}
@@ -9,7 +20,27 @@ export class GroupsRepository {
     await mappingUniqueness('group', async () => {
       await this.m.insert(GroupEntity, group);
       await this.m.insert(GroupKeysEntity, keys);
+      await this.m.insert(GroupKeyVersionEntity, versionRow(keys));
     });
+  }
+
+  /** The group row, locked until the transaction ends (SQLite: its transactions are serialised). */
+  findByIdForUpdate(id: string): Promise<GroupRow | null> {
+    const qb = this.m.createQueryBuilder(GroupEntity, 'g').where('g.id = :id', { id });
+    if (this.m.connection.options.type !== 'better-sqlite3') qb.setLock('pessimistic_write');
+    return qb.getOne();
+  }
+
+  /** Every key version of a group, oldest first. */
+  versions(groupId: string): Promise<GroupKeyVersionRow[]> {
+    return this.m.find(GroupKeyVersionEntity, { where: { groupId }, order: { version: 'ASC' } });
+  }
+
+  /** Makes `keys` the group's current version (a new version row, and group_keys mirrors it). */
+  async addVersion(keys: GroupKeysRow): Promise<void> {
+    await this.m.insert(GroupKeyVersionEntity, versionRow(keys));
+    const { groupId, ...current } = keys;
+    await this.m.update(GroupKeysEntity, { groupId }, current);
   }
 
   findById(id: string): Promise<GroupRow | null> {
@@ -45,22 +76,92 @@ export interface MembershipWithGroupKeys {
   groupPrivateJwe: string;
 }
 
+export interface MembershipVersion {
+  groupId: string;
+  displayName: string;
+  version: number;
+  currentVersion: number;
+  memberJwe: string;
+  /** JWK JSON. */
+  publicJwk: string;
+  privateJwe: string;
+}
+
 export class MembershipsRepository {
   constructor(private readonly m: EntityManager) {}
 
   async insertMany(rows: GroupMemberRow[]): Promise<void> {
-    if (rows.length > 0) await this.m.insert(GroupMemberEntity, rows);
+    for (const c of chunks(rows)) await this.m.insert(GroupMemberEntity, c);
   }
 
+  /** Member JWEs of any version (group_member_keys). */
+  async insertKeys(rows: GroupMemberKeyRow[]): Promise<void> {
+    for (const c of chunks(rows)) await this.m.insert(GroupMemberKeyEntity, c);
+  }
+
+  /** Sets each member's current-version JWE (the copy in group_members) in bulk. */
+  async setCurrentJwes(rows: GroupMemberRow[]): Promise<void> {
+    for (const c of chunks(rows)) {
+      await this.m.createQueryBuilder().insert().into(GroupMemberEntity).values(c).orUpdate(['member_jwe'], ['group_id', 'user_id']).execute();
+    }
+  }
+
+  /** Removes memberships and the members' JWEs of every version. */
   async deleteMany(groupId: string, userIds: string[]): Promise<number> {
-    if (userIds.length === 0) return 0;
-    const r = await this.m
-      .createQueryBuilder()
-      .delete()
-      .from(GroupMemberEntity)
-      .where('group_id = :groupId AND user_id IN (:...userIds)', { groupId, userIds })
-      .execute();
-    return r.affected ?? 0;
+    let affected = 0;
+    for (const c of chunks(userIds)) {
+      await this.m.createQueryBuilder().delete().from(GroupMemberKeyEntity).where('group_id = :groupId AND user_id IN (:...c)', { groupId, c }).execute();
+      const r = await this.m.createQueryBuilder().delete().from(GroupMemberEntity).where('group_id = :groupId AND user_id IN (:...c)', { groupId, c }).execute();
+      affected += r.affected ?? 0;
+    }
+    return affected;
+  }
+
+  /** Which of `userIds` are members of the group: one indexed lookup per id, never the whole group. */
+  async membersAmong(groupId: string, userIds: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const c of chunks(userIds)) {
+      const rows = await this.m
+        .createQueryBuilder(GroupMemberEntity, 'm')
+        .select('m.user_id', 'userId')
+        .where('m.group_id = :groupId AND m.user_id IN (:...c)', { groupId, c })
+        .getRawMany<{ userId: string }>();
+      for (const r of rows) out.add(r.userId);
+    }
+    return out;
+  }
+
+  /** Every member id of a group (for a full replacement or a rotation, which are O(group) by nature). */
+  async memberIds(groupId: string): Promise<string[]> {
+    const rows = await this.m.createQueryBuilder(GroupMemberEntity, 'm').select('m.user_id', 'userId').where('m.group_id = :groupId', { groupId }).getRawMany<{ userId: string }>();
+    return rows.map((r) => r.userId);
+  }
+
+  /** Public keys of live (not deleted) users among `userIds`. */
+  async livePublicKeys(userIds: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const c of chunks(userIds)) {
+      const rows = await this.m
+        .createQueryBuilder(UserKeysEntity, 'k')
+        .innerJoin(UserEntity.options.name, 'u', 'u.id = k.user_id')
+        .select('k.user_id', 'userId')
+        .addSelect('k.public_jwk', 'publicJwk')
+        .where('k.user_id IN (:...c) AND u.deleted_at IS NULL', { c })
+        .getRawMany<{ userId: string; publicJwk: string }>();
+      for (const r of rows) out.set(r.userId, r.publicJwk);
+    }
+    return out;
+  }
+
+  /** Groups a user is a member of. */
+  async groupIdsOf(userId: string): Promise<string[]> {
+    const rows = await this.m.createQueryBuilder(GroupMemberEntity, 'm').select('m.group_id', 'groupId').where('m.user_id = :userId', { userId }).orderBy('m.group_id', 'ASC').getRawMany<{ groupId: string }>();
+    return rows.map((r) => r.groupId);
+  }
+
+  /** A member's JWEs of every version of one group. */
+  keysOf(groupId: string, userId: string): Promise<GroupMemberKeyRow[]> {
+    return this.m.find(GroupMemberKeyEntity, { where: { groupId, userId }, order: { version: 'ASC' } });
   }
 
   forGroup(groupId: string): Promise<GroupMemberRow[]> {
@@ -69,6 +170,35 @@ export class MembershipsRepository {
 
   forUser(userId: string): Promise<GroupMemberRow[]> {
     return this.m.find(GroupMemberEntity, { where: { userId }, order: { groupId: 'ASC' } });
+  }
+
+  /** A user's key versions of every group, newest version first per group, in one query (the key API's hot path). */
+  async versionsForUser(userId: string): Promise<MembershipVersion[]> {
+    const rows: Record<string, string | number>[] = await this.m
+      .createQueryBuilder(GroupMemberKeyEntity, 'mk')
+      .innerJoin(GroupEntity.options.name, 'g', 'g.id = mk.group_id')
+      .innerJoin(GroupKeysEntity.options.name, 'k', 'k.group_id = mk.group_id')
+      .innerJoin(GroupKeyVersionEntity.options.name, 'v', 'v.group_id = mk.group_id AND v.version = mk.version')
+      .select('mk.group_id', 'groupId')
+      .addSelect('mk.version', 'version')
+      .addSelect('mk.member_jwe', 'memberJwe')
+      .addSelect('g.display_name', 'displayName')
+      .addSelect('k.key_version', 'currentVersion')
+      .addSelect('v.public_jwk', 'publicJwk')
+      .addSelect('v.private_jwe', 'privateJwe')
+      .where('mk.user_id = :userId', { userId })
+      .orderBy('mk.group_id', 'ASC')
+      .addOrderBy('mk.version', 'DESC')
+      .getRawMany();
+    return rows.map((r) => ({
+      groupId: String(r.groupId),
+      displayName: String(r.displayName),
+      version: Number(r.version),
+      currentVersion: Number(r.currentVersion),
+      memberJwe: String(r.memberJwe),
+      publicJwk: String(r.publicJwk),
+      privateJwe: String(r.privateJwe),
+    }));
   }
 
   /** A user's memberships with each group's name and keys, in one query (the key API's hot path). */

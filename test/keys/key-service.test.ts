@@ -7,7 +7,7 @@ import { openUnderSymmetricKey, openWithPrivateKey } from '../../server/keys/jos
 import { decodeEnvelope, encodeEnvelope } from '../../kms-adapters/envelope';
 import { USER_KEY_ALGORITHMS } from '../../server/config/core';
 import {
-  ConflictError, InactiveUserError, KmsUnavailableError, MalformedEnvelopeError, NotFoundError, UnknownKekError, UnwrapRefusedError,
+  BadRequestError, ConflictError, InactiveUserError, KmsUnavailableError, MalformedEnvelopeError, NotFoundError, UnknownKekError, UnwrapRefusedError,
 } from '../../server/errors';
 
 const op = { actor: 'test', requestId: 'req-1' };
@@ -208,7 +208,7 @@ describe('key service', () => {
     });
 
     test('a group with an unknown member is not created at all', async () => {
-      await expect(keys.provisionGroup({ displayName: 'Ghosts', memberIds: ['00000000-0000-4000-8000-000000000000'] }, op)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(keys.provisionGroup({ displayName: 'Ghosts', memberIds: ['00000000-0000-4000-8000-000000000000'] }, op)).rejects.toBeInstanceOf(BadRequestError);
       await expect(keys.provisionGroup({ displayName: 'Ghosts' }, op)).resolves.toMatchObject({ displayName: 'Ghosts' });
     });
 
@@ -217,6 +217,7 @@ describe('key service', () => {
       const g2 = await keys.provisionGroup({ displayName: 'Two' }, op);
       const k1 = (await ctx.store.repos.groups.findKeys(g1.id))!;
       await ctx.store.repos.manager.update('GroupKeys', { groupId: g2.id }, { wrappedMembershipKey: k1.wrappedMembershipKey });
+      await ctx.store.repos.manager.update('GroupKeyVersion', { groupId: g2.id, version: 1 }, { wrappedMembershipKey: k1.wrappedMembershipKey });
       const u = await keys.provisionUser({ userName: 'swap-victim' }, op);
       await expect(keys.addMembers(g2.id, [u.id], op)).rejects.toBeInstanceOf(UnwrapRefusedError);
       expect(await ctx.store.repos.memberships.forGroup(g2.id)).toEqual([]);

@@ -6,7 +6,12 @@ import { newWebhookSecret } from '../../scim/outbox/signature';
 
 describe('SCIM settings', () => {
   it('defaults: 1 MiB bodies, 1200 requests/min per token, no webhook, keep deleted users', () => {
-    expect(loadConfig({}).scim).toEqual({ baseUrl: undefined, maxBodyBytes: 1048576, rateLimitPerMinute: 1200, webhook: undefined, userDeleteRetentionDays: null });
+    expect(loadConfig({}).scim).toEqual({ baseUrl: undefined, maxBodyBytes: 1048576, rateLimitPerMinute: 1200, webhook: undefined, userDeleteRetentionDays: null, groupRekey: 'on-removal' });
+  });
+
+  it('CS_GROUP_REKEY: on-removal (default) or manual; anything else is refused by name', () => {
+    expect(loadConfig({ CS_GROUP_REKEY: 'manual' }).scim.groupRekey).toBe('manual');
+    expect(() => loadConfig({ CS_GROUP_REKEY: 'never' })).toThrow(/CS_GROUP_REKEY: must be "on-removal" or "manual"/);
   });
 
   it('a webhook needs a secret; messages name the setting and never echo a secret', () => {

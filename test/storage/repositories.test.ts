@@ -90,10 +90,10 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
   test('deleting a user removes their keys and memberships (foreign keys cascade)', async () => {
     await store.repos.users.insert(user(id(30), 'frank'), keys(id(30)));
     const g = { id: id(31), displayName: 'Team', displayNameNorm: 'team', externalId: null, scimAttributes: '{}', createdAt: nowIso(), updatedAt: nowIso(), version: 1 };
-    await store.repos.groups.insert(g, { groupId: g.id, keyAlg: 'ec-p256', publicJwk: '{}', privateJwe: 'j', wrappedMembershipKey: 'cs1.x', kekUri: 'local://default', createdAt: nowIso() });
+    await store.repos.groups.insert(g, { groupId: g.id, keyAlg: 'ec-p256', publicJwk: '{}', privateJwe: 'j', wrappedMembershipKey: 'cs1.x', kekUri: 'local://default', createdAt: nowIso(), keyVersion: 1 });
     await store.repos.memberships.insertMany([{ groupId: g.id, userId: id(30), memberJwe: 'j', createdAt: nowIso() }]);
     await expect(
-      store.repos.groups.insert({ ...g, id: id(32), displayNameNorm: 'team' }, { groupId: id(32), keyAlg: 'ec-p256', publicJwk: '{}', privateJwe: 'j', wrappedMembershipKey: 'x', kekUri: 'l', createdAt: nowIso() }),
+      store.repos.groups.insert({ ...g, id: id(32), displayNameNorm: 'team' }, { groupId: id(32), keyAlg: 'ec-p256', publicJwk: '{}', privateJwe: 'j', wrappedMembershipKey: 'x', kekUri: 'l', createdAt: nowIso(), keyVersion: 1 }),
     ).rejects.toMatchObject({ target: 'displayName' });
     expect(await store.repos.memberships.withGroupKeysForUser(id(30))).toEqual([
       { groupId: g.id, displayName: 'Team', memberJwe: 'j', groupPublicJwk: '{}', groupPrivateJwe: 'j' },

@@ -1,0 +1,70 @@
+import request from 'supertest';
+import { Client } from 'pg';
+import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
+
+/**
+ * Fault: the KMS hangs while 12 PATCHes each add a member to one group (issue 9 items 1–2).
+ * Nothing may wait on it while holding a database connection or SQLite's writer: reads, other
+ * writes and /readyz's database check go on answering, PostgreSQL shows no session "idle in
+ * transaction", and once the KMS answers again every add succeeds.
+ */
+describe.each(['postgres', 'sqlite'] as const)('a hung KMS during concurrent member adds (%s)', (kind) => {
+  let ctx: ScimTestContext;
+  beforeAll(async () => {
+    ctx = await scimContext(kind);
+  });
+  afterAll(async () => ctx?.cleanup());
+
+  async function idleInTransaction(): Promise<number> {
+    const name = new URL(ctx.db.url).pathname.slice(1);
+    const c = new Client({ connectionString: ctx.db.url });
+    await c.connect();
+    try {
+      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'", [name]);
+      return r.rows[0].n as number;
+    } finally {
+      await c.end();
+    }
+  }
+
+  test('reads, writes and readiness answer while the KMS hangs; the adds succeed when it returns', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await ctx.post('/Users', newUser(`hung-${i}@example.com`)).expect(201)).body.id);
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Hung KMS' }).expect(201)).body;
+
+    const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
+    const unwrap = adapter.unwrap.bind(adapter);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let waiting = 0;
+    const spy = jest.spyOn(adapter, 'unwrap').mockImplementation(async (...args) => {
+      waiting++;
+      await gate; // the KMS does not answer until released
+      return unwrap(...args);
+    });
+    try {
+      const adds = ids.map((id) =>
+        ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: id }] }] }).then((r) => r),
+      );
+      for (let i = 0; i < 500 && waiting < 12; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(waiting).toBe(12); // every PATCH is parked on the KMS
+
+      await ctx.get(`/Groups/${g.id}`).expect(200);
+      await ctx.get('/Users?count=5').expect(200);
+      // A write that needs no unwrap (a user create wraps; wrap is not hung) still commits.
+      await ctx.post('/Users', newUser('during-outage@example.com')).expect(201);
+      const ready = await request(ctx.app).get('/readyz');
+      expect(ready.body.checks.database).toBe('ok');
+      if (kind === 'postgres') expect(await idleInTransaction()).toBe(0);
+
+      release();
+      const results = await Promise.all(adds);
+      expect(results.map((r) => r.status)).toEqual(ids.map(() => 200));
+      const members = ((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members as { value: string }[]).map((m) => m.value).sort();
+      expect(members).toEqual([...ids].sort());
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+  });
+});
