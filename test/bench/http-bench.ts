@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -220,8 +220,9 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
   program.parse(argv, { from: 'user' });
   const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean }>();
   const databases = opts.db.split(',').map((d) => d.trim());
-  for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') throw new InvalidArgumentError(`--db: unknown database "${d}" (sqlite, postgres)`);
-  const groupSizes = opts.groupSizes.split(',').map((s) => positive(s.trim()));
+  for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
+  const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
+  if (!groupSizes.every((n) => Number.isInteger(n) && n > 0)) program.error(`error: option '--group-sizes <list>' must be whole numbers greater than 0, comma-separated`);
   return {
     databases: databases as BenchDatabase[],
     seconds: opts.seconds ?? (opts.long ? 30 : 5),
@@ -231,8 +232,18 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
   };
 }
 
+/** Runs with command-line arguments; a usage error (already printed by commander) exits without a stack. */
+export async function httpBenchMain(argv: string[]): Promise<void> {
+  try {
+    await runHttpBench(parseHttpBenchArgs(argv));
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    throw err;
+  }
+}
+
 if (require.main === module) {
-  runHttpBench(parseHttpBenchArgs(process.argv.slice(2))).catch((err: unknown) => {
+  httpBenchMain(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err);
     process.exit(1);
   });

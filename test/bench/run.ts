@@ -5,14 +5,14 @@ import { benchCloudKms } from './cloud-kms-bench';
 import { benchKeyApi } from './key-api-bench';
 import { benchScim } from './scim-bench';
 import { printFigures } from './measure';
-import { parseHttpBenchArgs, runHttpBench } from './http-bench';
+import { httpBenchMain } from './http-bench';
 
 /**
  * `npm run bench`: prints figures for this machine. Benchmarks measure; they never assert.
  * `npm run bench -- http [options]` runs the HTTP benchmark instead (see http-bench.ts).
  */
 async function main(): Promise<void> {
-  if (process.argv[2] === 'http') return runHttpBench(parseHttpBenchArgs(process.argv.slice(3)));
+  if (process.argv[2] === 'http') return httpBenchMain(process.argv.slice(3));
   console.log(`# Crypto Server benchmarks — node ${process.version}, ${new Date().toISOString()}`);
   printFigures('Key service (local adapter) and bare primitives', await benchCore());
   printFigures('Key service (PKCS#11 adapter, SoftHSM2)', await benchPkcs11KeyService());
