@@ -1,0 +1,79 @@
+import request from 'supertest';
+import { createApp } from '../../server/http/app';
+import { testDatabaseNames } from '../support/databases';
+import { redeem, signInForCode, signInForToken } from '../support/auth-fixture';
+import { newUser } from '../scim/support';
+import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from './fixture';
+import { timed } from './support';
+
+/**
+ * The KMS hangs (accepts, never answers) or is killed (port closed) while clients keep coming:
+ * every request that needs it gets a 503 + Retry-After within CS_KMS_DEADLINE_MS, nothing is
+ * half-written, requests that do not need it are served meanwhile (no connection or SQLite
+ * writer held across a KMS call), and everything works again once the KMS is back.
+ */
+describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
+  let f: FaultFixture;
+  let aliceToken: string;
+  let n = 0;
+  beforeAll(async () => {
+    f = await faultFixture(kind);
+    await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
+    aliceToken = await signInForToken(f, { nameId: 'alice@example.com' });
+  });
+  afterAll(async () => f?.close());
+
+  const bound = KMS_DEADLINE_MS + SLACK_MS;
+  const usersNamed = async (userName: string) => (await f.scimGet(`/Users?filter=${encodeURIComponent(`userName eq "${userName}"`)}`).expect(200)).body.totalResults;
+
+  test.each(['hung', 'killed'] as const)('KMS %s: prompt 503s, no half-writes, other requests served, recovery', async (mode) => {
+    const userName = `outage-${mode}-${++n}@example.com`;
+    // A code obtained before the outage, to redeem on a replica that has never signed a token.
+    const pending = await signInForCode(f, { nameId: 'alice@example.com' });
+    const replica = createApp(f);
+    if (mode === 'hung') f.proxy.hang();
+    else await f.proxy.kill();
+    try {
+      // SCIM user creation: several at once, all refused within the deadline, in SCIM's error format.
+      const creates = [1, 2, 3].map((i) => timed(Promise.resolve(f.scimPost('/Users', newUser(`${i}-${userName}`)))));
+      // Meanwhile a read that needs no KMS is answered: nothing holds the database for the KMS.
+      const read = await timed(Promise.resolve(f.scimGet('/Users?count=1')));
+      expect(read.value?.status).toBe(200);
+      for (const c of await Promise.all(creates)) {
+        expect(c.ms).toBeLessThan(bound);
+        expect(c.value?.status).toBe(503);
+        expect(c.value?.headers['retry-after']).toMatch(/^\d+$/);
+        expect(c.value?.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+      }
+      for (const i of [1, 2, 3]) expect(await usersNamed(`${i}-${userName}`)).toBe(0);
+
+      // Key API: the password key cannot be unwrapped → 503 problem+json.
+      const me = await timed(Promise.resolve(request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`)));
+      expect(me.ms).toBeLessThan(bound);
+      expect(me.value?.status).toBe(503);
+      expect(me.value?.headers['retry-after']).toMatch(/^\d+$/);
+      expect(me.value?.headers['content-type']).toMatch(/application\/problem\+json/);
+
+      // Token issuing on a replica must unwrap the signing key → 503; verifying needs no KMS.
+      const issued = await timed(Promise.resolve(redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: pending.code, redirect_uri: pending.started.redirectUri, client_id: pending.started.clientId, code_verifier: pending.started.verifier })));
+      expect(issued.ms).toBeLessThan(bound);
+      expect(issued.value?.status).toBe(503);
+      expect(issued.value?.headers['retry-after']).toMatch(/^\d+$/);
+      expect((await request(replica).get('/.well-known/jwks.json')).status).toBe(200);
+
+      // Probes: not ready (route traffic elsewhere), but alive (a restart would not help).
+      expect((await request(f.app).get('/readyz')).status).toBe(503);
+      expect((await request(f.app).get('/healthz')).status).toBe(200);
+    } finally {
+      await f.proxy.restore();
+    }
+    // Back: after the breaker's cooldown, everything works again.
+    await new Promise((r) => setTimeout(r, BREAKER_COOLDOWN_MS + 100));
+    await f.scimPost('/Users', newUser(userName)).expect(201);
+    expect(await usersNamed(userName)).toBe(1);
+    await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
+    const fresh = await signInForCode(f, { nameId: 'alice@example.com' });
+    const ok = await redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: fresh.code, redirect_uri: fresh.started.redirectUri, client_id: fresh.started.clientId, code_verifier: fresh.started.verifier });
+    expect(ok.status).toBe(200);
+  });
+});
