@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
 import { runLoad, type LoadResult, type LoadSpec } from './http/load';
 import { startNode, type Started } from './http/processes';
-import { entraAddMember, entraCreateUser, entraRemoveMember, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
+import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
 
 /**
@@ -132,14 +132,21 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
     progress(rows[rows.length - 1]!);
   }
 
-  // Removal (rotation included once the server rotates on removal): each request removes another member.
-  const members = ids.slice(0, o.removeFrom);
-  const groupId = await createGroup(scimBase, scimHeaders, `bench-${runId}-remove-${o.removeFrom}`, members);
-  const remove = spec(server.url, { method: 'PATCH', headers: scimHeaders, connections: 1, seconds: o.seconds, timeoutSeconds: 120, maxRequests: members.length - 1, variants: members.slice(1).map((id) => ({ path: `/scim/v2/Groups/${groupId}`, body: entraRemoveMember(id) })) });
-  const cs = await runLoad(remove, server.process.pid);
-  const after = await memberCount(scimBase, scimHeaders, groupId);
-  rows.push({ path: `SCIM PATCH /Groups remove 1 member (group of ${o.removeFrom})`, connections: 1, cs, note: after <= o.removeFrom - cs.ok ? undefined : `members after: ${after}, expected ${o.removeFrom - cs.ok} — a removal answered 2xx but did not remove` });
-  progress(rows[rows.length - 1]!);
+  // Removal (rotation included where the server rotates on removal): each request removes another
+  // member, in each of the two shapes Entra sends (value list by default, path filter with its flag).
+  const removals = [
+    { shape: 'value list', body: entraRemoveMember },
+    { shape: 'members[value eq]', body: entraRemoveMemberByFilter },
+  ];
+  for (const { shape, body } of removals) {
+    const members = ids.slice(0, o.removeFrom);
+    const groupId = await createGroup(scimBase, scimHeaders, `bench-${runId}-remove-${shape}-${o.removeFrom}`, members);
+    const remove = spec(server.url, { method: 'PATCH', headers: scimHeaders, connections: 1, seconds: o.seconds, timeoutSeconds: 120, maxRequests: members.length - 1, variants: members.slice(1).map((id) => ({ path: `/scim/v2/Groups/${groupId}`, body: body(id) })) });
+    const cs = await runLoad(remove, server.process.pid);
+    const after = await memberCount(scimBase, scimHeaders, groupId);
+    rows.push({ path: `SCIM PATCH /Groups remove 1 member, ${shape} (group of ${o.removeFrom})`, connections: 1, cs, note: after <= o.removeFrom - cs.ok ? undefined : `members after: ${after}, expected ${o.removeFrom - cs.ok} — a removal answered 2xx but did not remove` });
+    progress(rows[rows.length - 1]!);
+  }
   return rows;
 }
 

@@ -36,6 +36,15 @@ export function entraRemoveMember(userId: string): string {
   return JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'Remove', path: 'members', value: [{ $ref: null, value: userId }] }] });
 }
 
+/**
+ * Entra's removal with the SCIM-compliant flag (aadOptscim062020), "Requests made to remove a group
+ * member — With feature flag", from
+ * https://learn.microsoft.com/en-us/entra/identity/app-provisioning/application-provisioning-config-problem-scim-compatibility
+ */
+export function entraRemoveMemberByFilter(userId: string): string {
+  return JSON.stringify({ schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'remove', path: `members[value eq "${userId}"]` }] });
+}
+
 /** Setup only (not measured): a group created with its members in one RFC 7643 POST. */
 export function groupWithMembers(displayName: string, memberIds: string[]): string {
   return JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName, members: memberIds.map((value) => ({ value })) });
