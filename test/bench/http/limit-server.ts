@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, generateKeyPair, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 
 /**
@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
  *   POST /users   JSON parse + P-256 key pair (async) + JWK export + two AES-256-GCM seals
  *                 (private JWK under a fresh password key, the password key under the KEK)
  *   GET  /blob    a sealed password key to send to /unwrap (not measured)
- * Prints "limit server listening on <url>" when ready.
+ * Run as a script it prints "limit server listening on <url>" when ready.
  */
 const kek = randomBytes(32);
 const aadFor = (user: string) => Buffer.from(`cs1|password-key|user=${user}`, 'utf8');
@@ -84,15 +84,25 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   json(res, 404, { code: 'not_found' });
 }
 
-const server = createServer((req, res) => {
+/** The limit server, not yet listening. */
+export const limitHandler: RequestListener = (req, res) => {
   handle(req, res).catch(() => json(res, 400, { code: 'invalid_request' }));
-});
-server.keepAliveTimeout = 30_000;
-server.listen(Number(process.env.LIMIT_PORT ?? 0), '127.0.0.1', () => {
-  const { port } = server.address() as { port: number };
-  console.log(`limit server listening on http://127.0.0.1:${port}`);
-});
-process.once('SIGTERM', () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-});
+};
+
+export function createLimitServer(): Server {
+  const server = createServer(limitHandler);
+  server.keepAliveTimeout = 30_000;
+  return server;
+}
+
+if (require.main === module) {
+  const server = createLimitServer();
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as { port: number };
+    console.log(`limit server listening on http://127.0.0.1:${port}`);
+  });
+  process.once('SIGTERM', () => {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  });
+}
