@@ -43,7 +43,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   const cleanups = new Set<() => Promise<void>>();
   const onSignal = () => void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
   process.once('SIGINT', onSignal);
-  const limit = await startNode(join(__dirname, 'http/limit-server.js'), [], process.env, /listening on (http:\/\/\S+)/);
+  const limit = await startNode(join(__dirname, 'http/limit-server.js'), [], process.env, { line: /listening on (http:\/\/\S+)/ });
   cleanups.add(limit.stop);
   try {
     for (const database of o.databases) {
@@ -197,7 +197,7 @@ function progress(r: Row): void {
 }
 
 function printTable(database: BenchDatabase, server: RunningServer, rows: Row[]): void {
-  console.log(`\n## Crypto Server (${database}, local KEK, one process, pid ${server.process.pid}) vs the bare node:http limit, load from a separate autocannon process`);
+  console.log(`\n## Crypto Server (${database}, local KEK, pid ${server.process.pid}) vs the bare node:http limit, load from a separate autocannon process`);
   console.log('| path | connections | Crypto Server req/s | p50 ms | p99 ms | limit req/s | limit p50 / p99 ms | ratio | server RSS MB | n | notes |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {

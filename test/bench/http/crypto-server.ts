@@ -65,7 +65,8 @@ export async function startCryptoServer(database: BenchDatabase): Promise<Runnin
       db = await createPostgres();
       Object.assign(env, { CS_DATABASE_URL: db.url, CS_MIGRATE_ON_START: 'true', CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64') });
     }
-    const proc = await startNode(MAIN_JS, ['serve'], env, /listening on (http:\/\/\S+?)[\s(]/);
+    // Ready when /healthz answers (not by parsing its start-up message, which is free to change).
+    const proc = await startNode(MAIN_JS, ['serve'], env, { url, probePath: '/healthz' });
     const theIdp = idp;
     const theDb = db;
     let closing: Promise<void> | undefined;

@@ -13,39 +13,56 @@ export interface Started {
   stop: () => Promise<void>;
 }
 
+/** How to tell a started process is ready: a stdout line (its first group is the URL), or a URL that answers 2xx. */
+export type Readiness = { line: RegExp } | { url: string; probePath: string };
+
 /**
- * Starts `node <script> ...args` and waits for a line matching `ready` (its first group is the URL).
- * Output is drained continuously so a chatty child never blocks on a full pipe.
+ * Starts `node <script> ...args` and waits until it is ready. Output is drained continuously so a
+ * chatty child never blocks on a full pipe; the last lines go into the error if it fails to start.
  */
-export async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 60_000): Promise<Started> {
+export async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, ready: Readiness, timeoutMs = 60_000): Promise<Started> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const keep = (chunk: Buffer) => {
     for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(l);
     if (lines.length > 40) lines.splice(0, lines.length - 40);
   };
+  child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const tail = () => lines.join('\n');
+  let settled = false;
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`${script} did not report ready within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      keep(chunk);
-      const m = ready.exec(chunk.toString('utf8'));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    const onExit = (code: number | null) => fail(new Error(`${script} exited (${code}) before it was ready`));
-    const fail = (err: Error) => {
+    const done = (err: Error | undefined, value?: string) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       child.off('exit', onExit);
+      if (!err) return resolve(value!);
       void stopChild(child).then(() => reject(new Error(`${err.message}\n${tail()}`)));
     };
-    child.stdout!.on('data', onData);
+    const timer = setTimeout(() => done(new Error(`${script} was not ready within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = (code: number | null) => done(new Error(`${script} exited (${code}) before it was ready`));
     child.once('exit', onExit);
+    if ('line' in ready) {
+      const onLine = (chunk: Buffer) => {
+        const m = ready.line.exec(chunk.toString('utf8'));
+        if (m) {
+          child.stdout!.off('data', onLine);
+          done(undefined, m[1]!);
+        }
+      };
+      child.stdout!.on('data', onLine);
+    } else {
+      const probe = async () => {
+        while (!settled) {
+          const ok = await fetch(`${ready.url}${ready.probePath}`).then((r) => r.body?.cancel().then(() => r.ok) ?? r.ok, () => false);
+          if (ok) return done(undefined, ready.url);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      void probe();
+    }
   });
-  child.removeAllListeners('exit');
   return { pid: child.pid!, url, tail, stop: () => stopChild(child) };
 }
 
