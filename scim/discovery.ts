@@ -1,5 +1,6 @@
 /** /scim/v2/ServiceProviderConfig, /ResourceTypes, /Schemas — answered by scimmy from the declared set-up. */
 import { Router, type Request, type Response } from 'express';
+import { ScimError } from './errors';
 import { baseUrl, sendScim } from './http';
 import { SCIMMY } from './schemas';
 
@@ -26,5 +27,10 @@ export function discoveryRouter(): Router {
   r.get('/ResourceTypes/:id', answer((req) => new SCIMMY.Resources.ResourceType(String(req.params.id))));
   r.get('/Schemas', answer(() => new SCIMMY.Resources.Schema()));
   r.get('/Schemas/:id', answer((req) => new SCIMMY.Resources.Schema(String(req.params.id))));
+  // Read-only endpoints: any other method is 405 with Allow (RFC 9110 §15.5.6), in the SCIM error format.
+  r.all(['/ServiceProviderConfig', '/ResourceTypes', '/ResourceTypes/:id', '/Schemas', '/Schemas/:id'], (req, res, next) => {
+    res.setHeader('Allow', 'GET, HEAD');
+    next(new ScimError(405, undefined, `${req.method} is not allowed on ${req.path}: discovery endpoints are read-only`));
+  });
   return r;
 }

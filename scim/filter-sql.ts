@@ -18,6 +18,8 @@ export type FilterColumn =
   | { kind: 'boolean'; expr: string }
   /** ISO-8601 UTC strings in varchar(24): lexicographic order is chronological. */
   | { kind: 'datetime'; expr: string }
+  /** A string inside a JSON text column (the stored SCIM attributes), e.g. the enterprise manager's id. */
+  | { kind: 'json'; column: string; path: readonly string[]; caseExact: boolean }
   /** A value in a related table: EXISTS (SELECT 1 FROM <table> WHERE <join> AND <condition on column>). */
   | { kind: 'exists'; table: string; alias: string; join: string; column: Exclude<FilterColumn, { kind: 'exists' }> };
 
@@ -58,8 +60,18 @@ class Builder {
     return `:${name}`;
   }
 
+  /** The JSON value at `path` as text, or NULL when absent, in each engine's own JSON functions. */
+  private jsonText(column: Extract<FilterColumn, { kind: 'json' }>): string {
+    // Path segments come from our column map, never from the request; refuse anything that would need escaping.
+    if (!column.path.every((p) => /^[\w:.$-]+$/.test(p))) throw new Error(`unsafe JSON path in column map: ${column.path.join('/')}`);
+    if (this.dialect === 'postgres') return `(CAST(${column.column} AS jsonb) #>> '{${column.path.map((p) => `"${p}"`).join(',')}}')`;
+    const jsonPath = `'$${column.path.map((p) => `."${p}"`).join('')}'`;
+    return this.dialect === 'mysql' ? `JSON_VALUE(${column.column}, ${jsonPath})` : `json_extract(${column.column}, ${jsonPath})`;
+  }
+
   /** Every condition is two-valued (never SQL NULL), so NOT(...) behaves as SCIM expects. */
   positive(path: string, column: FilterColumn, c: Comparison): string {
+    if (column.kind === 'json') return this.positive(path, { kind: 'string', expr: this.jsonText(column), caseExact: column.caseExact }, c);
     if (column.kind === 'exists') {
       const from = `SELECT 1 FROM ${column.table} ${column.alias} WHERE ${column.join}`;
       if (c.op === 'pr') return `EXISTS (${from})`;
@@ -197,6 +209,6 @@ export function filterToSql(filter: FilterNode, columns: ColumnMap, options: Tra
 /** ORDER BY target for sortBy; only plain columns sort. */
 export function sortColumn(sortBy: string, columns: ColumnMap): string {
   const column = columns[normalisePath(sortBy)];
-  if (!column || column.kind === 'exists') throw invalidFilter(`sorting by "${sortBy}" is not supported`);
+  if (!column || column.kind === 'exists' || column.kind === 'json') throw invalidFilter(`sorting by "${sortBy}" is not supported`);
   return column.expr;
 }

@@ -34,6 +34,7 @@ export function listParams(req: Request): ListParams {
   const count = Math.min(MAX_COUNT, Math.max(0, intParam(req, 'count') ?? DEFAULT_COUNT));
   const filter = queryParam(req, 'filter');
   if (filter !== undefined && filter.trim() === '') throw new ScimError(400, 'invalidFilter', 'filter must not be empty');
+  if (filter?.includes('\u0000')) throw new ScimError(400, 'invalidFilter', 'filter must not contain NUL characters');
   return { filter, sortBy: queryParam(req, 'sortBy') || undefined, sortOrder: queryParam(req, 'sortOrder') || undefined, startIndex, count };
 }
 

@@ -4,7 +4,7 @@
  * PatchOp and schemas accept. Each rule names the provider behaviour it exists for; see
  * docs/scim.md and the request-shape tests in test/scim/idp-quirks.test.ts.
  */
-import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
+import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, PATCH_OP_SCHEMA, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
 
 export interface PatchOperation {
   op: string;
@@ -21,6 +21,21 @@ const MANAGER_PATH = `${ENTERPRISE_USER_SCHEMA}:manager`.toLowerCase();
 /** Attributes a client may send but which are ours to set: silently ignored (Okta PUTs the whole object back). */
 const IGNORED_ON_INPUT = new Set(['id', 'meta', 'groups', 'password', USER_KEYS_SCHEMA.toLowerCase(), GROUP_KEYS_SCHEMA.toLowerCase()]);
 const READ_ONLY_EXTENSIONS = [USER_KEYS_SCHEMA.toLowerCase(), GROUP_KEYS_SCHEMA.toLowerCase()];
+/**
+ * Schema URNs clients declare that carry nothing we store: dropped from `schemas` (with any
+ * attributes under them). Entra's group create declares its ADSCIM marker; Microsoft's tutorial
+ * prints the enterprise URN without its last colon in its provisioning example.
+ */
+const MARKER_SCHEMAS = new Set(['http://schemas.microsoft.com/2006/11/resourcemanagement/adscim/2.0/group', 'urn:ietf:params:scim:schemas:extension:enterprise:2.0user']);
+
+/** RFC 7643 §2.5: null is "unassigned" — the same as leaving the attribute out (Entra sends `"emails": null`). */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((v) => v !== null).map(withoutNulls);
+  if (!isObject(value)) return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) if (v !== null) out[k] = withoutNulls(v);
+  return out;
+}
 
 /** Entra ID (default mode) sends booleans as the strings "True"/"False". */
 function toBoolean(v: unknown): unknown {
@@ -101,36 +116,173 @@ function expandPathless(op: PatchOperation, extensionIds: readonly string[]): Pa
   return out;
 }
 
-/** Normalises a PatchOp request's operations. `current` is the resource as we would return it. */
-export function normalisePatchOperations(operations: unknown, current: Json, extensionIds: readonly string[]): PatchOperation[] {
-  if (!Array.isArray(operations)) return operations as PatchOperation[]; // scimmy rejects it with invalidValue
+const lookupName = (definition: SCIMMY.Types.SchemaDefinition, path: string): string | undefined => {
+  try {
+    return definition.attribute(path).name;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Spells a PATCH path's attribute names as the schema does: RFC 7643 §2.1 makes them
+ * case-insensitive, scimmy's PATCH traversal is not (Entra sends `Title`, `Name.GivenName`,
+ * `urn:…:enterprise:2.0:User:Department`). A bare extension attribute (`manager`, as in Entra's
+ * tutorial) gets its schema URN. The core schema's URN prefix is dropped. Unknown names are left
+ * for scimmy to refuse with invalidPath.
+ */
+export function canonicalPath(path: string, definition: SCIMMY.Types.SchemaDefinition, extensionIds: readonly string[]): string {
+  let prefix = '';
+  let rest = path;
+  const lower = path.toLowerCase();
+  const urn = [definition.id, ...extensionIds].find((id) => lower.startsWith(`${id.toLowerCase()}:`));
+  if (urn) {
+    prefix = urn === definition.id ? '' : `${urn}:`;
+    rest = path.slice(urn.length + 1);
+  }
+  const m = /^([^.[\]]+)(\[.*\])?(?:\.([^.[\]]+))?$/.exec(rest);
+  if (!m) return path;
+  const [, attr, filter = '', sub] = m;
+  if (!urn && lookupName(definition, attr) === undefined) {
+    const owner = extensionIds.find((id) => lookupName(definition, `${id}:${attr}`) !== undefined);
+    if (owner) prefix = `${owner}:`;
+  }
+  const name = lookupName(definition, `${prefix}${attr}`) ?? attr;
+  if (sub === undefined) return `${prefix}${name}${filter}`;
+  return `${prefix}${name}${filter}.${lookupName(definition, `${prefix}${name}.${sub}`) ?? sub}`;
+}
+
+/** Sub-attribute names inside a complex value (`{"GivenName": …}` for `name`), spelled as the schema does. */
+function canonicalValue(value: unknown, path: string, definition: SCIMMY.Types.SchemaDefinition): unknown {
+  if (Array.isArray(value)) return value.map((v) => canonicalValue(v, path, definition));
+  if (!isObject(value) || /\]$/.test(path)) return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) out[lookupName(definition, `${path.replace(/\[.*\]/, '')}.${k}`) ?? k] = v;
+  return out;
+}
+
+/**
+ * A removal value matches on `value` alone (Entra sends `{"$ref": null, "value": id}`, Okta adds
+ * `display`); scimmy would otherwise require every sub-attribute to match and silently remove
+ * nothing. A bare string is taken as the value.
+ */
+function removalByValue(value: unknown): unknown {
+  const one = (v: unknown) => (typeof v === 'string' ? { value: v } : isObject(v) && v.value !== undefined && v.value !== null ? { value: v.value } : v);
+  return Array.isArray(value) ? value.map(one) : value === undefined ? value : one(value);
+}
+
+/** Entra's manager as `[{"$ref": …, "value": id}]` (tutorial, Example 5) or a bare id: `{ value: id }`. */
+function managerValue(value: unknown): unknown {
+  const v = Array.isArray(value) && value.length === 1 ? value[0] : value;
+  if (isObject(v) && typeof v.value === 'string') return { value: v.value, ...(typeof v.displayName === 'string' ? { displayName: v.displayName } : {}) };
+  return fixManager(v);
+}
+
+/** One raw operation of a PatchOp request, as the operations scimmy should apply, given the resource as it is now. */
+function normaliseOperation(raw: unknown, current: Json, extensionIds: readonly string[], definition?: SCIMMY.Types.SchemaDefinition): PatchOperation[] {
+  if (!isObject(raw)) return [raw as PatchOperation];
+  // Entra ID (default mode) capitalises ops: "Add", "Replace", "Remove".
+  const op = typeof raw.op === 'string' ? raw.op.toLowerCase() : (raw.op as string);
+  if (raw.path !== undefined && typeof raw.path !== 'string') {
+    throw new SCIMMY.Types.Error(400, 'invalidPath', `"path" must be a string, not ${raw.path === null ? 'null' : typeof raw.path}`);
+  }
+  const base: PatchOperation = { op, path: raw.path === '' ? undefined : raw.path, value: raw.value };
+  if (base.path === undefined) delete base.path;
   const result: PatchOperation[] = [];
-  for (const raw of operations) {
-    if (!isObject(raw)) {
-      result.push(raw as PatchOperation);
-      continue;
-    }
-    // Entra ID (default mode) capitalises ops: "Add", "Replace", "Remove".
-    const op = typeof raw.op === 'string' ? raw.op.toLowerCase() : (raw.op as string);
-    const base: PatchOperation = { op, path: typeof raw.path === 'string' && raw.path !== '' ? raw.path : (raw.path as string | undefined), value: raw.value };
-    if (base.path === undefined) delete base.path;
-    for (const expanded of expandPathless(base, extensionIds)) {
-      let o = expanded;
-      if (o.path !== undefined) {
-        const path = o.path;
-        if (path.toLowerCase() === MANAGER_PATH && o.op !== 'remove') o = { ...o, value: fixManager(o.value) };
-        if (BOOLEAN_ATTRIBUTES.has(lastSegment(path))) o = { ...o, value: toBoolean(o.value) };
-        else o = { ...o, value: fixBooleans(o.value) };
-        if (o.op !== 'remove') o = addMissingFilteredValue(o, current);
-        // Rule for read-only extension paths is left to scimmy: it answers 400 mutability.
-      } else {
-        o = { ...o, value: fixBooleans(o.value) };
+  for (const expanded of expandPathless(base, extensionIds)) {
+    let o = expanded;
+    if (o.path !== undefined) {
+      if (definition) {
+        const path = canonicalPath(o.path, definition, extensionIds);
+        o = { ...o, path, ...(o.op !== 'remove' ? { value: canonicalValue(o.value, path, definition) } : {}) };
       }
-      if (o.op === 'add' && Array.isArray(o.value) && o.value.length === 0) continue;
-      result.push(o);
+      const path = o.path as string;
+      if (path.toLowerCase() === MANAGER_PATH && o.op !== 'remove') o = { ...o, value: managerValue(o.value) };
+      if (BOOLEAN_ATTRIBUTES.has(lastSegment(path))) o = { ...o, value: toBoolean(o.value) };
+      else o = { ...o, value: fixBooleans(o.value) };
+      if (o.op === 'remove' && o.value !== undefined) o = { ...o, value: removalByValue(o.value) };
+      if (o.op !== 'remove') o = addMissingFilteredValue(o, current);
+      // Rule for read-only extension paths is left to scimmy: it answers 400 mutability.
+    } else {
+      o = { ...o, value: fixBooleans(o.value) };
     }
+    if (o.op === 'add' && Array.isArray(o.value) && o.value.length === 0) continue;
+    result.push(o);
   }
   return result;
+}
+
+/** Normalises a PatchOp request's operations against one snapshot. `current` is the resource as we would return it. */
+export function normalisePatchOperations(operations: unknown, current: Json, extensionIds: readonly string[], definition?: SCIMMY.Types.SchemaDefinition): PatchOperation[] {
+  if (!Array.isArray(operations)) return operations as PatchOperation[]; // scimmy rejects it with invalidValue
+  return operations.flatMap((raw) => normaliseOperation(raw, current, extensionIds, definition));
+}
+
+const plainJson = (v: unknown): Json => JSON.parse(JSON.stringify(v)) as Json;
+const withoutMeta = (v: Json) => JSON.stringify({ ...v, meta: undefined });
+
+/**
+ * RFC 7644 §3.5.2: setting `primary` on one value sets it false on the others. After an
+ * operation, a value that has just become primary wins over those that already were.
+ */
+function singlePrimary(after: Json, before: Json): boolean {
+  let changed = false;
+  for (const [key, list] of Object.entries(after)) {
+    if (!Array.isArray(list)) continue;
+    const primaries = list.filter((v): v is Json => isObject(v) && v.primary === true);
+    if (primaries.length < 2) continue;
+    const was = new Set(
+      (Array.isArray(before[key]) ? (before[key] as unknown[]) : []).filter((v): v is Json => isObject(v) && v.primary === true).map((v) => JSON.stringify(v)),
+    );
+    const fresh = primaries.filter((v) => !was.has(JSON.stringify(v)));
+    const keep = (fresh.length ? fresh : primaries).at(-1);
+    for (const v of primaries) if (v !== keep) v.primary = false;
+    changed = true;
+  }
+  return changed;
+}
+
+/**
+ * Applies a PatchOp request: scimmy validates the message, then each operation is normalised
+ * against the resource as changed by the operations before it and applied in order (Entra sends
+ * `addresses[type eq "work"].streetAddress`, `.locality`, … in one request: one address, not
+ * six). `guard` may refuse a normalised operation. Returns the patched resource, or undefined
+ * when nothing changed.
+ */
+export async function applyPatch<T extends SCIMMY.Types.Schema>(
+  resource: T,
+  body: Json,
+  extensionIds: readonly string[],
+  guard?: (op: PatchOperation) => void,
+): Promise<T | undefined> {
+  const Resource = resource.constructor as (new (data: Json, direction?: string) => T) & { definition: SCIMMY.Types.SchemaDefinition };
+  if (Array.isArray(body.Operations)) {
+    for (const raw of body.Operations) {
+      if (isObject(raw) && raw.path !== undefined && typeof raw.path !== 'string') {
+        throw new SCIMMY.Types.Error(400, 'invalidPath', `"path" must be a string, not ${raw.path === null ? 'null' : typeof raw.path}`);
+      }
+    }
+  }
+  const message = new SCIMMY.Messages.PatchOp(body as never); // schemas, Operations, op names, value/path presence
+  const original = withoutMeta(plainJson(resource));
+  let state = resource;
+  for (const [index, raw] of (message.Operations as unknown[]).entries()) {
+    for (const op of normaliseOperation(raw, plainJson(state), extensionIds, Resource.definition)) {
+      guard?.(op);
+      const before = plainJson(state);
+      let next: T | undefined;
+      try {
+        next = (await new SCIMMY.Messages.PatchOp({ schemas: [PATCH_OP_SCHEMA], Operations: [op] } as never).apply(state)) as T | undefined;
+      } catch (err) {
+        if (err instanceof SCIMMY.Types.Error) err.message = err.message.replace(/of operation 1 /, `of operation ${index + 1} `);
+        throw err;
+      }
+      if (!next) continue;
+      const json = plainJson(next);
+      state = singlePrimary(json, before) ? new Resource(json, 'out') : next;
+    }
+  }
+  return withoutMeta(plainJson(state)) === original ? undefined : state;
 }
 
 export class UnknownAttributeError extends Error {}
@@ -149,9 +301,9 @@ export function normaliseResourceBody(body: Json, definition: SCIMMY.Types.Schem
     ...extensions.map((e) => e.id.toLowerCase()),
   ]);
   const out: Json = {};
-  for (const [key, value] of Object.entries(body)) {
+  for (const [key, value] of Object.entries(withoutNulls(body) as Json)) {
     const lower = key.toLowerCase();
-    if (IGNORED_ON_INPUT.has(lower) || READ_ONLY_EXTENSIONS.some((id) => lower.startsWith(`${id}:`))) continue;
+    if (IGNORED_ON_INPUT.has(lower) || MARKER_SCHEMAS.has(lower) || READ_ONLY_EXTENSIONS.some((id) => lower.startsWith(`${id}:`))) continue;
     if (lower === 'schemas') {
       out[key] = value;
       continue;
@@ -169,9 +321,9 @@ export function normaliseResourceBody(body: Json, definition: SCIMMY.Types.Schem
   if (Array.isArray(out.schemas)) {
     const declared = new Set([definition.id, ...extensions.map((e) => e.id)].map((s) => s.toLowerCase()));
     for (const s of out.schemas) {
-      if (typeof s !== 'string' || !declared.has(s.toLowerCase())) throw new UnknownAttributeError(`unknown schema "${String(s)}"`);
+      if (typeof s !== 'string' || !(declared.has(s.toLowerCase()) || MARKER_SCHEMAS.has(s.toLowerCase()))) throw new UnknownAttributeError(`unknown schema "${String(s)}"`);
     }
-    out.schemas = (out.schemas as string[]).filter((s) => !READ_ONLY_EXTENSIONS.includes(s.toLowerCase()));
+    out.schemas = (out.schemas as string[]).filter((s) => !READ_ONLY_EXTENSIONS.includes(s.toLowerCase()) && !MARKER_SCHEMAS.has(s.toLowerCase()));
   }
   const fixed = fixBooleans(out) as Json;
   const entKey = Object.keys(fixed).find((k) => k.toLowerCase() === ENTERPRISE_USER_SCHEMA.toLowerCase());

@@ -19,6 +19,15 @@ import { usersRouter } from './users';
 
 export const SCIM_BASE_PATH = '/scim/v2';
 
+/**
+ * SCIM bodies are JSON whatever the label: JSON media types, and — as older Okta versions send
+ * them — no Content-Type or text/plain. Other types stay unparsed and are refused as invalidSyntax.
+ */
+function isJsonBody(req: { headers: Record<string, string | string[] | undefined> }): boolean {
+  const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  return type === '' || type === 'text/plain' || type === 'application/json' || /^application\/[\w.-]+\+json$/.test(type);
+}
+
 export function scimServiceFor(deps: AppDeps): ScimService {
   return new ScimService(deps.store, deps.keys, {
     outbox: deps.config.scim.webhook !== undefined,
@@ -53,7 +62,9 @@ export function scimRouter(deps: AppDeps): Router {
   }
   r.use(auth);
   r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, run: ownWrites(deps.store, (m) => new RateLimitRepository(m)) }));
-  r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: ['application/json', 'application/scim+json', 'application/*+json'], strict: true }));
+  r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: isJsonBody, strict: true }));
+  // PostgreSQL refuses NUL in text: an id holding one names no resource.
+  r.use((req, _res, next) => next(/%00/.test(req.path) ? new NotFoundError('no SCIM resource has that id') : undefined));
   r.use(discoveryRouter());
   r.use('/Users', usersRouter(service));
   r.use('/Groups', groupsRouter(service));

@@ -19,6 +19,26 @@ export const ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 export const DEFAULT_COUNT = 100;
 export const MAX_COUNT = 1000;
 
+/**
+ * Input limits (enforced in limits.ts, advertised in /Schemas, documented in docs/scim.md).
+ * Column-backed strings get their column's width; the stored attribute JSON must fit MariaDB's
+ * TEXT (65,535 bytes) with room for keys and group references in the same outbox event.
+ */
+export const LIMITS = {
+  /** Values per multi-valued attribute (emails, phoneNumbers, addresses, …); group members are not counted. */
+  maxValues: 100,
+  /** Characters of any string attribute without a column of its own. */
+  maxStringLength: 4096,
+  /** UTF-8 bytes of a resource's stored attributes (scim_attributes). */
+  maxAttributeBytes: 32_768,
+} as const;
+
+/** Characters allowed per column-backed attribute (lower-case path → limit), by resource type. */
+export const COLUMN_LIMITS: Readonly<Record<'User' | 'Group', Readonly<Record<string, number>>>> = {
+  User: { username: 255, externalid: 255, displayname: 255, 'name.givenname': 255, 'name.familyname': 255, 'emails.value': 320 },
+  Group: { displayname: 255, externalid: 255 },
+};
+
 const ro = (description: string, extra: Record<string, unknown> = {}) => ({ mutable: false, description, ...extra });
 
 function keyAttributes(wrappedName: string, wrappedDescription: string): SCIMMY.Types.Attribute[] {
@@ -89,9 +109,36 @@ export class GroupKeysExtension extends SCIMMY.Types.Schema {
 
 let configured = false;
 
+/** Appends our limits to the attribute descriptions served by /Schemas, so IdP admins can see them. */
+function advertiseLimits(): void {
+  const describe = (a: SCIMMY.Types.Attribute, text: string) => {
+    const config = a.config as { description?: string };
+    config.description = `${config.description ?? ''} ${text}`.trim();
+  };
+  const isString = (a: SCIMMY.Types.Attribute) => ['string', 'reference', 'binary'].includes(String(a.type));
+  const strings = (max: number) => `Crypto Server: at most ${max} characters; NUL characters are refused.`;
+  const definitions = [
+    ['User', SCIMMY.Schemas.User.definition],
+    ['Group', SCIMMY.Schemas.Group.definition],
+    ['User', SCIMMY.Schemas.EnterpriseUser.definition],
+  ] as const;
+  for (const [kind, definition] of definitions) {
+    for (const attribute of definition.attributes) {
+      if (!(attribute instanceof SCIMMY.Types.Attribute) || attribute.config.mutable === false) continue;
+      const name = attribute.name.toLowerCase();
+      if (attribute.config.multiValued && name !== 'members') describe(attribute, `Crypto Server: at most ${LIMITS.maxValues} values.`);
+      if (isString(attribute)) describe(attribute, strings(COLUMN_LIMITS[kind][name] ?? LIMITS.maxStringLength));
+      for (const sub of (attribute.subAttributes ?? []) as SCIMMY.Types.Attribute[]) {
+        if (isString(sub)) describe(sub, strings(COLUMN_LIMITS[kind][`${name}.${sub.name.toLowerCase()}`] ?? LIMITS.maxStringLength));
+      }
+    }
+  }
+}
+
 export function configureScimmy(): void {
   if (configured) return;
   configured = true;
+  advertiseLimits();
   SCIMMY.Resources.declare(SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false).extend(UserKeysExtension, false));
   SCIMMY.Resources.declare(SCIMMY.Resources.Group.extend(GroupKeysExtension, false));
   SCIMMY.Config.set({

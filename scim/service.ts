@@ -12,7 +12,9 @@ import type { OpContext } from '../server/keys/types';
 import type { Repos, Store } from '../server/repositories/store';
 import { ScimError } from './errors';
 import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect } from './filter-sql';
-import { normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
+import { applyPatch, normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
+import { checkLimits } from './limits';
+import { ENTERPRISE_USER_COLUMNS } from './enterprise-columns';
 import { membersNamed, type NamedMembers } from './group-members';
 import { OutboxRepository } from './repositories/outbox';
 import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
@@ -71,10 +73,12 @@ export class ScimService {
   private listQuery(params: ListParams, columns: ColumnMap, dialect: SqlDialect): ListQuery {
     const where = params.filter !== undefined ? filterToSql(parseFilter(params.filter), columns, { dialect }) : undefined;
     const orderBy = params.sortBy ? sortColumn(params.sortBy, columns) : undefined;
-    if (params.sortOrder !== undefined && !['ascending', 'descending'].includes(params.sortOrder)) {
+    // Any case (RFC 7644 keywords are case-insensitive; some clients send "DESCENDING").
+    const sortOrder = params.sortOrder?.toLowerCase();
+    if (sortOrder !== undefined && !['ascending', 'descending'].includes(sortOrder)) {
       throw new ScimError(400, 'invalidValue', 'sortOrder must be "ascending" or "descending"');
     }
-    return { where, orderBy, descending: params.sortOrder === 'descending', startIndex: params.startIndex, count: Math.min(params.count, MAX_COUNT) };
+    return { where, orderBy, descending: sortOrder === 'descending', startIndex: params.startIndex, count: Math.min(params.count, MAX_COUNT) };
   }
 
   private async enqueue(tx: Repos, resourceType: 'User' | 'Group', resourceId: string, eventType: string, data: Json): Promise<void> {
@@ -85,7 +89,7 @@ export class ScimService {
 
   async listUsers(params: ListParams): Promise<ListResult> {
     const q = new ScimQueries(this.store.dataSource.manager);
-    const { total, rows } = await q.listUsers(this.listQuery(params, USER_COLUMNS, q.dialect));
+    const { total, rows } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
     const ids = rows.map((r) => r.id);
     const [keys, groups] = await Promise.all([q.userKeys(ids), q.groupsOf(ids)]);
     return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id), groups.get(r.id), this.options.basepath)) };
@@ -108,8 +112,7 @@ export class ScimService {
     const coerced = plain(new SCIMMY.Schemas.User(input, 'in'));
     const p = projectUser(coerced);
     if (!p.userName.trim()) throw new ScimError(400, 'invalidValue', 'userName is required');
-    if (p.userName.length > 255) throw new ScimError(400, 'invalidValue', 'userName is longer than 255 characters');
-    if (p.externalId && p.externalId.length > 255) throw new ScimError(400, 'invalidValue', 'externalId is longer than 255 characters');
+    checkLimits('User', p.attributes);
     return p;
   }
 
@@ -144,11 +147,11 @@ export class ScimService {
       // With its key extension, so scimmy answers `mutability` to attempts at changing it.
       const resource = await this.renderUser(q, row);
       const current = new SCIMMY.Schemas.User(resource, 'out');
-      const ops = normalisePatchOperations(b.Operations, plain(current), USER_EXTENSIONS);
-      if (Array.isArray(ops) && ops.some((o) => typeof o?.path === 'string' && /^(urn:ietf:params:scim:schemas:core:2\.0:user:)?groups\b/i.test(o.path))) {
-        throw new ScimError(400, 'mutability', 'groups is read-only: change memberships through /Groups');
-      }
-      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+      const patched = await applyPatch(current, b, USER_EXTENSIONS, (o) => {
+        if (typeof o?.path === 'string' && /^(urn:ietf:params:scim:schemas:core:2\.0:user:)?groups\b/i.test(o.path)) {
+          throw new ScimError(400, 'mutability', 'groups is read-only: change memberships through /Groups');
+        }
+      });
       if (!patched) return resource;
       return this.updateUser(tx, row, this.coerceUser(plain(patched)), ctx);
     });
@@ -240,7 +243,7 @@ export class ScimService {
     const profile = profileOf(coerced);
     const displayName = typeof profile.displayName === 'string' ? profile.displayName.trim() : '';
     if (!displayName) throw new ScimError(400, 'invalidValue', 'displayName is required');
-    if (displayName.length > 255) throw new ScimError(400, 'invalidValue', 'displayName is longer than 255 characters');
+    checkLimits('Group', profile, { ...profile, members: undefined });
     const members = Array.isArray(profile.members) ? (profile.members as Json[]) : [];
     const memberIds = [...new Set(members.map((m) => m.value).filter((v): v is string => typeof v === 'string' && v !== ''))];
     const { members: _m, ...attributes } = profile;

@@ -1,4 +1,4 @@
-import { normalisePatchOperations, normaliseResourceBody, UnknownAttributeError } from '../../scim/idp-quirks';
+import { applyPatch, canonicalPath, normalisePatchOperations, normaliseResourceBody, UnknownAttributeError } from '../../scim/idp-quirks';
 import { ENTERPRISE_USER_SCHEMA, PATCH_OP_SCHEMA, SCIMMY, USER_KEYS_SCHEMA } from '../../scim/schemas';
 
 const EXT = [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA];
@@ -131,5 +131,46 @@ describe('bad input', () => {
       status: 400,
       scimType: 'mutability',
     });
+  });
+});
+
+describe('applyPatch (ops in order, names case-insensitive, removal by value)', () => {
+  const members = ['u1', 'u2', 'u3'].map((v) => ({ value: v, display: `${v}@x`, $ref: `/scim/v2/Users/${v}`, type: 'User' }));
+  const group = () => new SCIMMY.Schemas.Group({ id: 'g1', displayName: 'Eng', members }, 'out');
+  const json = (r: unknown) => JSON.parse(JSON.stringify(r)) as Record<string, any>;
+
+  it('a removal value matches members on value alone, whatever else the object carries (Entra: "$ref": null)', async () => {
+    const r = await applyPatch(group(), { schemas: [PATCH_OP_SCHEMA], Operations: [{ op: 'Remove', path: 'members', value: [{ $ref: null, value: 'u2' }, { value: 'u3', display: 'other' }] }] }, []);
+    expect(json(r).members.map((m: { value: string }) => m.value)).toEqual(['u1']);
+  });
+
+  it('spells paths as the schema does, and gives bare extension attributes their URN', () => {
+    const def = SCIMMY.Schemas.User.definition;
+    expect(canonicalPath('Name.GivenName', def, EXT)).toBe('name.givenName');
+    expect(canonicalPath('EMAILS[type eq "work"].Value', def, EXT)).toBe('emails[type eq "work"].value');
+    expect(canonicalPath(`${ENTERPRISE_USER_SCHEMA.toUpperCase()}:Department`, def, EXT)).toBe(`${ENTERPRISE_USER_SCHEMA}:department`);
+    expect(canonicalPath('urn:ietf:params:scim:schemas:core:2.0:User:UserName', def, EXT)).toBe('userName');
+    expect(canonicalPath('manager', def, EXT)).toBe(`${ENTERPRISE_USER_SCHEMA}:manager`);
+    expect(canonicalPath('noSuchThing', def, EXT)).toBe('noSuchThing');
+  });
+
+  it('each op sees the changes of the ops before it: one new work address, not one per sub-attribute', async () => {
+    const resource = new SCIMMY.Schemas.User(user, 'out');
+    const ops = ['streetAddress', 'locality', 'postalCode'].map((sub, i) => ({ op: 'Add', path: `addresses[type eq "work"].${sub}`, value: `v${i}` }));
+    const r = json(await applyPatch(resource, { schemas: [PATCH_OP_SCHEMA], Operations: ops }, EXT));
+    expect(r.addresses).toEqual([{ type: 'work', streetAddress: 'v0', locality: 'v1', postalCode: 'v2', primary: true }]);
+  });
+
+  it('returns undefined when nothing changed', async () => {
+    expect(await applyPatch(group(), { schemas: [PATCH_OP_SCHEMA], Operations: [{ op: 'remove', path: 'members[value eq "nobody"]' }] }, [])).toBeUndefined();
+  });
+
+  it.each([5, null, true, { a: 1 }])('a path of %p is 400 invalidPath', async (path) => {
+    await expect(applyPatch(group(), { schemas: [PATCH_OP_SCHEMA], Operations: [{ op: 'replace', path, value: 'x' }] }, [])).rejects.toMatchObject({ status: 400, scimType: 'invalidPath' });
+  });
+
+  it('an error names the operation that failed', async () => {
+    const ops = [{ op: 'replace', path: 'displayName', value: 'A' }, { op: 'replace', path: 'noSuchAttribute', value: 'B' }];
+    await expect(applyPatch(group(), { schemas: [PATCH_OP_SCHEMA], Operations: ops }, [])).rejects.toMatchObject({ message: expect.stringContaining('operation 2') });
   });
 });
