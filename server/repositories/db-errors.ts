@@ -35,3 +35,21 @@ export async function mappingUniqueness<T>(resource: 'user' | 'group', write: ()
     throw new ConflictError(`a ${resource} with this ${target} already exists`, { target });
   }
 }
+
+/**
+ * The database connection went away under a statement (server restarted or failed over, backend
+ * terminated, network cut). The transaction did not commit — or, if it broke during COMMIT, we
+ * cannot know — so the client gets a 503 to retry rather than a 500, and the pool replaces the
+ * connection.
+ */
+export function connectionLost(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number; message?: string; driverError?: unknown };
+  const d = (e?.driverError ?? e) as typeof e;
+  const code = String(d?.code ?? '');
+  if (/^(57P01|57P02|57P03|08000|08003|08006|08001|08004)$/.test(code)) return true; // PostgreSQL
+  if (/^(PROTOCOL_CONNECTION_LOST|ECONNRESET|EPIPE|ECONNREFUSED|ER_CONNECTION_KILLED|PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR)$/.test(code)) return true;
+  if (d?.errno === 1927 || d?.errno === 2013 || d?.errno === 2006) return true; // MariaDB: killed, lost, gone away
+  // TypeORM releases a PostgreSQL query runner whose connection emitted an error; the transaction's next statement then says so.
+  if ((e as { name?: string })?.name === 'QueryRunnerAlreadyReleasedError') return true;
+  return /Connection terminated|connection is in closed state|Connection lost|server closed the connection/i.test(String(d?.message ?? e?.message ?? ''));
+}

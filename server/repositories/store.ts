@@ -7,6 +7,15 @@ import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
 import { DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, type PoolSettings } from './pool-guard';
+import { connectionLost } from './db-errors';
+import { ServiceUnavailableError } from '../errors';
+
+const connectionLostError = (cause: unknown) =>
+  new ServiceUnavailableError('the database connection was lost during the request; retry', {
+    internalDetail: `database connection lost: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`,
+    retryAfter: 1,
+    cause,
+  });
 
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
@@ -61,10 +70,15 @@ export class Store {
 
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
     const run = () =>
-      this.dataSource.transaction((m) => {
-        const tx = new Repos(m);
-        return this.current.run(tx, () => fn(tx));
-      });
+      this.dataSource
+        .transaction((m) => {
+          const tx = new Repos(m);
+          return this.current.run(tx, () => fn(tx));
+        })
+        .catch((err: unknown) => {
+          if (connectionLost(err)) throw connectionLostError(err);
+          throw err;
+        });
     if (this.driver !== 'better-sqlite3') return run();
     // The queue is SQLite's pool of one: a transaction waits for its turn as long as a pooled
     // connection would, then gets the same 503 and never runs.

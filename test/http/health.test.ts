@@ -84,10 +84,10 @@ describe('readiness when the database is gone', () => {
 
 describe('liveness: a wedged process fails /healthz', () => {
   test('an event loop blocked longer than CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS fails the next probe only', async () => {
-    const ctx = await createTestContext('sqlite', { CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS: '200' });
+    const ctx = await createTestContext('sqlite', { CS_HEALTH_MAX_EVENT_LOOP_DELAY_MS: '300' });
     try {
       await request(ctx.app).get('/healthz').expect(200);
-      const until = Date.now() + 500;
+      const until = Date.now() + 800;
       while (Date.now() < until); // a synchronous stall, as a runaway computation would cause
       await new Promise((r) => setTimeout(r, 50)); // the probe arrives after the stall
       const r = await request(ctx.app).get('/healthz').expect(503);

@@ -1,6 +1,6 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Router } from 'express';
 import type { AppDeps } from '../app';
+import { maxLagSince, startLagSampler } from '../event-loop-lag';
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -20,8 +20,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export function healthRoutes(deps: AppDeps): Router {
   const r = Router();
   const h = deps.config.health;
-  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  loopDelay.enable();
+  startLagSampler();
+  let lastProbe = Date.now();
 
   // /readyz is unauthenticated: one KMS round trip is shared for a few seconds so probes cannot
   // burn KMS quota, but never longer than a probe interval, so a hung KMS shows on the next probe.
@@ -36,8 +36,8 @@ export function healthRoutes(deps: AppDeps): Router {
   };
 
   r.get('/healthz', (req, res) => {
-    const delayMs = Math.round(loopDelay.max / 1e6);
-    loopDelay.reset();
+    const delayMs = maxLagSince(lastProbe);
+    lastProbe = Date.now();
     const stallMs = deps.store.poolWatch.stalledForMs();
     const checks = { eventLoop: delayMs > h.maxEventLoopDelayMs ? 'failing' : 'ok', databasePool: stallMs > h.maxPoolStallMs ? 'failing' : 'ok' };
     res.setHeader('Cache-Control', 'no-store');

@@ -1,0 +1,60 @@
+import request from 'supertest';
+import { testDatabaseNames } from '../support/databases';
+import { signInForToken } from '../support/auth-fixture';
+import { newUser } from '../scim/support';
+import { faultFixture, SLACK_MS, type FaultFixture } from './fixture';
+import { timed } from './support';
+
+const ACQUIRE_TIMEOUT_MS = 500;
+
+/**
+ * Every database connection (SQLite: its single writer) is taken by requests that do not finish.
+ * A new request waits at most CS_DB_ACQUIRE_TIMEOUT_MS, then gets 503 + Retry-After in its
+ * protocol's format; nothing is written; once the connections come back, it is served.
+ */
+describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
+  let f: FaultFixture;
+  let aliceToken: string;
+  beforeAll(async () => {
+    f = await faultFixture(kind, { CS_DB_POOL_SIZE: '2', CS_DB_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_TIMEOUT_MS) });
+    await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
+    aliceToken = await signInForToken(f, { nameId: 'alice@example.com' });
+  });
+  afterAll(async () => f?.close());
+
+  test('503 + Retry-After within the acquire timeout, no half-write, served again after', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const holders: Promise<unknown>[] = [];
+    const slots = kind === 'sqlite' ? 1 : 2;
+    let opened = 0;
+    try {
+      for (let i = 0; i < slots; i++) holders.push(f.store.transaction(async (t) => { await t.manager.query('SELECT 1'); opened++; await held; }));
+      while (opened < slots) await new Promise((r) => setTimeout(r, 10));
+
+      const create = await timed(Promise.resolve(f.scimPost('/Users', newUser('squeezed@example.com'))));
+      expect(create.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+      expect(create.value?.status).toBe(503);
+      expect(Number(create.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(create.value?.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '503' });
+
+      if (kind !== 'sqlite') {
+        // Reads need a pooled connection too (SQLite reads do not queue behind its writer).
+        const me = await timed(Promise.resolve(request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`)));
+        expect(me.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+        expect(me.value?.status).toBe(503);
+        expect(me.value?.headers['content-type']).toMatch(/application\/problem\+json/);
+        expect(Number(me.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      }
+      // Still alive: a busy pool is not a wedged one until CS_HEALTH_MAX_POOL_STALL_MS.
+      expect((await request(f.app).get('/healthz')).status).toBe(200);
+    } finally {
+      release();
+      await Promise.allSettled(holders);
+    }
+    const found = await f.scimGet(`/Users?filter=${encodeURIComponent('userName eq "squeezed@example.com"')}`).expect(200);
+    expect(found.body.totalResults).toBe(0);
+    await f.scimPost('/Users', newUser('squeezed@example.com')).expect(201);
+    await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
+  });
+});
