@@ -15,7 +15,7 @@ import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect }
 import { applyPatch, normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
 import { checkLimits } from './limits';
 import { ENTERPRISE_USER_COLUMNS } from './enterprise-columns';
-import { membersNamed, type NamedMembers } from './group-members';
+import { parseMemberPatch, type MemberPatch } from './group-members';
 import { OutboxRepository } from './repositories/outbox';
 import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
 import { groupResource, profileOf, projectUser, userResource } from './resources';
@@ -273,12 +273,12 @@ export class ScimService {
 
   async patchGroup(id: string, body: unknown, ctx: OpContext, withMembersInResponse = true): Promise<Json> {
     const b = requireBody(body, 'PATCH /Groups');
-    const named = membersNamed(b.Operations);
+    const members = parseMemberPatch(b.Operations);
     // Applied once before any KMS work (bad requests cost nothing), again on the locked fresh row.
-    const first = await this.patchedGroup(new ScimQueries(this.store.dataSource.manager), id, b, named);
+    const first = await this.patchedGroup(new ScimQueries(this.store.dataSource.manager), id, b, members);
     if (!first) return this.getGroup(id, withMembersInResponse);
     return this.keys.groups.change(id, first.change, ctx, this.keys.groups.rekeyMode, async (tx, r) => {
-      const again = await this.patchedGroup(new ScimQueries(tx.manager), id, b, named);
+      const again = await this.patchedGroup(new ScimQueries(tx.manager), id, b, members);
       return this.saveGroup(tx, id, again?.group, r, ctx, withMembersInResponse);
     });
   }
@@ -292,22 +292,30 @@ export class ScimService {
   }
 
   /**
-   * Applies a PATCH to the group with only the members it names (or all, when the result depends
-   * on every member): adding one member to a big group reads one membership, not the group.
+   * Applies a PATCH: membership operations to just the members they name (or all, when the result
+   * depends on every member), the others through scimmy to the group without its members — so
+   * adding one member to a big group reads one membership, not the group. Undefined: no change.
    */
-  private async patchedGroup(q: ScimQueries, id: string, b: Json, named: NamedMembers): Promise<{ group: ReturnType<ScimService['coerceGroup']>; change: MemberChange } | undefined> {
+  private async patchedGroup(q: ScimQueries, id: string, b: Json, members: MemberPatch): Promise<{ group?: ReturnType<ScimService['coerceGroup']>; change: MemberChange } | undefined> {
     const row = await q.findGroup(id);
     if (!row) throw new NotFoundError(`group ${id} not found`);
-    const [keys, members] = await Promise.all([q.groupKeys([id]), named.all ? q.members([id]).then((m) => m.get(id) ?? []) : q.membersAmong(id, named.ids)]);
-    const current = new SCIMMY.Schemas.Group(groupResource(row, keys.get(id), members, this.options.basepath), 'out');
-    const ops = normalisePatchOperations(b.Operations, plain(current), GROUP_EXTENSIONS);
-    const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
-    if (!patched) return undefined;
-    const group = this.coerceGroup(plain(patched));
-    const after = new Set(group.memberIds);
-    const change: MemberChange = named.all
-      ? { kind: 'set', members: group.memberIds }
-      : { kind: 'delta', add: group.memberIds, remove: named.ids.filter((u) => !after.has(u)) };
+    let group: ReturnType<ScimService['coerceGroup']> | undefined;
+    if (members.otherOps.length > 0 || !members.touchesMembers) {
+      const keys = (await q.groupKeys([id])).get(id);
+      const current = new SCIMMY.Schemas.Group(groupResource(row, keys, undefined, this.options.basepath), 'out');
+      const ops = normalisePatchOperations(members.otherOps, plain(current), GROUP_EXTENSIONS);
+      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+      if (patched) group = this.coerceGroup(plain(patched));
+    } else {
+      new SCIMMY.Messages.PatchOp(b as never); // the message itself: schemas, op names, paths
+    }
+    const start = members.all ? ((await q.members([id])).get(id) ?? []).map((m) => m.userId) : (await q.membersAmong(id, members.ids)).map((m) => m.userId);
+    const after = members.apply(start);
+    const before = new Set(start);
+    const same = after.length === before.size && after.every((u) => before.has(u));
+    if (!group && same) return undefined;
+    const kept = new Set(after);
+    const change: MemberChange = members.all ? { kind: 'set', members: after } : { kind: 'delta', add: after, remove: members.ids.filter((u) => !kept.has(u)) };
     return { group, change };
   }
 

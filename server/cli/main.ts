@@ -9,6 +9,7 @@ import { registerDoctor } from './doctor';
 import { registerSigningKeys } from './signing-keys';
 import { registerToken } from './token';
 import { registerOutbox } from './outbox';
+import { registerGroups } from './groups';
 
 export { describeFailure };
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerSigningKeys(program);
   registerToken(program);
   registerOutbox(program);
+  registerGroups(program);
   return program;
 }
 

@@ -1,0 +1,119 @@
+import { OutboxEntity } from '../../entities/scim';
+import { newWebhookSecret } from '../../scim/outbox/signature';
+import { testDatabaseNames } from '../support/databases';
+import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
+
+const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
+
+// Okta, "SCIM 2.0 Protocol Reference", "Update specific Group membership" (request body as printed;
+// only the example ids are replaced by real ones):
+// https://developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20
+const OKTA_MEMBERSHIP = `{
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{
+            "op": "remove",
+            "path": "members[value eq \\"89bb1940-b905-4575-9e7f-6f887cfb368e\\"]"
+            },
+            {
+            "op": "add",
+            "path": "members",
+            "value": [{
+                "value": "23a35c27-23d3-4c03-b4c5-6443c09e7173",
+                "display": "test.user@okta.local"
+            }]
+        }]
+    }`;
+
+// Microsoft Learn, "Tutorial: Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID",
+// "Update Group [Remove Members]" request:
+// https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups#update-group-remove-members
+const ENTRA_REMOVE_MEMBER = `{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "Remove",
+        "path": "members",
+        "value": [{
+            "$ref": null,
+            "value": "f648f8d5ea4e4cd38e9c"
+        }]
+    }]
+}`;
+
+const withIds = (body: string, ids: Record<string, string>): unknown => {
+  let out = body;
+  for (const [from, to] of Object.entries(ids)) out = out.split(from).join(to);
+  return JSON.parse(out);
+};
+
+/** Rekey on member removal through SCIM, as Okta and Entra ID send it; every rotation reaches the webhook outbox. */
+describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
+  let ctx: ScimTestContext;
+  const u: Record<string, string> = {};
+  beforeAll(async () => {
+    ctx = await scimContext(kind, { CS_WEBHOOK_URL: 'http://127.0.0.1:9/unreachable', CS_WEBHOOK_SECRET: newWebhookSecret() });
+    for (const n of ['a', 'b', 'c', 'd']) u[n] = (await ctx.post('/Users', newUser(`rekey-${n}@example.com`)).expect(201)).body.id;
+  });
+  afterAll(async () => ctx?.cleanup());
+
+  const rotations = async (groupId: string) =>
+    (await ctx.store.dataSource.manager.find(OutboxEntity, { where: { resource_id: groupId, event_type: 'group.key.rotated' }, order: { seq: 'ASC' } })).map(
+      (e) => JSON.parse(e.payload).data as Record<string, unknown>,
+    );
+  const memberIds = (res: { body: { members?: { value: string }[] } }) => (res.body.members ?? []).map((m) => m.value).sort();
+
+  test('Okta and Entra removals rotate; the resource shows the version; each rotation is an outbox event with the new public key', async () => {
+    const created = await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Rekey SCIM', members: [{ value: u.a }, { value: u.b }, { value: u.c }] }).expect(201);
+    const id = created.body.id as string;
+    expect(created.body[GKEYS].keyVersion).toBe(1);
+
+    // Okta: remove b and add d in one request → one rotation.
+    const okta = await ctx.patch(`/Groups/${id}`, withIds(OKTA_MEMBERSHIP, { '89bb1940-b905-4575-9e7f-6f887cfb368e': u.b, '23a35c27-23d3-4c03-b4c5-6443c09e7173': u.d })).expect(200);
+    expect(memberIds(okta)).toEqual([u.a, u.c, u.d].sort());
+    expect(okta.body[GKEYS].keyVersion).toBe(2);
+    expect(okta.body[GKEYS].publicKeyJwk).not.toBe(created.body[GKEYS].publicKeyJwk);
+    let events = await rotations(id);
+    expect(events).toEqual([{ id, keyVersion: 2, keyAlgorithm: 'ec-p256', publicKeyJwk: okta.body[GKEYS].publicKeyJwk, kekUri: okta.body[GKEYS].kekUri }]);
+    expect(JSON.stringify(events)).not.toMatch(/"d"/); // no private key material
+
+    // Entra ID: remove c by value, `$ref: null` beside it.
+    const entra = await ctx.patch(`/Groups/${id}`, withIds(ENTRA_REMOVE_MEMBER, { f648f8d5ea4e4cd38e9c: u.c })).expect(200);
+    expect(memberIds(entra)).toEqual([u.a, u.d].sort());
+    expect(entra.body[GKEYS].keyVersion).toBe(3);
+
+    // An add never rotates; removing someone who is not a member does not either.
+    const add = await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u.b }] }] }).expect(200);
+    expect(add.body[GKEYS].keyVersion).toBe(3);
+    const noop = await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${u.c}"]` }] }).expect(200);
+    expect(noop.body[GKEYS].keyVersion).toBe(3);
+
+    // PUT with fewer members rotates; the same members again do not.
+    const put = await ctx.put(`/Groups/${id}`, { schemas: [GROUP_SCHEMA], displayName: 'Rekey SCIM', members: [{ value: u.a }] }).expect(200);
+    expect(memberIds(put)).toEqual([u.a]);
+    expect(put.body[GKEYS].keyVersion).toBe(4);
+    await ctx.put(`/Groups/${id}`, { schemas: [GROUP_SCHEMA], displayName: 'Rekey SCIM', members: [{ value: u.a }] }).expect(200);
+    events = await rotations(id);
+    expect(events.map((e) => e.keyVersion)).toEqual([2, 3, 4]);
+    expect((await ctx.get(`/Groups/${id}`).expect(200)).body[GKEYS].keyVersion).toBe(4);
+  });
+
+  test('deleting a user rotates every group they were in, once each, and sends the rotation', async () => {
+    const x = (await ctx.post('/Users', newUser('rekey-leaver@example.com')).expect(201)).body.id as string;
+    const g1 = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Leaver 1', members: [{ value: x }, { value: u.a }] }).expect(201)).body.id as string;
+    const g2 = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Leaver 2', members: [{ value: x }] }).expect(201)).body.id as string;
+    await ctx.del(`/Users/${x}`).expect(204);
+    for (const g of [g1, g2]) {
+      const res = await ctx.get(`/Groups/${g}`).expect(200);
+      expect(memberIds(res)).not.toContain(x);
+      expect(res.body[GKEYS].keyVersion).toBe(2);
+      expect((await rotations(g)).map((e) => e.keyVersion)).toEqual([2]);
+    }
+  });
+
+  test('a PATCH asking excludedAttributes=members answers without members', async () => {
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'No members back', members: [{ value: u.a }] }).expect(201)).body.id as string;
+    const res = await ctx.patch(`/Groups/${g}?excludedAttributes=members`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u.b }] }] }).expect(200);
+    expect(res.body.members).toBeUndefined();
+    expect(res.body[GKEYS].keyVersion).toBe(1);
+    expect(memberIds(await ctx.get(`/Groups/${g}`).expect(200))).toEqual([u.a, u.b].sort());
+  });
+});
