@@ -12,7 +12,7 @@ import type { OpContext } from '../server/keys/types';
 import type { Repos, Store } from '../server/repositories/store';
 import { ScimError } from './errors';
 import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect } from './filter-sql';
-import { applyPatch, normalisePatchOperations, normaliseResourceBody } from './idp-quirks';
+import { applyPatch, normaliseResourceBody } from './idp-quirks';
 import { checkLimits } from './limits';
 import { ENTERPRISE_USER_COLUMNS } from './enterprise-columns';
 import { parseMemberPatch, type MemberPatch } from './group-members';
@@ -303,8 +303,7 @@ export class ScimService {
     if (members.otherOps.length > 0 || !members.touchesMembers) {
       const keys = (await q.groupKeys([id])).get(id);
       const current = new SCIMMY.Schemas.Group(groupResource(row, keys, undefined, this.options.basepath), 'out');
-      const ops = normalisePatchOperations(members.otherOps, plain(current), GROUP_EXTENSIONS);
-      const patched = await new SCIMMY.Messages.PatchOp({ ...b, Operations: ops } as never).apply(current);
+      const patched = await applyPatch(current, { ...b, Operations: members.otherOps }, GROUP_EXTENSIONS);
       if (patched) group = this.coerceGroup(plain(patched));
     } else {
       new SCIMMY.Messages.PatchOp(b as never); // the message itself: schemas, op names, paths
