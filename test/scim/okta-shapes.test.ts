@@ -29,7 +29,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Okta request shapes o
 
   it('POST /Users with no Content-Type (as printed) is parsed as JSON; password and groups dropped', async () => {
     const res = await send('post', '/Users', OKTA_CREATE_USER).expect(201);
-    expect(res.req.getHeader('content-type')).toBeUndefined();
+    expect((res as unknown as { req: { getHeader: (name: string) => unknown } }).req.getHeader('content-type')).toBeUndefined();
     expect(res.body).toMatchObject({ userName: 'test.user@okta.local', externalId: '00ujl29u0le5T6Aj10h7', displayName: 'Test User', locale: 'en-US', active: true });
     expect(res.body.password).toBeUndefined();
     const row = await ctx.store.dataSource.manager.findOneByOrFail(UserEntity, { id: res.body.id });
