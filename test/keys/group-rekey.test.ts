@@ -164,6 +164,18 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     expect((await f.store.repos.groups.findKeys(g.id))!.keyVersion).toBe(2);
   });
 
+  test('a KMS fault while adding a member writes nothing but the failure audit row', async () => {
+    const g = await f.keys.provisionGroup({ displayName: 'Add fault', memberIds: [ids.alice] }, op);
+    const adapter = f.kms.forUri(f.config.kms.kekUri);
+    // The counting spy of beforeAll answers once with an outage, then as before.
+    jest.spyOn(adapter, 'unwrap').mockRejectedValueOnce(new KmsUnavailableError('injected outage'));
+    await expect(f.keys.addMembers(g.id, [ids.carol], op)).rejects.toBeInstanceOf(KmsUnavailableError);
+    expect(await f.store.repos.memberships.memberIds(g.id)).toEqual([ids.alice]);
+    expect(await memberKeyRows(g.id, ids.carol)).toBe(0);
+    const [e] = await f.store.repos.audit.recent(1, { action: 'group.member.add', targetId: g.id });
+    expect(e).toMatchObject({ outcome: 'failure', detail: '{"error":"kms_unavailable"}' });
+  });
+
   test('two concurrent removals: both rotate, versions are consistent, nobody removed is sealed into the latest', async () => {
     const people: string[] = [];
     for (let i = 0; i < 6; i++) people.push((await f.keys.provisionUser({ userName: `conc-rm-${i}@example.com` }, op)).id);
