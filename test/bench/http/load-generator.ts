@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import type { LoadResult, LoadSpec } from './load';
+import { summarize, type LoadSpec } from './load';
 
 /**
  * The load generator, run as its own process so it never shares a CPU queue with the server it
@@ -41,18 +41,10 @@ async function main(): Promise<void> {
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
     });
   });
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-  const out: LoadResult = {
-    ok: latencies.length,
-    failed: result.non2xx + result.errors + result.timeouts,
-    statuses,
-    seconds: result.duration,
-    rps: latencies.length / result.duration,
-    p50ms: pct(0.5),
-    p99ms: pct(0.99),
-    maxms: latencies[latencies.length - 1] ?? NaN,
-  };
+  const out = summarize(
+    latencies.map((l) => Math.round(l * 1000) / 1000),
+    { failed: result.non2xx + result.errors + result.timeouts, statuses, seconds: result.duration },
+  );
   process.stdout.write(JSON.stringify(out));
 }
 

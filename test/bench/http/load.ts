@@ -28,8 +28,25 @@ export interface LoadResult {
   p50ms: number;
   p99ms: number;
   maxms: number;
+  /** Every 2xx response time, ms, sorted. */
+  latencies: number[];
   /** Highest resident memory of the target process tree seen while the load ran, bytes. */
   rssBytes?: number;
+}
+
+/** Throughput and percentiles from the 2xx response times (any order) of a run of `seconds`. */
+export function summarize(latencies: number[], o: { failed: number; statuses: Record<string, number>; seconds: number }): LoadResult {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+  return { ok: sorted.length, failed: o.failed, statuses: o.statuses, seconds: o.seconds, rps: sorted.length / o.seconds, p50ms: pct(0.5), p99ms: pct(0.99), maxms: sorted[sorted.length - 1] ?? NaN, latencies: sorted };
+}
+
+/** Two runs of one scenario as one result. */
+export function combine(a: LoadResult, b: LoadResult): LoadResult {
+  const statuses = { ...a.statuses };
+  for (const [code, n] of Object.entries(b.statuses)) statuses[code] = (statuses[code] ?? 0) + n;
+  const r = summarize([...a.latencies, ...b.latencies], { failed: a.failed + b.failed, statuses, seconds: a.seconds + b.seconds });
+  return { ...r, rssBytes: Math.max(a.rssBytes ?? 0, b.rssBytes ?? 0) || undefined };
 }
 
 /** Runs the load generator as its own process against `spec`, sampling the RSS of `targetPid`. */
