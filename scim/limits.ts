@@ -51,3 +51,29 @@ export function checkLimits(kind: 'User' | 'Group', resource: Json, stored: Json
     throw refuse(`the ${kind.toLowerCase()}'s attributes take ${bytes} bytes; at most ${LIMITS.maxAttributeBytes} are stored (fewer or shorter values)`);
   }
 }
+
+function refuseNul(value: unknown, path: string): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw refuse(`attribute "${path || 'value'}" contains a NUL character`);
+  } else if (Array.isArray(value)) {
+    for (const v of value) refuseNul(v, path);
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) refuseNul(v, path ? `${path}.${k}` : k);
+  }
+}
+
+/**
+ * NUL characters anywhere in a PatchOp's paths or values, refused before the request touches
+ * the database: some operations (group membership) reach a query before the patched resource is
+ * coerced and checked as a whole.
+ */
+export function checkPatchStrings(body: unknown): void {
+  const operations = (body as Json | null)?.Operations;
+  if (!Array.isArray(operations)) return;
+  operations.forEach((op: unknown, i) => {
+    if (op === null || typeof op !== 'object') return;
+    const { path, value } = op as Json;
+    if (typeof path === 'string' && path.includes('\u0000')) throw new ScimError(400, 'invalidPath', `the path of operation ${i + 1} contains a NUL character`);
+    refuseNul(value, typeof path === 'string' ? path.replace(/\[.*?\]/g, '') : '');
+  });
+}

@@ -9,6 +9,7 @@ import { NotFoundError } from '../server/errors';
 import { discoveryRouter } from './discovery';
 import { scimErrorHandler } from './errors';
 import { groupsRouter } from './groups';
+import { checkPatchStrings } from './limits';
 import { rateLimitPerToken } from './rate-limit';
 import { ApiTokenRepository } from './repositories/api-tokens';
 import { RateLimitRepository } from '../server/repositories/rate-limits';
@@ -63,8 +64,12 @@ export function scimRouter(deps: AppDeps): Router {
   r.use(auth);
   r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, run: ownWrites(deps.store, (m) => new RateLimitRepository(m)) }));
   r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: isJsonBody, strict: true }));
-  // PostgreSQL refuses NUL in text: an id holding one names no resource.
+  // PostgreSQL refuses NUL in text: an id holding one names no resource; a PATCH carrying one is refused whole.
   r.use((req, _res, next) => next(/%00/.test(req.path) ? new NotFoundError('no SCIM resource has that id') : undefined));
+  r.use((req, _res, next) => {
+    if (req.method === 'PATCH') checkPatchStrings(req.body);
+    next();
+  });
   r.use(discoveryRouter());
   r.use('/Users', usersRouter(service));
   r.use('/Groups', groupsRouter(service));

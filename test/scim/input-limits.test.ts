@@ -59,6 +59,16 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM input limits on 
     refused(await ctx.patch(`/Users/${victim}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'title', value: `t${NUL}` }] }).expect(400), 'title');
     refused(await ctx.patch(`/Groups/${group}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'displayName', value: `g${NUL}` }] }).expect(400), 'displayName');
     refused(await ctx.put(`/Users/${victim}`, { schemas: [USER_SCHEMA], userName: 'victim@limits.example', nickName: `n${NUL}` }).expect(400), 'nickName');
+    // Membership operations reach a query before the group is checked as a whole.
+    refused(await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'G', members: [{ value: `m${NUL}` }] }).expect(400), 'members.value');
+    for (const op of [
+      { op: 'add', path: 'members', value: [{ value: `m${NUL}` }] },
+      { op: 'remove', path: 'members', value: [{ value: `m${NUL}` }] },
+      { op: 'replace', path: 'members', value: [{ value: `m${NUL}` }] },
+    ]) {
+      refused(await ctx.patch(`/Groups/${group}`, { schemas: [PATCH], Operations: [op] }).expect(400), 'members.value');
+    }
+    refused(await ctx.patch(`/Groups/${group}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "m${NUL}"]` }] }).expect(400), 'path', 'invalidPath');
     refused(await ctx.get(`/Users?filter=${encodeURIComponent(`userName eq "a${NUL}"`)}`).expect(400), 'NUL', 'invalidFilter');
     const byId = await ctx.get('/Users/%00').expect(404);
     expect(byId.body).toMatchObject({ schemas: [ERROR], status: '404' });
