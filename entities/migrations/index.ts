@@ -2,6 +2,7 @@ import { InitialSchema1763770000000 } from './1763770000000-initial-schema';
 import { SignInState1763780000000 } from './1763780000000-sign-in-state';
 import { Scim1763800000000 } from './1763800000000-scim';
 import { GroupKeyVersions1764000000000 } from './1764000000000-group-key-versions';
+import { OutboxPayloadLongtext1764000100000 } from './1764000100000-outbox-payload-longtext';
 
 /** Every migration, in order. Append new ones; never edit or reorder released ones. */
-export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000];
+export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000, OutboxPayloadLongtext1764000100000];
