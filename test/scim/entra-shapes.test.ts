@@ -9,6 +9,8 @@ import {
   ENTRA_ADD_MEMBER,
   ENTRA_ADDRESS_AND_EMAIL,
   ENTRA_CREATE_GROUP,
+  ENTRA_CREATE_USER,
+  ENTRA_DISABLE_USER,
   ENTRA_FLAG_MEMBER_ID,
   ENTRA_MANAGER_ID,
   ENTRA_MEMBER_ID,
@@ -17,6 +19,7 @@ import {
   ENTRA_REMOVE_MEMBER,
   ENTRA_REMOVE_MEMBER_FLAG,
   ENTRA_REMOVE_MEMBER_NO_FLAG,
+  ENTRA_REPLACE_USERNAME,
   withIds,
 } from './idp-bodies';
 import { GROUP_SCHEMA, newUser, PATCH, scimContext, USER_SCHEMA, type ScimTestContext } from './support';
@@ -49,6 +52,17 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Entra ID request shap
       rows: rows.map((r) => r.userId).sort(),
     };
   };
+
+  it('the tutorial\'s user lifecycle: create, rename, disable', async () => {
+    const created = await send('post', '/Users', ENTRA_CREATE_USER).expect(201);
+    expect(created.body).toMatchObject({ userName: 'Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee', active: true, name: { formatted: 'givenName familyName' } });
+    const id = created.body.id as string;
+    const renamed = await send('patch', `/Users/${id}`, ENTRA_REPLACE_USERNAME).expect(200);
+    expect(renamed.body.userName).toBe('5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com');
+    const disabled = await send('patch', `/Users/${id}`, ENTRA_DISABLE_USER).expect(200);
+    expect(disabled.body.active).toBe(false);
+    expect((await ctx.store.dataSource.manager.findOneByOrFail(UserEntity, { id })).active).toBeFalsy();
+  });
 
   it('POST /Groups declaring the ADSCIM marker schema is accepted (marker dropped)', async () => {
     const res = await send('post', '/Groups', ENTRA_CREATE_GROUP).expect(201);
