@@ -37,6 +37,8 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
   const tokens: Record<string, string> = {};
   let calls: { wrap: number; unwrap: number };
   let failNextWrap: Error | undefined;
+  /** Plaintext membership keys handed to the KMS (wrap) and handed back by it (unwrap). */
+  let plaintexts: Uint8Array[] = [];
   let restore: () => void;
 
   beforeAll(async () => {
@@ -50,6 +52,7 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     const unwrap = adapter.unwrap.bind(adapter);
     const w = jest.spyOn(adapter, 'wrap').mockImplementation(async (...args) => {
       calls.wrap++;
+      plaintexts.push(args[1]);
       const e = failNextWrap;
       failNextWrap = undefined;
       if (e) throw e;
@@ -57,7 +60,9 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     });
     const u = jest.spyOn(adapter, 'unwrap').mockImplementation(async (...args) => {
       calls.unwrap++;
-      return unwrap(...args);
+      const key = await unwrap(...args);
+      plaintexts.push(key);
+      return key;
     });
     restore = () => {
       w.mockRestore();
@@ -174,6 +179,15 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     expect(await memberKeyRows(g.id, ids.carol)).toBe(0);
     const [e] = await f.store.repos.audit.recent(1, { action: 'group.member.add', targetId: g.id });
     expect(e).toMatchObject({ outcome: 'failure', detail: '{"error":"kms_unavailable"}' });
+  });
+
+  test('every plaintext membership key, wrapped or unwrapped, is zeroed once the write is done', async () => {
+    plaintexts = [];
+    const g = await f.keys.provisionGroup({ displayName: 'Zeroed', memberIds: [ids.alice, ids.bob] }, op);
+    await f.keys.removeMembers(g.id, [ids.bob], op); // rotation: a new key wrapped
+    await f.keys.addMembers(g.id, [ids.carol], op); // two versions unwrapped
+    expect(plaintexts).toHaveLength(4);
+    for (const k of plaintexts) expect(Buffer.from(k).every((b) => b === 0)).toBe(true);
   });
 
   test('two concurrent removals: both rotate, versions are consistent, nobody removed is sealed into the latest', async () => {

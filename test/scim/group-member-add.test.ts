@@ -1,5 +1,5 @@
 import { ScimQueries } from '../../scim/repositories/scim-queries';
-import { MembershipsRepository } from '../../server/repositories/groups';
+import { GroupsRepository, MembershipsRepository } from '../../server/repositories/groups';
 import { testDatabaseNames } from '../support/databases';
 import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
 
@@ -33,5 +33,28 @@ describe.each(testDatabaseNames())('member add reads only the members it names (
       allIds.mockRestore();
     }
     expect(((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members as unknown[]).length).toBe(6);
+  });
+
+  test('a group that changes under every attempt: bounded retries, then 503 with Retry-After in the SCIM error format, nothing written', async () => {
+    const a = (await ctx.post('/Users', newUser('busy-a@example.com')).expect(201)).body.id as string;
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Busy' }).expect(201)).body;
+    const real = GroupsRepository.prototype.findKeys;
+    let reads = 0;
+    // Every read sees a newer key version than the one before: each prepared attempt is overtaken.
+    const spy = jest.spyOn(GroupsRepository.prototype, 'findKeys').mockImplementation(async function (this: GroupsRepository, id: string) {
+      const k = await real.call(this, id);
+      return k && { ...k, keyVersion: k.keyVersion + ++reads };
+    });
+    try {
+      const res = await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: a }] }] });
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+      expect(res.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '503' });
+      expect(res.body.detail).toMatch(/being changed by other requests; retry/);
+      expect(reads).toBe(8); // 4 attempts, each a prepare and a commit read
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members ?? []).toEqual([]);
   });
 });
