@@ -116,3 +116,24 @@ describe('SCIM filter → SQL', () => {
     expect(() => sortColumn('members.value', columns)).toThrow(expect.objectContaining({ scimType: 'invalidFilter' }));
   });
 });
+
+describe('SCIM filter → SQL on JSON attributes (enterprise manager)', () => {
+  const json: ColumnMap = {
+    manager: { kind: 'json', column: 'u.scim_attributes', path: ['urn:ietf:params:scim:schemas:extension:enterprise:2.0:User', 'manager', 'value'], caseExact: true },
+    evil: { kind: 'json', column: 'u.scim_attributes', path: ["x'); DROP TABLE users; --"], caseExact: true },
+  };
+  const j = (f: string, dialect: 'postgres' | 'mysql' | 'sqlite') => filterToSql(parseFilter(f), json, { dialect });
+
+  it('reads the value with each engine\'s JSON function; the value stays a parameter', () => {
+    const path = '"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"';
+    expect(j('manager eq "m1"', 'postgres').sql).toContain(`CAST(u.scim_attributes AS jsonb) #>> '{${path},"manager","value"}'`);
+    expect(j('manager eq "m1"', 'mysql').sql).toContain(`JSON_VALUE(u.scim_attributes, '$.${path}."manager"."value"')`);
+    expect(j('manager eq "m1"', 'sqlite').sql).toContain(`json_extract(u.scim_attributes, '$.${path}."manager"."value"')`);
+    expect(j('manager eq "m1\' OR 1=1"', 'sqlite').params).toEqual({ f0: "m1' OR 1=1" });
+  });
+
+  it('refuses a column map path that would need escaping, and sorting on JSON attributes', () => {
+    expect(() => j('evil eq "x"', 'postgres')).toThrow(/unsafe JSON path/);
+    expect(() => sortColumn('manager', json)).toThrow(/sorting by "manager" is not supported/);
+  });
+});
