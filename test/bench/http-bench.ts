@@ -1,12 +1,14 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
 import { combine, runLoad, type LoadResult, type LoadSpec } from './http/load';
 import { startNode, type Started } from './http/processes';
 import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
+import { summarizeProfile } from './http/profile-summary';
 
 /**
  * `npm run bench:http` (or `npm run bench -- http`): hot paths measured from outside (issue 10).
@@ -24,6 +26,8 @@ export interface HttpBenchOptions {
   groupSizes: number[];
   /** Group size for "remove one member". */
   removeFrom: number;
+  /** Write a V8 CPU profile of each server process here (open in Chrome DevTools). */
+  cpuProfileDir?: string;
 }
 
 interface Row {
@@ -49,7 +53,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   cleanups.add(limit.stop);
   try {
     for (const database of o.databases) {
-      const server = await startCryptoServer(database);
+      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir });
       cleanups.add(server.close);
       try {
         printTable(database, server, await scenarios(server, limit, o));
@@ -57,6 +61,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
         cleanups.delete(server.close);
         await server.close();
       }
+      if (o.cpuProfileDir) printProfile(database, o.cpuProfileDir, server.process.pid);
     }
   } finally {
     cleanups.delete(limit.stop);
@@ -221,6 +226,15 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
   }
 }
 
+/** Self time by package or file, from the profile the server wrote when it stopped. */
+function printProfile(database: BenchDatabase, dir: string, pid: number): void {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`));
+  if (!file) return void console.log(`# no CPU profile of pid ${pid} found in ${dir}`);
+  console.log(`\n### Where the server's CPU time went (${database}, self time of the whole run): ${join(dir, file)}`);
+  console.log('| package or file | share |\n|---|---:|');
+  for (const s of summarizeProfile(join(dir, file))) console.log(`| ${s.name} | ${(s.share * 100).toFixed(1)} % |`);
+}
+
 function positive(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number greater than 0');
@@ -237,9 +251,10 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--group-sizes <list>', 'group sizes for "add one member"', '100,1000,2000')
     .option('--remove-from <n>', 'group size for "remove one member"', positive, 1000)
     .option('--long', 'longer run: 30 s per scenario and 10,000 users (unless given)')
+    .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -250,6 +265,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     users: opts.users ?? (opts.long ? 10_000 : 3_000),
     groupSizes,
     removeFrom: opts.removeFrom,
+    cpuProfileDir: opts.cpuProf ? resolve(opts.cpuProf) : undefined,
   };
 }
 

@@ -31,7 +31,7 @@ export interface RunningServer {
  * (the embedded defaults), or a fresh PostgreSQL database made like the tests make theirs. SAML points
  * at the test IdP (run in this process; only its signing key is used), so a real sign-in can run.
  */
-export async function startCryptoServer(database: BenchDatabase): Promise<RunningServer> {
+export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string } = {}): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   let db: TestDatabase | undefined;
   let idp: TestIdp | undefined;
@@ -66,7 +66,9 @@ export async function startCryptoServer(database: BenchDatabase): Promise<Runnin
       Object.assign(env, { CS_DATABASE_URL: db.url, CS_MIGRATE_ON_START: 'true', CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64') });
     }
     // Ready when /healthz answers (not by parsing its start-up message, which is free to change).
-    const proc = await startNode(MAIN_JS, ['serve'], env, { url, probePath: '/healthz' });
+    // --cpu-prof writes the profile when the process exits, which it does on the SIGTERM that stops it.
+    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
+    const proc = await startNode(MAIN_JS, ['serve'], env, { url, probePath: '/healthz' }, { nodeArgs });
     const theIdp = idp;
     const theDb = db;
     let closing: Promise<void> | undefined;

@@ -20,8 +20,9 @@ export type Readiness = { line: RegExp } | { url: string; probePath: string };
  * Starts `node <script> ...args` and waits until it is ready. Output is drained continuously so a
  * chatty child never blocks on a full pipe; the last lines go into the error if it fails to start.
  */
-export async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, ready: Readiness, timeoutMs = 60_000): Promise<Started> {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, ready: Readiness, opts: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<Started> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const keep = (chunk: Buffer) => {
     for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.push(l);
