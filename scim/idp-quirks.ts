@@ -1,8 +1,9 @@
 /**
- * Identity providers do not all follow RFC 7644. These pure functions turn what Microsoft Entra ID
+ * Identity providers do not all follow RFC 7644. These functions turn what Microsoft Entra ID
  * (default mode and with the aadOptscim062020 flag) and Okta really send into requests scimmy's
- * PatchOp and schemas accept. Each rule names the provider behaviour it exists for; see
- * docs/scim.md and the request-shape tests in test/scim/idp-quirks.test.ts.
+ * PatchOp and schemas accept, and apply a PatchOp one operation at a time. Each rule names the
+ * provider behaviour it exists for; see docs/scim.md, test/scim/idp-quirks.test.ts and the
+ * vendor-body tests test/scim/entra-shapes.test.ts and test/scim/okta-shapes.test.ts.
  */
 import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, PATCH_OP_SCHEMA, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
 
@@ -155,7 +156,7 @@ export function canonicalPath(path: string, definition: SCIMMY.Types.SchemaDefin
 /** Sub-attribute names inside a complex value (`{"GivenName": …}` for `name`), spelled as the schema does. */
 function canonicalValue(value: unknown, path: string, definition: SCIMMY.Types.SchemaDefinition): unknown {
   if (Array.isArray(value)) return value.map((v) => canonicalValue(v, path, definition));
-  if (!isObject(value) || /\]$/.test(path)) return value;
+  if (!isObject(value)) return value;
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) out[lookupName(definition, `${path.replace(/\[.*\]/, '')}.${k}`) ?? k] = v;
   return out;

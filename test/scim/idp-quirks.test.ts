@@ -161,6 +161,17 @@ describe('applyPatch (ops in order, names case-insensitive, removal by value)', 
     expect(r.addresses).toEqual([{ type: 'work', streetAddress: 'v0', locality: 'v1', postalCode: 'v2', primary: true }]);
   });
 
+  it('sub-attribute names inside a value are case-insensitive too, also for a filtered element', async () => {
+    const resource = new SCIMMY.Schemas.User({ ...user, emails: [{ value: 'w@x', type: 'work' }] }, 'out');
+    const ops = [
+      { op: 'replace', path: 'Name', value: { GivenName: 'Al' } },
+      { op: 'add', path: 'emails[type eq "work"]', value: { Display: 'Work' } },
+    ];
+    const r = json(await applyPatch(resource, { schemas: [PATCH_OP_SCHEMA], Operations: ops }, EXT));
+    expect(r.name.givenName).toBe('Al');
+    expect(r.emails).toEqual([{ value: 'w@x', type: 'work', display: 'Work' }]);
+  });
+
   it('returns undefined when nothing changed', async () => {
     expect(await applyPatch(group(), { schemas: [PATCH_OP_SCHEMA], Operations: [{ op: 'remove', path: 'members[value eq "nobody"]' }] }, [])).toBeUndefined();
   });
