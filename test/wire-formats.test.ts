@@ -18,6 +18,13 @@ describe('wire formats (docs/wire-formats.md)', () => {
     expect(canonicalContext(binding.passwordKey(v.associatedData.context.user)).toString('utf8')).toBe(v.associatedData.canonical);
   });
 
+  test('group membership keys: version 1 binds the group only (as before versions), later versions the version too', () => {
+    const g = v.groupMembershipKeyBinding;
+    expect(canonicalContext(binding.membershipKey(g.group)).toString('utf8')).toBe(g.version1);
+    expect(canonicalContext(binding.membershipKey(g.group, 1)).toString('utf8')).toBe(g.version1);
+    expect(canonicalContext(binding.membershipKey(g.group, 2)).toString('utf8')).toBe(g.version2);
+  });
+
   test('associated data refuses missing purpose, odd keys and non-string values', () => {
     expect(() => canonicalContext({ user: 'x' } as never)).toThrow(BadRequestError);
     expect(() => canonicalContext({ purpose: 'p', '1': 'x' } as never)).toThrow(BadRequestError);

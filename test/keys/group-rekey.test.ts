@@ -4,7 +4,7 @@ import { testDatabaseNames } from '../support/databases';
 import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
 import { openUnderSymmetricKey, openWithPrivateKey } from '../../server/keys/jose-keys';
 import { KeyService } from '../../server/keys/key-service';
-import { KmsUnavailableError } from '../../server/errors';
+import { KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 import { GroupKeyVersionEntity, GroupMemberKeyEntity } from '../../entities';
 
 const op = { actor: 'test' };
@@ -119,6 +119,9 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     const aliceGmks = await openAll(alice, g.id);
     expect(aliceGmks.get(1)!.equals(bobOldGmk)).toBe(true);
     expect(aliceGmks.get(2)!.equals(bobOldGmk)).toBe(false);
+    // SCIM's memberKeys (group_members) carry the current version too.
+    const current = (await f.store.repos.memberships.forGroup(g.id)).find((m) => m.userId === ids.alice)!;
+    expect(current.memberJwe).toBe(ag.versions[0].memberJwe);
 
     // Bob's old token still works for his own keys, but the group is gone from his bundle...
     expect((await bundle('bob')).groups.find((x) => x.groupId === g.id)).toBeUndefined();
@@ -188,6 +191,16 @@ describe.each(testDatabaseNames())('group rekey on member removal (%s)', (kind) 
     await f.keys.addMembers(g.id, [ids.carol], op); // two versions unwrapped
     expect(plaintexts).toHaveLength(4);
     for (const k of plaintexts) expect(Buffer.from(k).every((b) => b === 0)).toBe(true);
+  });
+
+  test("one version's envelope does not open as another version's (the version is bound)", async () => {
+    const g = await f.keys.provisionGroup({ displayName: 'Bound versions', memberIds: [ids.alice, ids.bob, ids.carol] }, op);
+    await f.keys.removeMembers(g.id, [ids.bob], op);
+    await f.keys.removeMembers(g.id, [ids.carol], op);
+    const [, v2] = await f.store.repos.groups.versions(g.id);
+    await f.store.dataSource.manager.update(GroupKeyVersionEntity, { groupId: g.id, version: 3 }, { wrappedMembershipKey: v2.wrappedMembershipKey });
+    await expect(f.keys.addMembers(g.id, [ids.dave], op)).rejects.toBeInstanceOf(UnwrapRefusedError);
+    expect(await f.store.repos.memberships.memberIds(g.id)).toEqual([ids.alice]);
   });
 
   test('two concurrent removals: both rotate, versions are consistent, nobody removed is sealed into the latest', async () => {
