@@ -205,7 +205,8 @@ export class GroupKeyService {
   private async plan(r: Repos, groupId: string, change: MemberChange): Promise<{ added: string[]; removed: string[] }> {
     if (change.kind === 'delta') {
       const add = unique(change.add);
-      const remove = unique(change.remove).filter((u) => !add.includes(u));
+      const adding = new Set(add);
+      const remove = unique(change.remove).filter((u) => !adding.has(u));
       const present = await r.memberships.membersAmong(groupId, [...add, ...remove]);
       return { added: add.filter((u) => !present.has(u)), removed: remove.filter((u) => present.has(u)) };
     }
@@ -298,7 +299,8 @@ export class GroupKeyService {
       const wanted = unique([...(await tx.memberships.memberIds(groupId)).filter((u) => !out.has(u)), ...plan.added]);
       const live = await tx.memberships.livePublicKeys(wanted);
       // Members whose user was deleted are not sealed into the new version: they leave now.
-      for (const u of wanted) if (!live.has(u) && !plan.added.includes(u)) removed.push(u);
+      const adding = new Set(plan.added);
+      for (const u of wanted) if (!live.has(u) && !adding.has(u)) removed.push(u);
       const unsealed = new Map([...live].filter(([u]) => !next.sealed.has(u)));
       await this.sealTo(next.gmk, groupId, unsealed, next.sealed);
       remaining = [...live.keys()];
