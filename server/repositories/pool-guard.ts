@@ -1,5 +1,6 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 import { ServiceUnavailableError } from '../errors';
+import { connectionLost } from './db-errors';
 
 /** Pool limits: connections per process and how long a request waits for one. */
 export interface PoolSettings {
@@ -17,6 +18,15 @@ export function poolTimeout(ms: number): ServiceUnavailableError {
   });
 }
 
+/** The database cannot be reached or dropped the connection: a 503, not a 500. */
+export function databaseUnavailable(cause: unknown): ServiceUnavailableError {
+  return new ServiceUnavailableError('the database is unavailable; retry later', {
+    internalDetail: `database unavailable: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`,
+    retryAfter: 2,
+    cause,
+  });
+}
+
 /**
  * Watches connection acquisition so liveness can tell a wedged pool (every connection held,
  * requests waiting, nothing acquired for a long time) from a merely busy one.
@@ -26,8 +36,11 @@ export class PoolWatch {
   private lastAcquiredAt = Date.now();
   private lastGaveUpAt = 0;
 
-  /** Call when a request starts waiting; the returned function ends the wait. */
-  begin(): (outcome: 'acquired' | 'gave-up') => void {
+  /**
+   * Call when a request starts waiting; the returned function ends the wait. 'failed' (the
+   * database refused or is unreachable) is not a stall: a restart would not fix it.
+   */
+  begin(): (outcome: 'acquired' | 'gave-up' | 'failed') => void {
     this.waiting++;
     let done = false;
     return (outcome) => {
@@ -35,7 +48,7 @@ export class PoolWatch {
       done = true;
       this.waiting--;
       if (outcome === 'acquired') this.lastAcquiredAt = Date.now();
-      else this.lastGaveUpAt = Date.now();
+      else if (outcome === 'gave-up') this.lastGaveUpAt = Date.now();
     };
   }
 
@@ -60,16 +73,28 @@ type Callback = (err: Error | null, ...rest: unknown[]) => void;
  */
 export function guardPool(ds: DataSource, settings: PoolSettings, watch: PoolWatch): void {
   const type = ds.options.type;
-  const driver = ds.driver as unknown as { master?: { connect: (cb: Callback) => void }; pool?: { getConnection: (cb: Callback) => void } };
+  const driver = ds.driver as unknown as {
+    master?: { connect: (cb: Callback) => void; totalCount: number };
+    pool?: { getConnection: (cb: Callback) => void };
+  };
   if (type === 'postgres' && driver.master) {
     const pool = driver.master;
     const connect = pool.connect.bind(pool);
     pool.connect = ((cb: Callback) => {
       const end = watch.begin();
       return connect((err, ...rest) => {
-        end(err ? 'gave-up' : 'acquired');
-        const timedOut = err && /timeout exceeded when trying to connect/.test(err.message);
-        cb(timedOut ? poolTimeout(settings.acquireTimeoutMs) : err, ...rest);
+        if (!err) {
+          end('acquired');
+          return cb(null, ...rest);
+        }
+        // pg-pool says "timeout" both for a full pool and for a new connection that did not open.
+        if (/timeout exceeded when trying to connect/.test(err.message)) {
+          const exhausted = pool.totalCount >= settings.size;
+          end(exhausted ? 'gave-up' : 'failed');
+          return cb(exhausted ? poolTimeout(settings.acquireTimeoutMs) : databaseUnavailable(err));
+        }
+        end('failed');
+        cb(connectionLost(err) ? databaseUnavailable(err) : err);
       });
     }) as typeof pool.connect;
   } else if (type === 'mysql' && driver.pool) {
@@ -90,9 +115,28 @@ export function guardPool(ds: DataSource, settings: PoolSettings, watch: PoolWat
           if (!err) (conn as { release: () => void }).release();
           return;
         }
-        end(err ? 'gave-up' : 'acquired');
-        cb(err, conn);
+        end(err ? 'failed' : 'acquired');
+        cb(err && connectionLost(err) ? databaseUnavailable(err) : err, conn);
       });
     };
   }
+  if (type === 'postgres' || type === 'mysql') mapLostConnections(ds);
+}
+
+/**
+ * A statement whose connection breaks (database restarted, failed over, network cut) fails with a
+ * 503 the client can retry, reads included; the pool then replaces the connection.
+ */
+function mapLostConnections(ds: DataSource): void {
+  const driver = ds.driver;
+  const create = driver.createQueryRunner.bind(driver);
+  driver.createQueryRunner = (mode) => {
+    const qr: QueryRunner = create(mode);
+    const query = qr.query.bind(qr) as (...args: unknown[]) => Promise<unknown>;
+    (qr as { query: (...args: unknown[]) => Promise<unknown> }).query = (...args) =>
+      query(...args).catch((err: unknown) => {
+        throw connectionLost(err) ? databaseUnavailable(err) : err;
+      });
+    return qr;
+  };
 }

@@ -6,16 +6,8 @@ import { KeksRepository } from './keks';
 import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
-import { DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, type PoolSettings } from './pool-guard';
+import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, type PoolSettings } from './pool-guard';
 import { connectionLost } from './db-errors';
-import { ServiceUnavailableError } from '../errors';
-
-const connectionLostError = (cause: unknown) =>
-  new ServiceUnavailableError('the database connection was lost during the request; retry', {
-    internalDetail: `database connection lost: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`,
-    retryAfter: 1,
-    cause,
-  });
 
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
@@ -76,7 +68,8 @@ export class Store {
           return this.current.run(tx, () => fn(tx));
         })
         .catch((err: unknown) => {
-          if (connectionLost(err)) throw connectionLostError(err);
+          // A connection lost mid-transaction: ROLLBACK or COMMIT failed with it.
+          if (connectionLost(err)) throw databaseUnavailable(err);
           throw err;
         });
     if (this.driver !== 'better-sqlite3') return run();

@@ -59,7 +59,7 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
       expect(performance.now() - start).toBeLessThan(5000);
       expect(killed).toBe(true);
       expect(res.status).toBe(503);
-      expect(res.headers['retry-after']).toBe('1');
+      expect(res.headers['retry-after']).toBe('2');
       expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
       expect(JSON.stringify(res.body)).not.toMatch(/terminat|administrator|KILL|ECONN|query/i);
     } finally {

@@ -5,7 +5,7 @@ import { TokenService } from '../../scim/tokens';
 import { createAuthFixture, type AuthFixture } from '../support/auth-fixture';
 import type { DatabaseName } from '../support/databases';
 import { VaultEmulator } from '../emulators/vault';
-import { KmsProxy } from './kms-proxy';
+import { TcpProxy } from './tcp-proxy';
 
 /** KMS settings of the fault suite: short, so the bounds are asserted in seconds, not minutes. */
 export const KMS_TIMEOUT_MS = 400;
@@ -18,7 +18,7 @@ export interface FaultFixture extends AuthFixture {
   vault: VaultEmulator;
   /** The KMS's address as the server sees it: make it hang, kill it, restore it. */
   kms: AuthFixture['kms'];
-  proxy: KmsProxy;
+  proxy: TcpProxy;
   scimPost: (path: string, body: unknown) => request.Test;
   scimGet: (path: string) => request.Test;
   close: () => Promise<void>;
@@ -26,12 +26,12 @@ export interface FaultFixture extends AuthFixture {
 
 /**
  * A full server (SAML sign-in, SCIM, key API) on `kind` whose KEK lives in a Vault emulator
- * reached through a KmsProxy, with the real vault-transit adapter and its resilience settings.
+ * reached through a TcpProxy, with the real vault-transit adapter and its resilience settings.
  */
 export async function faultFixture(kind: DatabaseName, env: Record<string, string> = {}): Promise<FaultFixture> {
   const vault = await new VaultEmulator().start();
   vault.addKey('kek');
-  const proxy = await new KmsProxy(Number(vault.hostPort.split(':')[1])).start();
+  const proxy = await new TcpProxy(Number(vault.hostPort.split(':')[1])).start();
   try {
     const f = await createAuthFixture(kind, {
       CS_KEK_URI: `vault-transit://${proxy.hostPort}/transit/keys/kek`,

@@ -1,13 +1,13 @@
 import net from 'node:net';
 
 /**
- * A TCP hop in front of a KMS emulator, so a test can make the KMS misbehave at the wire:
+ * A TCP hop in front of a KMS emulator or a database, so a test can make it misbehave at the wire:
  *  - 'up': bytes flow both ways;
  *  - 'hung': connections (new and kept-alive) are accepted and then nothing is ever answered;
  *  - 'killed': the port stops listening and open connections are reset, as when the process dies.
  * `restore()` brings it back on the same port.
  */
-export class KmsProxy {
+export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private mode: 'up' | 'hung' | 'killed' = 'up';
