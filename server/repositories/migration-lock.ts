@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { ServiceUnavailableError } from '../errors';
 
 /**
  * Serialises schema migrations between processes (replicas starting together, parallel
@@ -9,10 +10,11 @@ import type { DataSource } from 'typeorm';
 const PG_LOCK_KEY = 0x43_53_4d_47; // "CSMG": one fixed advisory-lock key for this application
 const MARIADB_LOCK_NAME = 'crypto_server_migrations';
 
-export class MigrationLockTimeoutError extends Error {
+export class MigrationLockTimeoutError extends ServiceUnavailableError {
   constructor(seconds: number) {
-    super(`another process has held the migration lock for more than ${seconds} s; is a migration stuck? (the database is unchanged by this run)`);
-    this.name = 'MigrationLockTimeoutError';
+    super('another process is migrating the database; this run changed nothing', {
+      internalDetail: `the migration lock was held for more than ${seconds} s: is a migration stuck?`,
+    });
   }
 }
 
