@@ -101,7 +101,7 @@ describe('liveness: a wedged process fails /healthz', () => {
 
 describe.each(testDatabaseNames())('liveness: a stuck database pool fails /healthz (%s)', (kind) => {
   test('requests waiting with no connection handed out beyond the bound → 503; a free connection → 200 again', async () => {
-    const ctx = await createTestContext(kind, { CS_DB_POOL_SIZE: '2', CS_DB_ACQUIRE_TIMEOUT_MS: '300', CS_HEALTH_MAX_POOL_STALL_MS: '1000' });
+    const ctx = await createTestContext(kind, { CS_DB_POOL_SIZE: '2', CS_DB_ACQUIRE_TIMEOUT_MS: '300', CS_HEALTH_MAX_POOL_STALL_MS: '2000' });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const holders: Promise<unknown>[] = [];
@@ -117,7 +117,7 @@ describe.each(testDatabaseNames())('liveness: a stuck database pool fails /healt
       expect(waited).toMatchObject({ status: 503, code: 'unavailable' });
       expect(waited.retryAfter).toBeGreaterThanOrEqual(1);
       await request(ctx.app).get('/healthz').expect(200); // not yet beyond the stall bound
-      await new Promise((r) => setTimeout(r, 1100));
+      await new Promise((r) => setTimeout(r, 2100));
       const r = await request(ctx.app).get('/healthz').expect(503);
       expect(r.body.checks).toEqual({ eventLoop: 'ok', databasePool: 'failing' });
       release();
