@@ -22,7 +22,9 @@ export function createDataSource(db: DatabaseConfig): DataSource {
       enableWAL: db.path !== ':memory:',
       prepareDatabase: (conn: { pragma: (p: string) => unknown }) => {
         conn.pragma('synchronous = NORMAL');
-        conn.pragma('busy_timeout = 5000');
+        // Another process holding the write lock (a backup, a sqlite3 shell): wait as long as for a
+        // pooled connection, then 503. better-sqlite3 waits synchronously, so keep it short.
+        conn.pragma(`busy_timeout = ${Math.floor(pool.acquireTimeoutMs)}`);
       },
     };
   } else if (db.type === 'postgres') {

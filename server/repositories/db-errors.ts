@@ -53,3 +53,9 @@ export function connectionLost(err: unknown): boolean {
   if ((e as { name?: string })?.name === 'QueryRunnerAlreadyReleasedError') return true;
   return /Connection terminated|connection is in closed state|Connection lost|server closed the connection/i.test(String(d?.message ?? e?.message ?? ''));
 }
+
+/** SQLite's write lock is held by another process (a backup, an operator's sqlite3 shell) past busy_timeout. */
+export function sqliteBusy(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return /^SQLITE_(BUSY|LOCKED)/.test(String(e?.driverError?.code ?? e?.code ?? ''));
+}

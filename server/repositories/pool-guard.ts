@@ -18,6 +18,14 @@ export function poolTimeout(ms: number): ServiceUnavailableError {
   });
 }
 
+/** SQLite's write lock stayed held by another process for the whole busy_timeout. */
+export function sqliteLocked(ms: number): ServiceUnavailableError {
+  return new ServiceUnavailableError('the database is busy; retry later', {
+    internalDetail: `another process held the SQLite write lock for more than ${ms} ms (busy_timeout = CS_DB_ACQUIRE_TIMEOUT_MS)`,
+    retryAfter: Math.max(1, Math.ceil(ms / 1000)),
+  });
+}
+
 /** The database cannot be reached or dropped the connection: a 503, not a 500. */
 export function databaseUnavailable(cause: unknown): ServiceUnavailableError {
   return new ServiceUnavailableError('the database is unavailable; retry later', {

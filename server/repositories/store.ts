@@ -6,8 +6,8 @@ import { KeksRepository } from './keks';
 import { AuditRepository, type AuditInput } from './audit';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
-import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, type PoolSettings } from './pool-guard';
-import { connectionLost } from './db-errors';
+import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, sqliteLocked, type PoolSettings } from './pool-guard';
+import { connectionLost, sqliteBusy } from './db-errors';
 
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
@@ -70,6 +70,7 @@ export class Store {
         .catch((err: unknown) => {
           // A connection lost mid-transaction: ROLLBACK or COMMIT failed with it.
           if (connectionLost(err)) throw databaseUnavailable(err);
+          if (sqliteBusy(err)) throw sqliteLocked(this.pool.acquireTimeoutMs);
           throw err;
         });
     if (this.driver !== 'better-sqlite3') return run();
