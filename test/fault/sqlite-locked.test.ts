@@ -1,9 +1,10 @@
-import Database from 'better-sqlite3';
 import { newUser } from '../scim/support';
 import { faultFixture, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
 
 const ACQUIRE_TIMEOUT_MS = 400;
+// better-sqlite3 ships no type declarations; this test needs only a second connection's exec and close.
+const Database = require('better-sqlite3') as new (path: string) => { exec(sql: string): void; close(): void };
 
 /**
  * SQLite's counterpart of a lost connection: another process (a backup job, an operator's sqlite3
