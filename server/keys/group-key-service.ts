@@ -70,6 +70,9 @@ function zero(p: Prepared): void {
  * prepared material is discarded and phase 1 runs again, a bounded number of times.
  */
 export class GroupKeyService {
+  /** Per group, the end of the queue of rotating writes in this process. */
+  private readonly turns = new Map<string, Promise<void>>();
+
   constructor(
     private readonly store: Store,
     private readonly kms: KmsRegistry,
@@ -133,6 +136,13 @@ export class GroupKeyService {
    * same transaction (the SCIM layer's row update, audit and outbox event).
    */
   async change<T>(groupId: string, change: MemberChange, ctx: OpContext, policy: RotationPolicy, commit: (tx: Repos, r: GroupChangeResult) => Promise<T>): Promise<T> {
+    const mayRotate = policy === 'force' || (policy === 'on-removal' && (change.kind === 'set' || change.remove.length > 0));
+    // Rotations of one group take turns in this process: racing, all but one would be overtaken
+    // and redo their KMS work. Plain adds never wait (they only conflict with a rotation).
+    return mayRotate ? this.oneAtATime([groupId], () => this.changeNow(groupId, change, ctx, policy, commit, true)) : this.changeNow(groupId, change, ctx, policy, commit, false);
+  }
+
+  private async changeNow<T>(groupId: string, change: MemberChange, ctx: OpContext, policy: RotationPolicy, commit: (tx: Repos, r: GroupChangeResult) => Promise<T>, ownTurn: boolean): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const p = await this.prepare(groupId, change, policy, ctx);
       try {
@@ -146,6 +156,8 @@ export class GroupKeyService {
       } finally {
         zero(p);
       }
+      // Overtaken by a rotation: try again in turn with this process's rotations of the group.
+      if (!ownTurn) return this.oneAtATime([groupId], () => this.changeNow(groupId, change, ctx, policy, commit, true));
       if (attempt >= MAX_ATTEMPTS) throw new GroupBusyError(groupId);
     }
   }
@@ -160,6 +172,11 @@ export class GroupKeyService {
    * wrap per group, all before the transaction; everything commits with `commit` in one transaction.
    */
   async removeUserEverywhere<T>(userId: string, ctx: OpContext, commit: (tx: Repos, r: GroupChangeResult[]) => Promise<T>): Promise<T> {
+    const groups = await this.store.repos.memberships.groupIdsOf(userId);
+    return this.oneAtATime(this.options.rekey === 'on-removal' ? groups : [], () => this.removeUserNow(userId, ctx, commit));
+  }
+
+  private async removeUserNow<T>(userId: string, ctx: OpContext, commit: (tx: Repos, r: GroupChangeResult[]) => Promise<T>): Promise<T> {
     const change: MemberChange = { kind: 'delta', add: [], remove: [userId] };
     const policy = this.options.rekey;
     for (let attempt = 1; ; attempt++) {
@@ -193,6 +210,30 @@ export class GroupKeyService {
       }
       if (attempt >= MAX_ATTEMPTS) throw new GroupBusyError(groupIds[0] ?? userId);
     }
+  }
+
+  /** Runs `fn` holding this process's turn for each group (taken in id order, so holders never wait on each other in a cycle). */
+  private async oneAtATime<T>(groupIds: string[], fn: () => Promise<T>): Promise<T> {
+    const releases: (() => void)[] = [];
+    try {
+      for (const id of [...new Set(groupIds)].sort()) releases.push(await this.turn(id));
+      return await fn();
+    } finally {
+      for (const release of releases.reverse()) release();
+    }
+  }
+
+  private async turn(groupId: string): Promise<() => void> {
+    const before = this.turns.get(groupId) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = before.then(() => mine);
+    this.turns.set(groupId, tail);
+    await before;
+    return () => {
+      release();
+      if (this.turns.get(groupId) === tail) this.turns.delete(groupId);
+    };
   }
 
   // ---- phases -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import { OutboxEntity } from '../../entities/scim';
+import { GroupMemberKeyEntity } from '../../entities';
 import { newWebhookSecret } from '../../scim/outbox/signature';
 import { testDatabaseNames } from '../support/databases';
 import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
@@ -107,6 +108,29 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
       expect(res.body[GKEYS].keyVersion).toBe(2);
       expect((await rotations(g)).map((e) => e.keyVersion)).toEqual([2]);
     }
+  });
+
+  test('6 concurrent removals and 6 concurrent adds on one group all succeed; the latest version is sealed to exactly the final members', async () => {
+    const people: string[] = [];
+    for (let i = 0; i < 12; i++) people.push((await ctx.post('/Users', newUser(`rekey-conc-${i}@example.com`)).expect(201)).body.id);
+    const [stay, leave, join] = [people.slice(0, 3), people.slice(3, 9), people.slice(9)];
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Concurrent rekey', members: [...stay, ...leave].map((value) => ({ value })) }).expect(201)).body.id as string;
+    const results = await Promise.all([
+      ...leave.map((id) => ctx.patch(`/Groups/${g}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${id}"]` }] })),
+      ...join.map((id) => ctx.patch(`/Groups/${g}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: id }] }] })),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(people.slice(3).map(() => 200));
+    const final = await ctx.get(`/Groups/${g}`).expect(200);
+    expect(memberIds(final)).toEqual([...stay, ...join].sort());
+    const version = final.body[GKEYS].keyVersion as number;
+    expect(version).toBe(1 + leave.length); // one rotation per removal request
+    const latest = await ctx.store.dataSource.manager.find(GroupMemberKeyEntity, { where: { groupId: g, version } });
+    expect(latest.map((r) => r.userId).sort()).toEqual([...stay, ...join].sort());
+    for (const id of leave) expect(await ctx.store.dataSource.manager.count(GroupMemberKeyEntity, { where: { groupId: g, userId: id } })).toBe(0);
+    // Every member added holds every version.
+    for (const id of join) expect(await ctx.store.dataSource.manager.count(GroupMemberKeyEntity, { where: { groupId: g, userId: id } })).toBeGreaterThanOrEqual(1);
+    const counts = await Promise.all([...stay, ...join].map((id) => ctx.store.dataSource.manager.find(GroupMemberKeyEntity, { where: { groupId: g, userId: id } })));
+    for (const rows of counts.slice(0, stay.length)) expect(rows.map((r) => r.version).sort((a, b) => a - b)).toEqual(Array.from({ length: version }, (_, i) => i + 1));
   });
 
   test('a PATCH asking excludedAttributes=members answers without members', async () => {
