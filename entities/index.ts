@@ -8,6 +8,7 @@ export * from './kek';
 export * from './audit-event';
 export * from './auth';
 export * from './scim';
+export * from './key-connector-user-key';
 import { UserEntity } from './user';
 import { UserKeysEntity } from './user-keys';
 import { GroupEntity } from './group';
@@ -18,6 +19,7 @@ import { KekEntity } from './kek';
 import { AuditEventEntity } from './audit-event';
 import { AuthCodeEntity, SamlRequestEntity, SigningKeyEntity } from './auth';
 import { SCIM_ENTITIES } from './scim';
+import { KeyConnectorUserKeyEntity } from './key-connector-user-key';
 
 /** Every entity the data source knows. New entities are added here, one line each. */
-export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES];
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity];

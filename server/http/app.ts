@@ -15,6 +15,7 @@ import { oauthRoutes } from './routes/oauth';
 import { jwksRoutes } from './routes/jwks';
 import { keysApiRoutes } from './routes/keys-api';
 import { scimRouter } from '../../scim/router';
+import { keyConnectorRoutes } from '../../key-connector/routes';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(jwksRoutes(deps, auth));
   app.use(keysApiRoutes(deps, auth));
   app.use('/scim/v2', scimRouter(deps));
+  if (deps.config.keyConnector) app.use(deps.config.keyConnector.path, keyConnectorRoutes(deps, deps.config.keyConnector));
   app.use(notFound);
   app.use(problemHandler(deps.log));
   return app;

@@ -15,4 +15,6 @@ export const binding = {
     version === 1 ? { purpose: 'group-membership-key', group: groupId } : { purpose: 'group-membership-key', group: groupId, version: String(version) },
   dataKey: (userId: string, label?: string): BindingContext =>
     label === undefined ? { purpose: 'data-key', user: userId } : { purpose: 'data-key', user: userId, label },
+  /** A Key Connector user key (key-connector/): `sub` is the identity server's user id, a lower-case GUID. */
+  keyConnectorUserKey: (sub: string): BindingContext => ({ purpose: 'key-connector-user-key', user: sub }),
 };

@@ -1,0 +1,33 @@
+import type { EntityManager } from 'typeorm';
+import { KeyConnectorUserKeyEntity, type KeyConnectorUserKeyRow } from '../entities';
+
+/** Key Connector user keys; bound to one EntityManager (the default one or a transaction's). */
+export class KeyConnectorRepository {
+  constructor(private readonly m: EntityManager) {}
+
+  find(sub: string): Promise<KeyConnectorUserKeyRow | null> {
+    return this.m.findOneBy(KeyConnectorUserKeyEntity, { sub });
+  }
+
+  /** Fails with the database's unique violation when the sub already has a key (one writer wins). */
+  async insert(row: KeyConnectorUserKeyRow): Promise<void> {
+    await this.m.insert(KeyConnectorUserKeyEntity, row);
+  }
+
+  /** Replaces the key; false when the sub has none. */
+  async replace(sub: string, wrappedKey: string, kekUri: string, at: string): Promise<boolean> {
+    const r = await this.m.update(KeyConnectorUserKeyEntity, { sub }, { wrappedKey, kekUri, revisedAt: at });
+    return (r.affected ?? 0) > 0;
+  }
+
+  async touch(sub: string, at: string): Promise<void> {
+    await this.m.update(KeyConnectorUserKeyEntity, { sub }, { lastAccessAt: at });
+  }
+
+  /** Subs already stored among `subs` (the importer's resume check). */
+  async existing(subs: string[]): Promise<Set<string>> {
+    if (subs.length === 0) return new Set();
+    const rows = await this.m.createQueryBuilder().select('k.sub', 'sub').from(KeyConnectorUserKeyEntity, 'k').where('k.sub IN (:...subs)', { subs }).getRawMany<{ sub: string }>();
+    return new Set(rows.map((r) => r.sub));
+  }
+}
