@@ -1,6 +1,10 @@
 import { createServer as createHttp, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** The delay timers of the server a request came in on, so close() can cancel them. */
+const serverDelays = new AsyncLocalStorage<Set<NodeJS.Timeout>>();
 
 /**
  * Fault injection shared by the emulators: the next N requests are throttled, fail with 5xx or are
@@ -42,11 +46,12 @@ export interface Running {
 
 /** Starts a server on 127.0.0.1:0 (TLS when key/cert given). */
 export async function listen(handler: Handler, tls?: { key: string; cert: string }): Promise<Running> {
+  const delays = new Set<NodeJS.Timeout>();
   const wrapped = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      Promise.resolve(handler(req, Buffer.concat(chunks), res)).catch((err) => {
+      Promise.resolve(serverDelays.run(delays, () => handler(req, Buffer.concat(chunks), res))).catch((err) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: String(err) }));
       });
@@ -61,6 +66,10 @@ export async function listen(handler: Handler, tls?: { key: string; cert: string
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        // A request held by a `delay` fault would keep its timer (and the test process) alive after
+        // the client gave up: cancel it; its connection is closed next, so it never answers.
+        for (const t of delays) clearTimeout(t);
+        delays.clear();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
@@ -73,7 +82,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Holds a request for `ms`; cancelled when its emulator closes (see listen). */
+export const delay = (ms: number) =>
+  new Promise<void>((resolve) => {
+    const owner = serverDelays.getStore();
+    const t = setTimeout(() => {
+      owner?.delete(t);
+      resolve();
+    }, ms);
+    owner?.add(t);
+  });
 
 /** Strict base64 check (Node's decoder silently skips junk; the real services do not). */
 export function strictBase64(s: unknown): Buffer | undefined {
