@@ -11,7 +11,11 @@ export interface GroupRow {
   createdAt: string;
   updatedAt: string;
   version: number;
+  /** Who manages the group: `scim` (the IdP) or `app` (the backend API). Absent on insert: `scim`. */
+  origin?: GroupOrigin;
 }
+
+export type GroupOrigin = 'scim' | 'app';
 
 export const GroupEntity = new EntitySchema<GroupRow>({
   name: 'Group',
@@ -25,5 +29,6 @@ export const GroupEntity = new EntitySchema<GroupRow>({
     createdAt: timestamp('created_at'),
     updatedAt: timestamp('updated_at'),
     version: int('version'),
+    origin: { ...str('origin', 8), default: 'scim' },
   },
 });

@@ -9,6 +9,7 @@ export * from './audit-event';
 export * from './auth';
 export * from './scim';
 export * from './key-connector-user-key';
+export * from './backend';
 import { UserEntity } from './user';
 import { UserKeysEntity } from './user-keys';
 import { GroupEntity } from './group';
@@ -20,6 +21,7 @@ import { AuditEventEntity } from './audit-event';
 import { AuthCodeEntity, SamlRequestEntity, SigningKeyEntity } from './auth';
 import { SCIM_ENTITIES } from './scim';
 import { KeyConnectorUserKeyEntity } from './key-connector-user-key';
+import { IdempotencyEntity } from './backend';
 
 /** Every entity the data source knows. New entities are added here, one line each. */
-export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity];
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity, IdempotencyEntity];

@@ -15,6 +15,8 @@ export interface ApiTokenRow {
   last_used_at: string | null;
   expires_at: string | null;
   revoked_at: string | null;
+  /** Client addresses (IPs or CIDR ranges, comma-separated) this token is accepted from; null: any. */
+  allowed_addresses?: string | null;
 }
 
 export const ApiTokenEntity = new EntitySchema<ApiTokenRow>({
@@ -29,6 +31,7 @@ export const ApiTokenEntity = new EntitySchema<ApiTokenRow>({
     last_used_at: { type: 'varchar', length: 24, nullable: true },
     expires_at: { type: 'varchar', length: 24, nullable: true },
     revoked_at: { type: 'varchar', length: 24, nullable: true },
+    allowed_addresses: { type: 'varchar', length: 1000, nullable: true },
   },
 });
 

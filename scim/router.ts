@@ -43,7 +43,7 @@ export function scimRouter(deps: AppDeps): Router {
   const r = Router();
   const auth: RequestHandler = async (req, res, next) => {
     try {
-      res.locals.scimToken = await tokens.authenticate(req.get('authorization'), 'scim');
+      res.locals.scimToken = await tokens.authenticate(req.get('authorization'), 'scim', req.ip);
       next();
     } catch (err) {
       next(err);

@@ -4,6 +4,7 @@ import { Scim1763800000000 } from './1763800000000-scim';
 import { GroupKeyVersions1764000000000 } from './1764000000000-group-key-versions';
 import { OutboxPayloadLongtext1764000100000 } from './1764000100000-outbox-payload-longtext';
 import { KeyConnector1764610000000 } from './1764610000000-key-connector';
+import { Backend1764620000000 } from './1764620000000-backend';
 
 /** Every migration, in order. Append new ones; never edit or reorder released ones. */
-export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000, OutboxPayloadLongtext1764000100000, KeyConnector1764610000000];
+export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000, OutboxPayloadLongtext1764000100000, KeyConnector1764610000000, Backend1764620000000];

@@ -86,11 +86,12 @@ export class ScimQueries {
   }
 
   async listGroups(q: ListQuery): Promise<{ total: number; rows: GroupRow[] }> {
-    const base = this.m.createQueryBuilder(GroupEntity, 'g');
-    if (q.where) base.where(q.where.sql, q.where.params);
+    // Application-managed groups (the backend API's) are never shown to SCIM.
+    const base = this.m.createQueryBuilder(GroupEntity, 'g').where("g.origin = 'scim'");
+    if (q.where) base.andWhere(q.where.sql, q.where.params);
     const total = await base.getCount();
     if (q.count === 0 || total < q.startIndex) return { total, rows: [] };
-    return { total, rows: await page(this.m.createQueryBuilder(GroupEntity, 'g'), q, 'g').getMany() };
+    return { total, rows: await page(this.m.createQueryBuilder(GroupEntity, 'g').where("g.origin = 'scim'"), q, 'g').getMany() };
   }
 
   /** A live (not deleted) user; with `lock`, the row stays locked until the transaction ends. */
@@ -101,7 +102,7 @@ export class ScimQueries {
   }
 
   async findGroup(id: string, lock = false): Promise<GroupRow | null> {
-    const qb = this.m.createQueryBuilder(GroupEntity, 'g').where('g.id = :id', { id });
+    const qb = this.m.createQueryBuilder(GroupEntity, 'g').where("g.id = :id AND g.origin = 'scim'", { id });
     if (lock && this.dialect !== 'sqlite') qb.setLock('pessimistic_write');
     return qb.getOne();
   }
@@ -155,7 +156,7 @@ export class ScimQueries {
       .createQueryBuilder(GroupMemberEntity, 'gm')
       .innerJoin(GroupEntity.options.name, 'g', 'g.id = gm.group_id')
       .select(['gm.user_id AS user_id', 'gm.group_id AS group_id', 'g.display_name AS display_name'])
-      .where('gm.user_id IN (:...userIds)', { userIds })
+      .where("gm.user_id IN (:...userIds) AND g.origin = 'scim'", { userIds })
       .orderBy('gm.user_id', 'ASC')
       .addOrderBy('g.display_name_norm', 'ASC')
       .getRawMany<{ user_id: string; group_id: string; display_name: string }>();

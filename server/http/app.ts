@@ -15,6 +15,7 @@ import { oauthRoutes } from './routes/oauth';
 import { jwksRoutes } from './routes/jwks';
 import { keysApiRoutes } from './routes/keys-api';
 import { scimRouter } from '../../scim/router';
+import { backendRoutes, BACKEND_BASE_PATH } from '../../backend/routes';
 import { keyConnectorRoutes } from '../../key-connector/routes';
 
 export interface AppDeps {
@@ -40,6 +41,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(jwksRoutes(deps, auth));
   app.use(keysApiRoutes(deps, auth));
   app.use('/scim/v2', scimRouter(deps));
+  app.use(BACKEND_BASE_PATH, backendRoutes(deps));
   if (deps.config.keyConnector) app.use(deps.config.keyConnector.path, keyConnectorRoutes(deps, deps.config.keyConnector));
   app.use(notFound);
   app.use(problemHandler(deps.log));

@@ -110,12 +110,14 @@ export class GroupKeyService {
     const group: GroupRow = {
       id,
       displayName,
-      displayNameNorm: displayName.toLowerCase(),
+      // The unique key is the IdP's namespace: an application-managed group (a shared folder) may share any name.
+      displayNameNorm: input.origin === 'app' ? `~app~${id}` : displayName.toLowerCase(),
       externalId: input.externalId ?? null,
       scimAttributes: JSON.stringify(input.attributes ?? {}),
       createdAt: now,
       updatedAt: now,
       version: 1,
+      ...(input.origin ? { origin: input.origin } : {}),
     };
     return this.store.transaction(async (tx) => {
       await this.requireLive(tx, memberIds); // none deleted meanwhile

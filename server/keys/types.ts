@@ -21,6 +21,8 @@ export interface NewUser {
 
 export interface NewGroup {
   displayName: string;
+  /** `app`: managed by the backend API (never shown to SCIM, names need not be unique). Default `scim`. */
+  origin?: 'scim' | 'app';
   externalId?: string | null;
   attributes?: Record<string, unknown>;
   memberIds?: string[];

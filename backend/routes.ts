@@ -1,0 +1,133 @@
+/**
+ * The cloud service's own API at /backend/v1 (issue 11; docs/backend-api.md). Bearer token of
+ * scope `backend` (optionally bound to client addresses); every call audited with the token's
+ * name; every POST accepts an Idempotency-Key; group reads carry an ETag and writes honour If-Match.
+ * Errors are RFC 7807 problem+json (server/http/problem.ts).
+ */
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type { z } from 'zod';
+import type { AppDeps } from '../server/http/app';
+import { ValidationError } from '../server/errors';
+import { toAppError } from '../server/http/problem';
+import type { OpContext } from '../server/keys/types';
+import { ownWrites } from '../server/repositories/runner';
+import { ApiTokenRepository } from '../scim/repositories/api-tokens';
+import { TokenService, type PublicTokenInfo } from '../scim/tokens';
+import { Idempotency, requestHash, type Claim } from './idempotency';
+import { IdempotencyRepository } from './repositories/idempotency';
+import { CreateGroupBody, LookupBody, UpdateGroupBody } from './schemas';
+import { BackendService, etagOf } from './service';
+
+export const BACKEND_BASE_PATH = '/backend/v1';
+
+interface Locals {
+  token?: PublicTokenInfo;
+  idem?: Extract<Claim, { kind: 'execute' }>;
+}
+const locals = (res: Response): Locals => res.locals as Locals;
+
+/** A stored (idempotent) response: status, body and the headers that make it whole. */
+interface Stored {
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+    throw new ValidationError(`invalid request body: ${issues.slice(0, 10).map((i) => `${i.path} ${i.message}`).join('; ')}`, issues.slice(0, 50));
+  }
+  return r.data;
+}
+
+export function backendServiceFor(deps: AppDeps): BackendService {
+  return new BackendService(deps.store, deps.keys, { outbox: deps.config.scim.webhook !== undefined });
+}
+
+export function backendRoutes(deps: AppDeps): Router {
+  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
+  const idempotency = new Idempotency(ownWrites(deps.store, (m) => new IdempotencyRepository(m)));
+  const service = backendServiceFor(deps);
+  const r = Router();
+
+  const actor = (res: Response) => `backend:${locals(res).token!.name}`;
+  const ctxOf = (req: Request, res: Response): OpContext => ({ actor: actor(res), requestId: req.requestId });
+  const audit = (req: Request, res: Response, action: string, outcome: 'success' | 'failure', detail: Record<string, string | number>, targetId?: string) =>
+    deps.store.audit({
+      actor: actor(res), action: `backend.${action}`, outcome, requestId: req.requestId, targetType: targetId ? 'group' : undefined, targetId,
+      detail: { token: locals(res).token!.id, method: req.method, ...detail },
+    });
+
+  /** Audits the call, stores the response for its Idempotency-Key, then sends it. */
+  const reply = async (req: Request, res: Response, action: string, status: number, body: unknown, headers: Record<string, string> = {}, targetId?: string) => {
+    await audit(req, res, action, 'success', { status }, targetId);
+    const idem = locals(res).idem;
+    if (idem) await idem.complete(status, { body, headers } satisfies Stored);
+    res.set(headers);
+    if (body === undefined) res.status(status).end();
+    else res.status(status).json(body);
+  };
+
+  // Responses carry wrapped keys and personal data: never cached by intermediaries.
+  r.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+  r.use(async (req, res, next) => {
+    locals(res).token = await tokens.authenticate(req.get('authorization'), 'backend', req.ip);
+    next();
+  });
+  r.use(express.json({ limit: deps.config.server.maxBodyBytes, strict: true }));
+  r.use(async (req, res, next) => {
+    const key = req.get('idempotency-key');
+    if (req.method !== 'POST' || key === undefined) return next();
+    const claim = await idempotency.claim(locals(res).token!.id, key, requestHash(req.method, req.path, req.body));
+    if (claim.kind === 'execute') {
+      locals(res).idem = claim;
+      return next();
+    }
+    const stored = claim.body as Stored;
+    res.set({ ...stored.headers, 'Idempotent-Replayed': 'true' });
+    if (stored.body === undefined) res.status(claim.status).end();
+    else res.status(claim.status).json(stored.body);
+  });
+
+  r.post('/public-keys/lookup', async (req, res) => {
+    const result = await service.lookupPublicKeys(parse(LookupBody, req.body));
+    await reply(req, res, 'keys.lookup', 200, result);
+  });
+
+  r.post('/groups', async (req, res) => {
+    const group = await service.createGroup(parse(CreateGroupBody, req.body), ctxOf(req, res));
+    await reply(req, res, 'group.create', 201, group, { ETag: etagOf(group.version), Location: `${BACKEND_BASE_PATH}/groups/${group.id}` }, group.id);
+  });
+
+  r.get('/groups/:id', async (req, res) => {
+    const group = await service.getGroup(req.params.id);
+    await reply(req, res, 'group.read', 200, group, { ETag: etagOf(group.version) }, group.id);
+  });
+
+  r.patch('/groups/:id', async (req, res) => {
+    const group = await service.updateGroup(req.params.id, parse(UpdateGroupBody, req.body), req.get('if-match'), ctxOf(req, res));
+    await reply(req, res, 'group.update', 200, group, { ETag: etagOf(group.version) }, group.id);
+  });
+
+  r.delete('/groups/:id', async (req, res) => {
+    await service.deleteGroup(req.params.id, req.get('if-match'), ctxOf(req, res));
+    await reply(req, res, 'group.delete', 204, undefined, {}, req.params.id);
+  });
+
+  // A failed call is audited under the token's name (when it had one) and frees its Idempotency-Key:
+  // it wrote nothing, so running it again is safe. The app's problem handler answers.
+  r.use(async (err: unknown, req: Request, res: Response, next: NextFunction) => {
+    const { token, idem } = locals(res);
+    const e = toAppError(err);
+    await Promise.all([
+      token ? audit(req, res, req.method.toLowerCase(), 'failure', { status: e.status, code: e.code }, typeof req.params?.id === 'string' ? req.params.id : undefined) : undefined,
+      idem?.release(),
+    ]).catch(() => undefined);
+    next(err);
+  });
+  return r;
+}

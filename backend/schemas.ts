@@ -1,0 +1,97 @@
+/**
+ * Request and response shapes of the backend API. Routes validate with these; they are also the
+ * source of the OpenAPI document, so the two cannot drift.
+ */
+import { z } from 'zod';
+
+/** Members per request: far above any real shared folder's initial list, far below what a single request should carry. */
+export const MAX_MEMBERS_PER_REQUEST = 1000;
+/** Lookups per call. */
+export const MAX_LOOKUPS = 100;
+
+const name = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
+const userId = z.string().min(1).max(36);
+const userName = z.string().min(1).max(255);
+
+export const MemberRef = z.union([z.object({ id: userId }).strict(), z.object({ userName }).strict()]).describe('a user, by id or by userName (case-insensitive)');
+export type MemberRef = z.infer<typeof MemberRef>;
+
+const refKey = (m: MemberRef) => ('id' in m ? `id:${m.id}` : `userName:${m.userName.toLowerCase()}`);
+const memberList = z
+  .array(MemberRef)
+  .max(MAX_MEMBERS_PER_REQUEST, `at most ${MAX_MEMBERS_PER_REQUEST} members per request`)
+  .superRefine((list, c) => {
+    const seen = new Set<string>();
+    for (const m of list) {
+      const k = refKey(m);
+      if (seen.has(k)) c.addIssue({ code: 'custom', message: `${k} is listed more than once` });
+      seen.add(k);
+    }
+  });
+
+export const CreateGroupBody = z.object({ name, members: memberList.default([]) }).strict();
+export type CreateGroupBody = z.infer<typeof CreateGroupBody>;
+
+export const UpdateGroupBody = z
+  .object({ name: name.optional(), add: memberList.optional(), remove: memberList.optional() })
+  .strict()
+  .refine((b) => b.name !== undefined || b.add !== undefined || b.remove !== undefined, 'name, add or remove is required');
+export type UpdateGroupBody = z.infer<typeof UpdateGroupBody>;
+
+export const LookupBody = z
+  .object({
+    ids: z.array(userId).optional(),
+    userNames: z.array(userName).optional(),
+    emails: z.array(z.string().min(1).max(320)).optional(),
+  })
+  .strict()
+  .refine((b) => (b.ids?.length ?? 0) + (b.userNames?.length ?? 0) + (b.emails?.length ?? 0) <= MAX_LOOKUPS, `at most ${MAX_LOOKUPS} lookups per call`);
+export type LookupBody = z.infer<typeof LookupBody>;
+
+const Jwk = z.record(z.string(), z.unknown()).describe('a public JWK (RFC 7517)');
+
+export const PublicKey = z.object({
+  userId: z.string(),
+  userName: z.string(),
+  email: z.string().nullable(),
+  keyAlgorithm: z.string(),
+  publicKeyJwk: Jwk,
+});
+
+export const LookupResponse = z.object({
+  keys: z.array(PublicKey),
+  notFound: z.object({ ids: z.array(z.string()), userNames: z.array(z.string()), emails: z.array(z.string()) }),
+});
+
+export const GroupMember = z.object({
+  userId: z.string(),
+  userName: z.string(),
+  memberJwe: z.string().describe("the current version's membership key as JWE to this member's public key"),
+});
+
+export const Group = z.object({
+  id: z.string(),
+  name: z.string(),
+  origin: z.enum(['scim', 'app']).describe('scim: managed by the identity provider (read-only here); app: by this API'),
+  version: z.number().int().describe('changes with every write; the ETag'),
+  keyVersion: z.number().int(),
+  keyAlgorithm: z.string(),
+  publicKeyJwk: Jwk,
+  privateKeyJwe: z.string().describe('the group private key as JWE under the membership key'),
+  wrappedMembershipKey: z.string().describe('the membership key wrapped by the KMS, bound to this group and version'),
+  kekUri: z.string(),
+  members: z.array(GroupMember),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Group = z.infer<typeof Group>;
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string(),
+  requestId: z.string().optional(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});

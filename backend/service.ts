@@ -1,0 +1,162 @@
+/**
+ * The cloud service's own API (issue 11), without HTTP. Group writes go through the same group key
+ * service as SCIM (KMS work before the transaction, rotation on removal, one transaction for rows,
+ * keys, audit and outbox event); this layer adds member resolution, origin and If-Match checks.
+ */
+import type { JWK } from 'jose';
+import type { GroupRow } from '../entities';
+import { nowIso } from '../entities/columns';
+import { NotFoundError } from '../server/errors';
+import type { KeyService } from '../server/keys/key-service';
+import type { OpContext } from '../server/keys/types';
+import type { Repos, Store } from '../server/repositories/store';
+import { OutboxRepository } from '../scim/repositories/outbox';
+import { IdpManagedGroupError, PreconditionFailedError, UnknownMembersError } from './errors';
+import { BackendQueries } from './repositories/backend-queries';
+import type { CreateGroupBody, Group, LookupBody, MemberRef, UpdateGroupBody } from './schemas';
+
+export interface BackendServiceOptions {
+  /** Record an outbox event per change (when a webhook is configured), as SCIM does. */
+  outbox: boolean;
+}
+
+export interface LookupResult {
+  keys: { userId: string; userName: string; email: string | null; keyAlgorithm: string; publicKeyJwk: JWK }[];
+  notFound: { ids: string[]; userNames: string[]; emails: string[] };
+}
+
+/** The ETag of a group: its row version, which every write increments. */
+export const etagOf = (version: number): string => `"v${version}"`;
+
+/** Whether an If-Match header value matches this version (`*` matches any existing group). */
+export function ifMatchHolds(ifMatch: string | undefined, version: number): boolean {
+  if (ifMatch === undefined) return true;
+  const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
+  return tags.includes('*') || tags.includes(etagOf(version));
+}
+
+export class BackendService {
+  constructor(
+    private readonly store: Store,
+    private readonly keys: KeyService,
+    private readonly options: BackendServiceOptions,
+  ) {}
+
+  // ---- public keys --------------------------------------------------------------------------
+
+  async lookupPublicKeys(body: LookupBody): Promise<LookupResult> {
+    const ids = [...new Set(body.ids ?? [])];
+    const userNames = [...new Set(body.userNames ?? [])];
+    const emails = [...new Set(body.emails ?? [])];
+    const rows = await new BackendQueries(this.store.dataSource.manager).activePublicKeys({
+      ids,
+      userNamesNorm: userNames.map((u) => u.toLowerCase()),
+      emailsLower: emails.map((e) => e.toLowerCase()),
+    });
+    const foundIds = new Set(rows.map((r) => r.userId));
+    const foundNames = new Set(rows.map((r) => r.userName.toLowerCase()));
+    const foundEmails = new Set(rows.flatMap((r) => (r.email ? [r.email.toLowerCase()] : [])));
+    return {
+      keys: rows.map((r) => ({ userId: r.userId, userName: r.userName, email: r.email, keyAlgorithm: r.keyAlg, publicKeyJwk: JSON.parse(r.publicJwk) as JWK })),
+      notFound: {
+        ids: ids.filter((i) => !foundIds.has(i)),
+        userNames: userNames.filter((u) => !foundNames.has(u.toLowerCase())),
+        emails: emails.filter((e) => !foundEmails.has(e.toLowerCase())),
+      },
+    };
+  }
+
+  // ---- groups -------------------------------------------------------------------------------
+
+  async getGroup(id: string): Promise<Group> {
+    return this.render(new BackendQueries(this.store.dataSource.manager), id);
+  }
+
+  async createGroup(body: CreateGroupBody, ctx: OpContext): Promise<Group> {
+    // Resolved before any KMS work: an unknown member costs nothing and writes nothing.
+    const memberIds = await this.resolve(body.members);
+    return this.keys.groups.provision({ displayName: body.name, memberIds, origin: 'app' }, ctx, async (tx, created) => {
+      const group = await this.render(new BackendQueries(tx.manager), created.id);
+      await this.enqueue(tx, created.id, 'group.created', group);
+      return group;
+    });
+  }
+
+  /**
+   * Rename and member changes in one write; removal rotates the group's keys exactly as a SCIM
+   * removal does (CS_GROUP_REKEY). `ifMatch` is checked before the KMS work and again on the
+   * locked row, so of two writers holding one ETag exactly one succeeds.
+   */
+  async updateGroup(id: string, body: UpdateGroupBody, ifMatch: string | undefined, ctx: OpContext): Promise<Group> {
+    this.writable(await new BackendQueries(this.store.dataSource.manager).findGroup(id), id, ifMatch);
+    const [add, remove] = [await this.resolve(body.add ?? []), await this.resolve(body.remove ?? [])];
+    const groups = this.keys.groups;
+    return groups.change(id, { kind: 'delta', add, remove }, ctx, groups.rekeyMode, async (tx, r) => {
+      const q = new BackendQueries(tx.manager);
+      this.writable(await q.findGroup(id), id, ifMatch); // the row is locked by now
+      if (body.name !== undefined || r.added.length > 0 || r.removed.length > 0 || r.rotated) {
+        await tx.groups.update(id, body.name !== undefined ? { displayName: body.name } : {}, nowIso());
+        await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: id });
+      }
+      const group = await this.render(q, id);
+      await this.enqueue(tx, id, 'group.updated', group);
+      if (r.rotated) {
+        const v = r.rotated;
+        await this.enqueue(tx, id, 'group.key.rotated', { id, keyVersion: v.version, keyAlgorithm: v.keyAlg, publicKeyJwk: JSON.stringify(v.publicJwk), kekUri: v.kekUri });
+      }
+      return group;
+    });
+  }
+
+  async deleteGroup(id: string, ifMatch: string | undefined, ctx: OpContext): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      const row = await tx.groups.findByIdForUpdate(id);
+      this.writable(row, id, ifMatch);
+      await this.keys.deleteGroup(id, ctx, tx);
+      await this.enqueue(tx, id, 'group.deleted', { id, name: row!.displayName });
+    });
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private writable(row: GroupRow | null, id: string, ifMatch: string | undefined): void {
+    if (!row) throw new NotFoundError(`group ${id} not found`);
+    if ((row.origin ?? 'scim') !== 'app') throw new IdpManagedGroupError(id);
+    if (!ifMatchHolds(ifMatch, row.version)) throw new PreconditionFailedError(`group ${id} was changed since that version (now ${etagOf(row.version)}); read it again and retry`);
+  }
+
+  /** Member references to user ids; every one must be a live, provisioned user (422 naming the others). */
+  private async resolve(refs: MemberRef[]): Promise<string[]> {
+    if (refs.length === 0) return [];
+    const ids = refs.flatMap((m) => ('id' in m ? [m.id] : []));
+    const names = refs.flatMap((m) => ('userName' in m ? [m.userName.toLowerCase()] : []));
+    const { byId, byName } = await new BackendQueries(this.store.dataSource.manager).liveUsers(ids, names);
+    const unknown = refs.filter((m) => ('id' in m ? !byId.has(m.id) : !byName.has(m.userName.toLowerCase()))).map((m) => ('id' in m ? m.id : m.userName));
+    if (unknown.length > 0) throw new UnknownMembersError(unknown);
+    return [...new Set(refs.map((m) => ('id' in m ? m.id : byName.get(m.userName.toLowerCase())!)))];
+  }
+
+  private async render(q: BackendQueries, id: string): Promise<Group> {
+    const [row, keys] = await Promise.all([q.findGroup(id), q.findGroupKeys(id)]);
+    if (!row || !keys) throw new NotFoundError(`group ${id} not found`);
+    return {
+      id,
+      name: row.displayName,
+      origin: row.origin ?? 'scim',
+      version: row.version,
+      keyVersion: keys.keyVersion,
+      keyAlgorithm: keys.keyAlg,
+      publicKeyJwk: JSON.parse(keys.publicJwk) as Record<string, unknown>,
+      privateKeyJwe: keys.privateJwe,
+      wrappedMembershipKey: keys.wrappedMembershipKey,
+      kekUri: keys.kekUri,
+      members: await q.members(id),
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    };
+  }
+
+  private async enqueue(tx: Repos, groupId: string, eventType: string, data: unknown): Promise<void> {
+    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType: 'Group', resourceId: groupId, eventType, data });
+  }
+}
