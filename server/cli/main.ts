@@ -10,6 +10,7 @@ import { registerSigningKeys } from './signing-keys';
 import { registerToken } from './token';
 import { registerOutbox } from './outbox';
 import { registerGroups } from './groups';
+import { registerImportKeyConnector } from './import-key-connector';
 
 export { describeFailure };
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerToken(program);
   registerOutbox(program);
   registerGroups(program);
+  registerImportKeyConnector(program);
   return program;
 }
 
