@@ -7,15 +7,17 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { AppDeps } from '../server/http/app';
-import { ValidationError } from '../server/errors';
+import { NotFoundError, ValidationError } from '../server/errors';
 import { toAppError } from '../server/http/problem';
 import type { OpContext } from '../server/keys/types';
 import { ownWrites } from '../server/repositories/runner';
 import { ApiTokenRepository } from '../scim/repositories/api-tokens';
 import { TokenService, type PublicTokenInfo } from '../scim/tokens';
+import { ChangeFeed } from './changes';
 import { Idempotency, requestHash, type Claim } from './idempotency';
+import { ChangesRepository } from './repositories/changes';
 import { IdempotencyRepository } from './repositories/idempotency';
-import { CreateGroupBody, LookupBody, UpdateGroupBody } from './schemas';
+import { ChangesQuery, CreateGroupBody, LookupBody, UpdateGroupBody } from './schemas';
 import { BackendService, etagOf } from './service';
 
 export const BACKEND_BASE_PATH = '/backend/v1';
@@ -42,13 +44,17 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 export function backendServiceFor(deps: AppDeps): BackendService {
-  return new BackendService(deps.store, deps.keys, { outbox: deps.config.scim.webhook !== undefined });
+  return new BackendService(deps.store, deps.keys, {
+    outbox: deps.config.scim.webhook !== undefined || deps.config.backend.changeFeed,
+    feedOnly: deps.config.scim.webhook === undefined,
+  });
 }
 
 export function backendRoutes(deps: AppDeps): Router {
   const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
   const idempotency = new Idempotency(ownWrites(deps.store, (m) => new IdempotencyRepository(m)));
   const service = backendServiceFor(deps);
+  const changes = new ChangeFeed((fn) => fn(new ChangesRepository(deps.store.dataSource.manager)));
   const r = Router();
 
   const actor = (res: Response) => `backend:${locals(res).token!.name}`;
@@ -91,6 +97,14 @@ export function backendRoutes(deps: AppDeps): Router {
     res.set({ ...stored.headers, 'Idempotent-Replayed': 'true' });
     if (stored.body === undefined) res.status(claim.status).end();
     else res.status(claim.status).json(stored.body);
+  });
+
+  r.get('/changes', async (req, res) => {
+    if (!deps.config.scim.webhook && !deps.config.backend.changeFeed) {
+      throw new NotFoundError('the change feed is off: set CS_BACKEND_CHANGE_FEED=true (or configure a webhook)');
+    }
+    const q = parse(ChangesQuery, req.query);
+    await reply(req, res, 'changes.read', 200, await changes.page(q.after, q.limit));
   });
 
   r.post('/public-keys/lookup', async (req, res) => {

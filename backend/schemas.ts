@@ -48,6 +48,25 @@ export const LookupBody = z
   .refine((b) => (b.ids?.length ?? 0) + (b.userNames?.length ?? 0) + (b.emails?.length ?? 0) <= MAX_LOOKUPS, `at most ${MAX_LOOKUPS} lookups per call`);
 export type LookupBody = z.infer<typeof LookupBody>;
 
+export const ChangesQuery = z
+  .object({
+    after: z.string().regex(/^\d{1,15}$/, 'must be a cursor from a previous page (or 0)').default('0').transform(Number),
+    limit: z.string().regex(/^\d{1,4}$/, 'must be a number from 1 to 1000').default('100').transform(Number).pipe(z.number().int().min(1).max(1000)),
+  })
+  .strict();
+
+export const Change = z.object({
+  id: z.string().describe("the event id (the webhook's webhook-id): de-duplicate on it"),
+  cursor: z.string(),
+  type: z.string().describe('user.created, user.updated, user.deleted, group.created, group.updated, group.deleted, group.key.rotated'),
+  timestamp: z.string(),
+  resourceType: z.enum(['User', 'Group']),
+  resourceId: z.string(),
+  data: z.unknown().describe("the same data as the webhook event's"),
+});
+
+export const ChangesPage = z.object({ changes: z.array(Change), next: z.string(), hasMore: z.boolean() });
+
 const Jwk = z.record(z.string(), z.unknown()).describe('a public JWK (RFC 7517)');
 
 export const PublicKey = z.object({

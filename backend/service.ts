@@ -16,8 +16,10 @@ import { BackendQueries } from './repositories/backend-queries';
 import type { CreateGroupBody, Group, LookupBody, MemberRef, UpdateGroupBody } from './schemas';
 
 export interface BackendServiceOptions {
-  /** Record an outbox event per change (when a webhook is configured), as SCIM does. */
+  /** Record an outbox event per change (when a webhook or the change feed is configured), as SCIM does. */
   outbox: boolean;
+  /** No webhook: events are only for the change feed. */
+  feedOnly?: boolean;
 }
 
 export interface LookupResult {
@@ -157,6 +159,6 @@ export class BackendService {
   }
 
   private async enqueue(tx: Repos, groupId: string, eventType: string, data: unknown): Promise<void> {
-    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType: 'Group', resourceId: groupId, eventType, data });
+    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType: 'Group', resourceId: groupId, eventType, data, feedOnly: this.options.feedOnly });
   }
 }

@@ -31,7 +31,8 @@ function isJsonBody(req: { headers: Record<string, string | string[] | undefined
 
 export function scimServiceFor(deps: AppDeps): ScimService {
   return new ScimService(deps.store, deps.keys, {
-    outbox: deps.config.scim.webhook !== undefined,
+    outbox: deps.config.scim.webhook !== undefined || deps.config.backend.changeFeed,
+    feedOnly: deps.config.scim.webhook === undefined,
     userDeleteRetentionDays: deps.config.scim.userDeleteRetentionDays,
     basepath: SCIM_BASE_PATH,
   });

@@ -24,8 +24,10 @@ import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, MAX_COUNT, SCIMMY, USER_KEYS
 type Json = Record<string, unknown>;
 
 export interface ScimServiceOptions {
-  /** Record an outbox event per change (only when a webhook is configured). */
+  /** Record an outbox event per change (when a webhook or the backend change feed is configured). */
   outbox: boolean;
+  /** No webhook: events are only for the change feed (scim/repositories/outbox.ts). */
+  feedOnly?: boolean;
   /** null: keep deleted users' key material; 0: purge at once; n: purge n days after deletion. */
   userDeleteRetentionDays: number | null;
   /** Base for member $ref values, e.g. "/scim/v2". */
@@ -82,7 +84,7 @@ export class ScimService {
   }
 
   private async enqueue(tx: Repos, resourceType: 'User' | 'Group', resourceId: string, eventType: string, data: Json): Promise<void> {
-    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType, resourceId, eventType, data });
+    if (this.options.outbox) await new OutboxRepository(tx.manager).enqueue({ resourceType, resourceId, eventType, data, feedOnly: this.options.feedOnly });
   }
 
   // ---- Users --------------------------------------------------------------------------------

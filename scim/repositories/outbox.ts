@@ -8,6 +8,8 @@ export interface NewOutboxEvent {
   eventType: string;
   /** JSON-serialisable; becomes the webhook body's `data`. */
   data: unknown;
+  /** No webhook, only the change feed (GET /backend/v1/changes) reads it: recorded as delivered, so housekeeping removes it after 30 days. */
+  feedOnly?: boolean;
 }
 
 export interface OutboxStats {
@@ -34,11 +36,11 @@ export class OutboxRepository {
       resource_id: e.resourceId,
       event_type: e.eventType,
       payload,
-      status: 'pending',
+      status: e.feedOnly ? 'delivered' : 'pending',
       attempts: 0,
       created_at: now,
       next_attempt_at: now,
-      delivered_at: null,
+      delivered_at: e.feedOnly ? now : null,
       last_error: null,
     });
     return eventId;
