@@ -17,7 +17,7 @@ import { ChangeFeed } from './changes';
 import { Idempotency, requestHash, type Claim } from './idempotency';
 import { ChangesRepository } from './repositories/changes';
 import { IdempotencyRepository } from './repositories/idempotency';
-import { ChangesQuery, CreateGroupBody, LookupBody, UpdateGroupBody } from './schemas';
+import { ChangesQuery, CreateGroupBody, CreateUserBody, LookupBody, UpdateGroupBody } from './schemas';
 import { BackendService, etagOf } from './service';
 
 export const BACKEND_BASE_PATH = '/backend/v1';
@@ -59,15 +59,15 @@ export function backendRoutes(deps: AppDeps): Router {
 
   const actor = (res: Response) => `backend:${locals(res).token!.name}`;
   const ctxOf = (req: Request, res: Response): OpContext => ({ actor: actor(res), requestId: req.requestId });
-  const audit = (req: Request, res: Response, action: string, outcome: 'success' | 'failure', detail: Record<string, string | number>, targetId?: string) =>
+  const audit = (req: Request, res: Response, action: string, outcome: 'success' | 'failure', detail: Record<string, string | number>, targetId?: string, targetType = 'group') =>
     deps.store.audit({
-      actor: actor(res), action: `backend.${action}`, outcome, requestId: req.requestId, targetType: targetId ? 'group' : undefined, targetId,
+      actor: actor(res), action: `backend.${action}`, outcome, requestId: req.requestId, targetType: targetId ? targetType : undefined, targetId,
       detail: { token: locals(res).token!.id, method: req.method, ...detail },
     });
 
   /** Audits the call, stores the response for its Idempotency-Key, then sends it. */
-  const reply = async (req: Request, res: Response, action: string, status: number, body: unknown, headers: Record<string, string> = {}, targetId?: string) => {
-    await audit(req, res, action, 'success', { status }, targetId);
+  const reply = async (req: Request, res: Response, action: string, status: number, body: unknown, headers: Record<string, string> = {}, targetId?: string, targetType?: string) => {
+    await audit(req, res, action, 'success', { status }, targetId, targetType);
     const idem = locals(res).idem;
     if (idem) await idem.complete(status, { body, headers } satisfies Stored);
     res.set(headers);
@@ -112,6 +112,16 @@ export function backendRoutes(deps: AppDeps): Router {
     await reply(req, res, 'keys.lookup', 200, result);
   });
 
+  r.post('/users', async (req, res) => {
+    const { created, user } = await service.createUser(parse(CreateUserBody, req.body), ctxOf(req, res));
+    await reply(req, res, created ? 'user.create' : 'user.existing', created ? 201 : 200, user, { Location: `${BACKEND_BASE_PATH}/users/${user.id}` }, user.id, 'user');
+  });
+
+  r.get('/users/:id', async (req, res) => {
+    const user = await service.getUser(req.params.id);
+    await reply(req, res, 'user.read', 200, user, {}, user.id, 'user');
+  });
+
   r.post('/groups', async (req, res) => {
     const group = await service.createGroup(parse(CreateGroupBody, req.body), ctxOf(req, res));
     await reply(req, res, 'group.create', 201, group, { ETag: etagOf(group.version), Location: `${BACKEND_BASE_PATH}/groups/${group.id}` }, group.id);
@@ -138,7 +148,7 @@ export function backendRoutes(deps: AppDeps): Router {
     const { token, idem } = locals(res);
     const e = toAppError(err);
     await Promise.all([
-      token ? audit(req, res, req.method.toLowerCase(), 'failure', { status: e.status, code: e.code }, typeof req.params?.id === 'string' ? req.params.id : undefined) : undefined,
+      token ? audit(req, res, req.method.toLowerCase(), 'failure', { status: e.status, code: e.code }, typeof req.params?.id === 'string' ? req.params.id : undefined, req.path.startsWith('/users') ? 'user' : 'group') : undefined,
       idem?.release(),
     ]).catch(() => undefined);
     next(err);

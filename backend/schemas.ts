@@ -48,6 +48,35 @@ export const LookupBody = z
   .refine((b) => (b.ids?.length ?? 0) + (b.userNames?.length ?? 0) + (b.emails?.length ?? 0) <= MAX_LOOKUPS, `at most ${MAX_LOOKUPS} lookups per call`);
 export type LookupBody = z.infer<typeof LookupBody>;
 
+const optionalText = (max: number) => z.string().trim().min(1).max(max).optional();
+
+export const CreateUserBody = z
+  .object({
+    userName: z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters'),
+    email: z.email().max(320).optional(),
+    displayName: optionalText(255),
+    givenName: optionalText(255),
+    familyName: optionalText(255),
+    externalId: optionalText(255),
+  })
+  .strict();
+export type CreateUserBody = z.infer<typeof CreateUserBody>;
+
+export const User = z.object({
+  id: z.string(),
+  userName: z.string(),
+  email: z.string().nullable(),
+  displayName: z.string().nullable(),
+  active: z.boolean(),
+  keyAlgorithm: z.string(),
+  publicKeyJwk: z.record(z.string(), z.unknown()),
+  privateKeyJwe: z.string().describe("the user's private key as JWE under their password key"),
+  wrappedPasswordKey: z.string().describe('the password key wrapped by the KMS, bound to this user'),
+  kekUri: z.string(),
+  createdAt: z.string(),
+});
+export type User = z.infer<typeof User>;
+
 export const ChangesQuery = z
   .object({
     after: z.string().regex(/^\d{1,15}$/, 'must be a cursor from a previous page (or 0)').default('0').transform(Number),

@@ -4,16 +4,18 @@
  * keys, audit and outbox event); this layer adds member resolution, origin and If-Match checks.
  */
 import type { JWK } from 'jose';
-import type { GroupRow } from '../entities';
+import type { GroupRow, UserKeysRow, UserRow } from '../entities';
 import { nowIso } from '../entities/columns';
-import { NotFoundError } from '../server/errors';
+import { ConflictError, NotFoundError } from '../server/errors';
 import type { KeyService } from '../server/keys/key-service';
 import type { OpContext } from '../server/keys/types';
 import type { Repos, Store } from '../server/repositories/store';
 import { OutboxRepository } from '../scim/repositories/outbox';
+import { userResource } from '../scim/resources';
+import { USER_SCHEMA as SCIM_USER_SCHEMA } from '../scim/schemas';
 import { IdpManagedGroupError, PreconditionFailedError, UnknownMembersError } from './errors';
 import { BackendQueries } from './repositories/backend-queries';
-import type { CreateGroupBody, Group, LookupBody, MemberRef, UpdateGroupBody } from './schemas';
+import type { CreateGroupBody, CreateUserBody, Group, LookupBody, MemberRef, UpdateGroupBody, User } from './schemas';
 
 export interface BackendServiceOptions {
   /** Record an outbox event per change (when a webhook or the change feed is configured), as SCIM does. */
@@ -35,6 +37,15 @@ export function ifMatchHolds(ifMatch: string | undefined, version: number): bool
   if (ifMatch === undefined) return true;
   const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
   return tags.includes('*') || tags.includes(etagOf(version));
+}
+
+/** A user as the backend sees them: profile, public key and the encrypted forms of their keys. */
+function userView(u: UserRow, k: UserKeysRow): User {
+  return {
+    id: u.id, userName: u.userName, email: u.email, displayName: u.displayName, active: Boolean(u.active),
+    keyAlgorithm: k.keyAlg, publicKeyJwk: JSON.parse(k.publicJwk) as Record<string, unknown>, privateKeyJwe: k.privateJwe,
+    wrappedPasswordKey: k.wrappedPasswordKey, kekUri: k.kekUri, createdAt: u.createdAt,
+  };
 }
 
 export class BackendService {
@@ -66,6 +77,49 @@ export class BackendService {
         emails: emails.filter((e) => !foundEmails.has(e.toLowerCase())),
       },
     };
+  }
+
+  // ---- users --------------------------------------------------------------------------------
+
+  /**
+   * Creates a user and their keys with the same rules as SCIM (keys generated and KMS-wrapped
+   * before the transaction), idempotent on userName: an existing live user is returned as is.
+   */
+  async createUser(body: CreateUserBody, ctx: OpContext): Promise<{ created: boolean; user: User }> {
+    const existing = () => new BackendQueries(this.store.dataSource.manager).liveUser({ userNameNorm: body.userName.toLowerCase() });
+    const found = await existing();
+    if (found) return { created: false, user: userView(found.user, found.keys) };
+    const attributes = {
+      schemas: [SCIM_USER_SCHEMA],
+      userName: body.userName,
+      active: true,
+      ...(body.displayName ? { displayName: body.displayName } : {}),
+      ...(body.givenName || body.familyName ? { name: { ...(body.givenName ? { givenName: body.givenName } : {}), ...(body.familyName ? { familyName: body.familyName } : {}) } } : {}),
+      ...(body.email ? { emails: [{ value: body.email, type: 'work', primary: true }] } : {}),
+      ...(body.externalId ? { externalId: body.externalId } : {}),
+    };
+    const prepared = await this.keys.prepareUser({ ...body, active: true, attributes }, ctx);
+    try {
+      return await this.store.transaction(async (tx) => {
+        const created = await this.keys.commitUser(prepared, ctx, tx);
+        const user = userView(created, prepared.keys);
+        if (this.options.outbox) {
+          await new OutboxRepository(tx.manager).enqueue({ resourceType: 'User', resourceId: created.id, eventType: 'user.created', data: userResource(created, prepared.keys), feedOnly: this.options.feedOnly });
+        }
+        return { created: true, user };
+      });
+    } catch (err) {
+      // Created by a concurrent request (or the IdP) meanwhile: that user is the answer.
+      const raced = err instanceof ConflictError && err.target === 'userName' ? await existing() : null;
+      if (raced) return { created: false, user: userView(raced.user, raced.keys) };
+      throw err;
+    }
+  }
+
+  async getUser(id: string): Promise<User> {
+    const found = await new BackendQueries(this.store.dataSource.manager).liveUser({ id });
+    if (!found) throw new NotFoundError(`user ${id} not found`);
+    return userView(found.user, found.keys);
   }
 
   // ---- groups -------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ const CLOCK_TOLERANCE_S = 60;
 export interface VerifiedCaller {
   /** The identity server's user id, lower case. */
   sub: string;
+  /** The token's `email` claim, lower case, when present (for the optional SCIM link). */
+  email?: string;
 }
 
 /** A refused token: `reason` is a stable, non-secret code for the audit trail. */
@@ -56,7 +58,7 @@ export class OidcVerifier {
     if (!includes(payload.scope, 'api')) throw new InvalidTokenError('scope', 'scope must include "api"');
     if (!includes(payload.amr, 'Application') && !includes(payload.amr, 'external')) throw new InvalidTokenError('amr', 'amr must include "Application" or "external"');
     if (typeof payload.sub !== 'string' || !GUID.test(payload.sub)) throw new InvalidTokenError('sub', 'sub must be the user id (a GUID)');
-    return { sub: payload.sub.toLowerCase() };
+    return { sub: payload.sub.toLowerCase(), email: typeof payload.email === 'string' && payload.email.length <= 320 ? payload.email.toLowerCase() : undefined };
   }
 
   /** The discovery document, fetched once; a failed fetch is retried by the next request. */

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { KeyConnectorUserKeyEntity, type KeyConnectorUserKeyRow } from '../entities';
+import { KeyConnectorUserKeyEntity, UserEntity, type KeyConnectorUserKeyRow } from '../entities';
 
 /** Key Connector user keys; bound to one EntityManager (the default one or a transaction's). */
 export class KeyConnectorRepository {
@@ -22,6 +22,16 @@ export class KeyConnectorRepository {
 
   async touch(sub: string, at: string): Promise<void> {
     await this.m.update(KeyConnectorUserKeyEntity, { sub }, { lastAccessAt: at });
+  }
+
+  /**
+   * Whether a SCIM user linked to this identity is deactivated or deleted: externalId equal to the
+   * sub, or userName / email equal to the token's email (case-insensitive).
+   */
+  async scimUserInactive(sub: string, email: string | undefined): Promise<boolean> {
+    const q = this.m.createQueryBuilder(UserEntity, 'u').select('u.id').where('(NOT u.active OR u.deletedAt IS NOT NULL)');
+    q.andWhere(email ? '(LOWER(u.externalId) = :sub OR u.userNameNorm = :email OR LOWER(u.email) = :email)' : 'LOWER(u.externalId) = :sub', { sub, email });
+    return (await q.getCount()) > 0;
   }
 
   /** Subs already stored among `subs` (the importer's resume check). */

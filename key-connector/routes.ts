@@ -20,6 +20,7 @@ declare module 'express-serve-static-core' {
   interface Request {
     /** Set by the Key Connector's Bearer middleware. */
     keyConnectorSub?: string;
+    keyConnectorEmail?: string;
   }
 }
 
@@ -48,7 +49,7 @@ function keyFrom(req: Request): Buffer {
 }
 
 export function keyConnectorRoutes(deps: AppDeps, settings: KeyConnectorConfig): Router {
-  const service = new KeyConnectorService(deps.store, deps.kms, deps.config.kms.kekUri);
+  const service = new KeyConnectorService(deps.store, deps.kms, deps.config.kms.kekUri, settings.refuseDeactivated);
   const verifier = new OidcVerifier(settings.issuer);
   const r = Router();
   r.use(corsAllowList({ origins: settings.webVaultOrigin ? [settings.webVaultOrigin] : [], maxAgeSeconds: deps.config.auth.cors.maxAgeSeconds, methods: ['GET', 'POST', 'PUT'], headers: CLIENT_HEADERS }));
@@ -75,7 +76,9 @@ export function keyConnectorRoutes(deps: AppDeps, settings: KeyConnectorConfig):
     try {
       const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(req.headers.authorization ?? '');
       if (!m) throw new InvalidTokenError('missing', 'send Authorization: Bearer <access token from the identity server>');
-      req.keyConnectorSub = (await verifier.verify(m[1])).sub;
+      const caller = await verifier.verify(m[1]);
+      req.keyConnectorSub = caller.sub;
+      req.keyConnectorEmail = caller.email;
       next();
     } catch (err) {
       if (err instanceof UnauthorizedError) res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
@@ -100,7 +103,7 @@ export function keyConnectorRoutes(deps: AppDeps, settings: KeyConnectorConfig):
   r.get(
     '/user-keys',
     handle(async (req, res) => {
-      const key = await service.get(req.keyConnectorSub!, ctxOf(req));
+      const key = await service.get(req.keyConnectorSub!, ctxOf(req), req.keyConnectorEmail);
       try {
         res.json({ key: key.toString('base64') });
       } finally {

@@ -2,7 +2,7 @@ import type { KmsRegistry } from '../kms-adapters/registry';
 import type { Store } from '../server/repositories/store';
 import type { Repos } from '../server/repositories/store';
 import { uniqueViolation } from '../server/repositories/db-errors';
-import { BadRequestError, NotFoundError } from '../server/errors';
+import { BadRequestError, InactiveUserError, NotFoundError } from '../server/errors';
 import { auditFailure, audited } from '../server/keys/audited';
 import { binding } from '../server/keys/binding';
 import type { OpContext } from '../server/keys/types';
@@ -30,6 +30,8 @@ export class KeyConnectorService {
     private readonly store: Store,
     private readonly kms: KmsRegistry,
     private readonly kekUri: string,
+    /** CS_KEY_CONNECTOR_REFUSE_DEACTIVATED. */
+    private readonly refuseDeactivated = false,
   ) {}
 
   private repo(r: Repos = this.store.repos): KeyConnectorRepository {
@@ -37,8 +39,13 @@ export class KeyConnectorService {
   }
 
   /** The caller's key, unwrapped; its last access time recorded with the audit event. */
-  async get(sub: string, ctx: OpContext): Promise<Buffer> {
+  async get(sub: string, ctx: OpContext, email?: string): Promise<Buffer> {
     const e = { action: 'key-connector.get', ...target(sub) };
+    if (this.refuseDeactivated && (await this.repo().scimUserInactive(sub, email))) {
+      const err = new InactiveUserError();
+      await auditFailure(this.store, ctx, e, err);
+      throw err;
+    }
     const row = await this.repo().find(sub);
     if (!row) {
       const err = new NotFoundError('no key is stored for this user');

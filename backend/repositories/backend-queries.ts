@@ -1,6 +1,6 @@
 /** Reads of the backend API: public keys of users, and groups as the backend sees them. */
-import type { EntityManager } from 'typeorm';
-import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow } from '../../entities';
+import { IsNull, type EntityManager } from 'typeorm';
+import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow, type UserKeysRow, type UserRow } from '../../entities';
 
 /** Lookups per statement, far below every driver's parameter limit. */
 const CHUNK = 500;
@@ -59,6 +59,14 @@ export class BackendQueries {
     await read('u.id', ids);
     await read('u.user_name_norm', userNamesNorm);
     return { byId, byName };
+  }
+
+  /** A live (not deleted) user by userName (case-insensitive) or id, with its keys. */
+  async liveUser(by: { userNameNorm: string } | { id: string }): Promise<{ user: UserRow; keys: UserKeysRow } | null> {
+    const where = 'id' in by ? { id: by.id, deletedAt: IsNull() } : { userNameNorm: by.userNameNorm, deletedAt: IsNull() };
+    const user = await this.m.findOne(UserEntity, { where });
+    const keys = user ? await this.m.findOne(UserKeysEntity, { where: { userId: user.id } }) : null;
+    return user && keys ? { user, keys } : null;
   }
 
   findGroup(id: string): Promise<GroupRow | null> {

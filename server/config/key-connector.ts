@@ -21,6 +21,8 @@ export const keyConnectorEnv = z.object({
     .string()
     .regex(/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/, 'must be a path such as /key-connector (leading slash, no trailing slash)')
     .default('/key-connector'),
+  /** Refuse GET /user-keys when a SCIM user matching the token (externalId = sub, or email/userName = the token's email) is deactivated or deleted. */
+  CS_KEY_CONNECTOR_REFUSE_DEACTIVATED: z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] }).default(false),
 });
 
 export interface KeyConnectorConfig {
@@ -28,6 +30,7 @@ export interface KeyConnectorConfig {
   /** Exact origin (scheme://host[:port]) of the web vault, or undefined: no browser origin allowed. */
   webVaultOrigin: string | undefined;
   path: string;
+  refuseDeactivated: boolean;
 }
 
 export function keyConnectorConfig(e: z.infer<typeof keyConnectorEnv>): { keyConnector: KeyConnectorConfig | undefined } {
@@ -40,6 +43,7 @@ export function keyConnectorConfig(e: z.infer<typeof keyConnectorEnv>): { keyCon
       issuer: e.CS_KEY_CONNECTOR_ISSUER.replace(/\/+$/, ''),
       webVaultOrigin: e.CS_KEY_CONNECTOR_WEB_VAULT_URL ? new URL(e.CS_KEY_CONNECTOR_WEB_VAULT_URL).origin : undefined,
       path: e.CS_KEY_CONNECTOR_PATH,
+      refuseDeactivated: e.CS_KEY_CONNECTOR_REFUSE_DEACTIVATED,
     },
   };
 }

@@ -28,6 +28,8 @@ export interface HttpBenchOptions {
   removeFrom: number;
   /** Write a V8 CPU profile of each server process here (open in Chrome DevTools). */
   cpuProfileDir?: string;
+  /** Server worker processes (CS_WORKERS). */
+  workers: number;
 }
 
 interface Row {
@@ -44,7 +46,7 @@ const MIN_OPS = 5;
 
 export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${new Date().toISOString()}`);
-  console.log(`# ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
+  console.log(`# ${o.workers} server worker process(es) (CS_WORKERS); ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
   // Ctrl-C mid-run still stops what was started and drops the temporary database and directories.
   const cleanups = new Set<() => Promise<void>>();
   const onSignal = () => void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
@@ -53,7 +55,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   cleanups.add(limit.stop);
   try {
     for (const database of o.databases) {
-      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir });
+      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers });
       cleanups.add(server.close);
       try {
         printTable(database, server, await scenarios(server, limit, o));
@@ -254,12 +256,13 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
   if (!groupSizes.every((n) => Number.isInteger(n) && n > 0)) program.error(`error: option '--group-sizes <list>' must be whole numbers greater than 0, comma-separated`);
   return {
+    .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     databases: databases as BenchDatabase[],
     seconds: opts.seconds ?? (opts.long ? 30 : 5),
     users: opts.users ?? (opts.long ? 10_000 : 3_000),
@@ -275,6 +278,7 @@ export async function httpBenchMain(argv: string[]): Promise<void> {
     await runHttpBench(parseHttpBenchArgs(argv));
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
+    workers: opts.workers,
     throw err;
   }
 }

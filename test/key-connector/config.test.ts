@@ -10,12 +10,13 @@ describe('Key Connector settings', () => {
       issuer: 'https://vault.example.com/identity',
       webVaultOrigin: undefined,
       path: '/key-connector',
+      refuseDeactivated: false,
     });
   });
 
   test('web vault URL becomes its exact origin; a custom path', () => {
     const c = loadConfig({ ...base, CS_KEY_CONNECTOR_ISSUER: 'http://127.0.0.1:8080', CS_KEY_CONNECTOR_WEB_VAULT_URL: 'https://Vault.Example.com:443/#/login', CS_KEY_CONNECTOR_PATH: '/kc/v1' });
-    expect(c.keyConnector).toEqual({ issuer: 'http://127.0.0.1:8080', webVaultOrigin: 'https://vault.example.com', path: '/kc/v1' });
+    expect(c.keyConnector).toEqual({ issuer: 'http://127.0.0.1:8080', webVaultOrigin: 'https://vault.example.com', path: '/kc/v1', refuseDeactivated: false });
   });
 
   test.each([
