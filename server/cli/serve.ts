@@ -8,6 +8,9 @@ import { boot } from '../boot';
 import { createApp } from '../http/app';
 import { ConfigError } from '../errors';
 import { startScimWorkers } from '../../scim/workers';
+import type { Config } from '../config';
+import { runPrimary, runWorker, isWorker } from '../cluster';
+import { availableParallelism } from 'node:os';
 
 export interface Running {
   server: Server;
@@ -40,9 +43,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
-  const db = describeDatabase(config.database);
-  print(`Crypto Server listening on ${url} (database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`);
-  print(describeSignIn(config.auth));
+  for (const line of startupLines(config, url)) print(line);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= new Promise<void>((resolve) => {
@@ -52,6 +53,17 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
       .then(() => workers.stop())
       .then(() => deps.close()));
   return { server, url, stop };
+}
+
+/** What `serve` prints once it listens (once for the whole cluster). */
+function startupLines(config: Readonly<Config>, url: string, workers?: string): string[] {
+  const db = describeDatabase(config.database);
+  return [`Crypto Server listening on ${url} (${workers ? `${workers}; ` : ''}database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`, describeSignIn(config.auth)];
+}
+
+/** CS_WORKERS, or one worker per CPU. */
+export function workerCount(config: Readonly<Config>, cpus = availableParallelism()): number {
+  return config.server.workers ?? cpus;
 }
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
@@ -66,6 +78,17 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('start the HTTP server (configuration from CS_* environment variables; see docs/configuration.md)')
     .action(async () => {
+      if (isWorker()) {
+        // Start-up output and failures are reported by the primary, once for all workers.
+        return runWorker(() => serve(process.env, () => undefined));
+      }
+      const config = loadConfig();
+      const workers = workerCount(config);
+      if (workers > 1) {
+        const log = createLogger(config.log.level);
+        const code = await runPrimary(config, log, { workers, print: console.log, startupLines: (url) => startupLines(config, url, `${workers} workers`) });
+        process.exit(code);
+      }
       const running = await serve();
       for (const sig of ['SIGINT', 'SIGTERM'] as const) {
         process.once(sig, () => {

@@ -11,6 +11,8 @@ export type UserKeyAlgorithm = (typeof USER_KEY_ALGORITHMS)[number];
 export const coreEnv = z.object({
   CS_HOST: z.string().min(1).default('127.0.0.1'),
   CS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Worker processes `serve` runs on the one port (node:cluster); unset = one per CPU (docs/operations.md). */
+  CS_WORKERS: z.coerce.number().int().min(1).max(64).optional(),
   CS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CS_DATA_DIR: z.string().min(1).default('./data'),
   CS_DATABASE_URL: z
@@ -77,6 +79,8 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
     server: {
       host: e.CS_HOST,
       port: e.CS_PORT,
+      /** undefined = decided by `serve` (one per CPU). */
+      workers: e.CS_WORKERS,
       maxBodyBytes: e.CS_MAX_BODY_BYTES,
       // Node requires headersTimeout <= requestTimeout; a smaller request timeout bounds both.
       headersTimeoutMs: Math.min(e.CS_HEADERS_TIMEOUT_MS, e.CS_REQUEST_TIMEOUT_MS),

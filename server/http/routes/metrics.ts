@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { collectDefaultMetrics, register } from 'prom-client';
+import { clusterMetrics, isWorker } from '../../cluster';
 
 let collecting = false;
 
@@ -15,7 +16,8 @@ export function metricsRoutes(): Router {
   }
   const r = Router();
   r.get('/metrics', async (_req, res) => {
-    res.type(register.contentType).send(await register.metrics());
+    // Under CS_WORKERS > 1 any worker may get the scrape: it answers for all of them.
+    res.type(register.contentType).send(isWorker() ? await clusterMetrics() : await register.metrics());
   });
   return r;
 }

@@ -31,7 +31,7 @@ export interface RunningServer {
  * (the embedded defaults), or a fresh PostgreSQL database made like the tests make theirs. SAML points
  * at the test IdP (run in this process; only its signing key is used), so a real sign-in can run.
  */
-export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string } = {}): Promise<RunningServer> {
+export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string; workers?: number } = {}): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   let db: TestDatabase | undefined;
   let idp: TestIdp | undefined;
@@ -60,6 +60,8 @@ export async function startCryptoServer(database: BenchDatabase, opts: { cpuProf
       // Measure the endpoints, not the limiter; one token lasts the whole run.
       CS_SCIM_RATE_LIMIT_PER_MINUTE: '0',
       CS_TOKEN_TTL_SECONDS: '3600',
+      // Explicit: serve's default is one worker per CPU, and the bench compares worker counts.
+      CS_WORKERS: String(opts.workers ?? 1),
     };
     if (database === 'postgres') {
       db = await createPostgres();

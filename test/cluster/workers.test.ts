@@ -1,0 +1,147 @@
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { DATABASE_FACTORIES, testDatabaseNames } from '../support/databases';
+import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, provisionUser, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
+
+/**
+ * `serve` with CS_WORKERS=2 as real processes (the CLI from source): requests land on both
+ * workers, state shared through the database holds across them, a dead worker is replaced, SIGTERM
+ * stops every process, and a start-up failure is reported once.
+ */
+jest.setTimeout(180_000);
+
+const started: ClusterProcess[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.close()));
+});
+
+async function start(opts: Parameters<typeof startServe>[0]): Promise<ClusterProcess> {
+  const p = await startServe(opts);
+  started.push(p);
+  if (!(await listening(p))) throw new Error(`serve exited: ${p.stdout()}\n${p.stderr()}`);
+  return p;
+}
+
+describe('CS_WORKERS=2 on the embedded SQLite default', () => {
+  it('serves from two worker pids, prints start-up output once, aggregates /metrics, and stops every process on SIGTERM', async () => {
+    const p = await start({ workers: 2 });
+    const workers = p.workerPids();
+    expect(workers).toHaveLength(2);
+    expect(p.stdout().match(/listening on/g)).toHaveLength(1);
+    expect(p.stdout()).toContain('(2 workers;');
+    expect(p.stdout().match(/created local master key/g)).toHaveLength(1);
+    expect(p.stdout().match(/applied \d+ database migration/g)).toHaveLength(1);
+
+    // Each connection is handed to one worker; a few connections reach both.
+    const [a, b, pidA, pidB] = await connectionsOnTwoWorkers(p);
+    expect(new Set([pidA, pidB])).toEqual(new Set(workers));
+    expect((await a.request('GET', '/healthz')).status).toBe(200);
+    expect((await b.request('GET', '/readyz')).status).toBe(200);
+
+    // /metrics from either worker counts both: resident memory summed over the two processes.
+    const metrics = await fetch(`${p.url}/metrics`).then((r) => r.text());
+    const rss = Number(/^crypto_server_process_resident_memory_bytes (\d+)/m.exec(metrics)?.[1]);
+    const own = workers.map((w) => Number(/VmRSS:\s+(\d+)/.exec(require('node:fs').readFileSync(`/proc/${w}/status`, 'utf8'))![1]) * 1024);
+    expect(rss).toBeGreaterThan(Math.max(...own) * 1.5);
+
+    expect(await p.signal('SIGTERM')).toBe(0);
+    for (const w of [p.pid, ...workers]) expect(alive(w)).toBe(false);
+    expect(p.stderr()).toBe('');
+  });
+
+  it('lets an in-flight request finish on SIGTERM before the worker exits', async () => {
+    const p = await start({ workers: 2 });
+    const conn = await Conn.open(p.port);
+    const pid = await servingPid(p.port, conn.localPort, p.workerPids());
+    // Half a request: the worker is now serving it. SIGTERM stops accepting, not answering.
+    const chunks: Buffer[] = [];
+    const socket = (conn as unknown as { socket: import('node:net').Socket }).socket;
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    const body = 'x'.repeat(10);
+    socket.write(`POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await sleep(300);
+    const exit = p.signal('SIGTERM');
+    await sleep(500);
+    expect(alive(pid)).toBe(true);
+    socket.write(body);
+    await once(socket, 'end');
+    expect(Buffer.concat(chunks).toString('utf8')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await exit).toBe(0);
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('replaces a worker that was killed', async () => {
+    const p = await start({ workers: 2 });
+    const [victim, survivor] = p.workerPids();
+    process.kill(victim!, 'SIGKILL');
+    let now: number[] = [];
+    for (let i = 0; i < 200 && !(now.length === 2 && !now.includes(victim!)); i++) {
+      await sleep(100);
+      now = p.workerPids();
+    }
+    expect(now).toHaveLength(2);
+    expect(now).toContain(survivor);
+    expect(now).not.toContain(victim);
+    const replacement = now.find((w) => w !== survivor)!;
+    // The replacement serves once it has started (it compiles from source: give it time).
+    for (let i = 0; i < 300; i++) {
+      const c = await Conn.open(p.port);
+      const pid = await servingPid(p.port, c.localPort, p.workerPids());
+      const r = await c.request('GET', '/healthz');
+      if (pid === replacement && r.status === 200) break;
+      await sleep(100);
+      if (i === 299) throw new Error('the replacement never served');
+    }
+    expect(p.stdout().match(/listening on/g)).toHaveLength(1);
+  });
+
+  it('says once that the port is in use and exits 2, leaving no process behind', async () => {
+    const blocker = createServer().listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    try {
+      const port = (blocker.address() as { port: number }).port;
+      const p = await startServe({ workers: 2, port });
+      started.push(p);
+      expect(await listening(p)).toBe(false);
+      expect(p.child.exitCode).toBe(2);
+      const lines = p.stderr().trim().split('\n');
+      expect(lines).toEqual([`crypto-server: CS_PORT: port ${port} on CS_HOST 127.0.0.1 is already in use; stop the other process or choose another port`]);
+      expect(p.stdout()).not.toMatch(/listening on/);
+      await sleep(200);
+      expect(p.workerPids()).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('CS_WORKERS=1 runs one process, as before', async () => {
+    const p = await start({ workers: 1 });
+    expect(p.workerPids()).toEqual([]);
+    expect(p.stdout()).not.toMatch(/workers/);
+    expect((await fetch(`${p.url}/healthz`)).status).toBe(200);
+    expect(await p.signal('SIGTERM')).toBe(0);
+  });
+});
+
+describe.each(testDatabaseNames())('one-time codes across workers (%s)', (name) => {
+  it('a code redeemed on one worker is refused on the other, and concurrent redemptions on both yield one token', async () => {
+    const p = await start({ workers: 2, db: await DATABASE_FACTORIES[name]() });
+
+    const alice = await provisionUser(p, 'alice');
+    const first = await oneTimeCode(p, alice);
+    const [a, b] = await connectionsOnTwoWorkers(p);
+    const redeemed = await a.request('POST', '/oauth/token', tokenRequestBody(first.code, first.verifier));
+    expect(redeemed.status).toBe(200);
+    expect(JSON.parse(redeemed.body).access_token).toEqual(expect.any(String));
+    const replay = await b.request('POST', '/oauth/token', tokenRequestBody(first.code, first.verifier));
+    expect(replay.status).toBe(400);
+    expect(JSON.parse(replay.body).error).toBe('invalid_grant');
+
+    for (let round = 0; round < 3; round++) {
+      const { code, verifier } = await oneTimeCode(p, alice);
+      const [c, d] = await connectionsOnTwoWorkers(p);
+      const results = await Promise.all([c, d].map((conn) => conn.request('POST', '/oauth/token', tokenRequestBody(code, verifier))));
+      expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
+    }
+  });
+});
