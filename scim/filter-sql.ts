@@ -46,6 +46,19 @@ function likeEscape(v: string): string {
   return v.replace(/[!%_]/g, (c) => `!${c}`);
 }
 
+/**
+ * The least string above every string that starts with `prefix`, in code point order (SQLite's
+ * BINARY collation compares UTF-8 bytes, which orders as code points): the last code point plus
+ * one. Undefined when there is none (empty prefix, or it ends in U+10FFFF).
+ */
+export function prefixRange(prefix: string): string | undefined {
+  const chars = Array.from(prefix);
+  const last = chars.pop()?.codePointAt(0);
+  if (last === undefined || last >= 0x10ffff) return undefined;
+  const next = last + 1 === 0xd800 ? 0xe000 : last + 1; // skip the surrogate range
+  return chars.join('') + String.fromCodePoint(next);
+}
+
 class Builder {
   readonly params: Record<string, unknown> = {};
   private n = 0;
@@ -133,6 +146,9 @@ class Builder {
       case 'ew': {
         const e = likeEscape(value);
         const pattern = c.op === 'co' ? `%${e}%` : c.op === 'sw' ? `${e}%` : `%${e}`;
+        // SQLite's LIKE cannot use a BINARY-collated index: a range over the same prefix can.
+        const range = c.op === 'sw' && this.dialect === 'sqlite' && (exact || column.lowered) ? prefixRange(value) : undefined;
+        const ranged = (sql: string) => (range ? `${col} >= ${this.param(value)} AND ${col} < ${this.param(range)} AND ${sql}` : sql);
         if (exact && this.dialect === 'sqlite') {
           // SQLite's LIKE ignores ASCII case; check the exact substring as well.
           const p = this.param(value);
@@ -142,9 +158,9 @@ class Builder {
               : c.op === 'sw'
                 ? `substr(${col}, 1, length(${p})) = ${p}`
                 : `substr(${col}, -length(${p})) = ${p}`;
-          return guard(`${col} LIKE ${this.param(pattern)} ESCAPE '!' AND ${exactCheck}`);
+          return guard(ranged(`${col} LIKE ${this.param(pattern)} ESCAPE '!' AND ${exactCheck}`));
         }
-        return guard(`${binary ? `BINARY ${col}` : col} LIKE ${this.param(pattern)} ESCAPE '!'`);
+        return guard(ranged(`${binary ? `BINARY ${col}` : col} LIKE ${this.param(pattern)} ESCAPE '!'`));
       }
       default:
         throw invalidFilter(`operator "${c.op}" is not supported for "${path}"`);

@@ -91,9 +91,8 @@ export class ScimService {
 
   async listUsers(params: ListParams): Promise<ListResult> {
     const q = new ScimQueries(this.store.dataSource.manager);
-    const { total, rows } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
-    const ids = rows.map((r) => r.id);
-    const [keys, groups] = await Promise.all([q.userKeys(ids), q.groupsOf(ids)]);
+    const { total, rows, keys } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
+    const groups = await q.groupsOf(rows.map((r) => r.id));
     return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id), groups.get(r.id), this.options.basepath)) };
   }
 
@@ -124,8 +123,8 @@ export class ScimService {
     const prepared = await this.keys.prepareUser(p, ctx);
     return this.store.transaction(async (tx) => {
       const created = await this.keys.commitUser(prepared, ctx, tx);
-      const q = new ScimQueries(tx.manager);
-      const resource = userResource(created, (await q.userKeys([created.id])).get(created.id));
+      // The key row just written, as prepared: no read back inside the transaction.
+      const resource = userResource(created, prepared.keys);
       await this.enqueue(tx, 'User', created.id, 'user.created', resource);
       return resource;
     });

@@ -66,6 +66,21 @@ function page<T extends object>(qb: SelectQueryBuilder<T>, q: ListQuery, alias: 
   return qb.offset(q.startIndex - 1).limit(q.count);
 }
 
+/**
+ * The total when the page itself tells it: a page that is neither full nor empty ends the list
+ * (filters on unique columns, like Entra's and Okta's eq lookups, never need a COUNT); else undefined.
+ */
+function knownTotal(q: ListQuery, rows: number): number | undefined {
+  if (q.count > 0 && rows > 0 && rows < q.count) return q.startIndex - 1 + rows;
+  if (q.count > 0 && rows === 0 && q.startIndex === 1) return 0;
+  return undefined;
+}
+
+function countWhere<T extends object>(qb: SelectQueryBuilder<T>, q: ListQuery): Promise<number> {
+  if (q.where) qb.andWhere(q.where.sql, q.where.params);
+  return qb.getCount();
+}
+
 export class ScimQueries {
   constructor(private readonly m: EntityManager) {}
 
@@ -73,16 +88,17 @@ export class ScimQueries {
     return dialectOf(this.m);
   }
 
-  async listUsers(q: ListQuery): Promise<{ total: number; rows: UserRow[] }> {
-    const base = () => {
-      const qb = this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
-      if (q.where) qb.andWhere(q.where.sql, q.where.params);
-      return qb;
-    };
-    const total = await base().getCount();
-    if (q.count === 0 || total < q.startIndex) return { total, rows: [] };
-    const qb = this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
-    return { total, rows: await page(qb, q, 'u').getMany() };
+  /** A page of live users with their key rows (one query), and the total. */
+  async listUsers(q: ListQuery): Promise<{ total: number; rows: UserRow[]; keys: Map<string, UserKeysRow> }> {
+    const base = () => this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
+    let rows: (UserRow & { keys?: UserKeysRow })[] = [];
+    if (q.count > 0) rows = await page(base().leftJoinAndMapOne('u.keys', UserKeysEntity.options.name, 'k', 'k.user_id = u.id'), q, 'u').getMany();
+    const keys = new Map<string, UserKeysRow>();
+    for (const r of rows) {
+      if (r.keys) keys.set(r.id, r.keys);
+      delete r.keys;
+    }
+    return { total: knownTotal(q, rows.length) ?? (await countWhere(base(), q)), rows, keys };
   }
 
   async listGroups(q: ListQuery): Promise<{ total: number; rows: GroupRow[] }> {

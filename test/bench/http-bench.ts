@@ -127,6 +127,15 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const step = Math.max(1, Math.floor(needed / 1000));
   const filterPaths = Array.from({ length: Math.min(1000, needed) }, (_, k) => ({ path: `/scim/v2${entraUserByName(seedName((k * step) % needed))}` }));
   await pair(`SCIM GET /Users?filter=userName eq "…" (${total} users)`, spec(server.url, { method: 'GET', headers: scimHeaders, connections: 16, seconds: o.seconds, variants: filterPaths }));
+  // The other filter shapes of the goal (issue 10): externalId eq, sw, compound, and deep pages.
+  const pick = (k: number) => seedName((k * step) % needed);
+  const filterRow = (what: string, path: (k: number) => string) =>
+    pair(`SCIM GET /Users?${what} (${total} users)`, spec(server.url, { method: 'GET', headers: scimHeaders, connections: 16, seconds: o.seconds, variants: Array.from({ length: Math.min(1000, needed) }, (_, k) => ({ path: `/scim/v2/Users?${path(k)}` })) }));
+  const q = (f: string) => `filter=${encodeURIComponent(f)}`;
+  await filterRow('filter=externalId eq "…"', (k) => q(`externalId eq "${pick(k)}"`));
+  await filterRow('filter=userName sw "…" (10 matches)', (k) => q(`userName sw "Test_User_${pick(k).slice(0, -1)}"`));
+  await filterRow('filter=userName eq "…" or externalId eq "…" and active eq true', (k) => q(`userName eq "Test_User_${pick(k)}" or externalId eq "${pick(k + 1)}" and active eq true`));
+  await filterRow('startIndex near the end, count=100', (k) => `startIndex=${Math.max(1, total - 100 - (k % 50))}&count=100`);
 
   // Latency per PATCH (one in flight): each request adds a different user who is not yet a member.
   const largest = Math.max(...o.groupSizes, o.removeFrom);
@@ -253,6 +262,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--group-sizes <list>', 'group sizes for "add one member"', '100,1000,2000')
     .option('--remove-from <n>', 'group size for "remove one member"', positive, 1000)
     .option('--long', 'longer run: 30 s per scenario and 10,000 users (unless given)')
+    .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
@@ -262,13 +272,13 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
   if (!groupSizes.every((n) => Number.isInteger(n) && n > 0)) program.error(`error: option '--group-sizes <list>' must be whole numbers greater than 0, comma-separated`);
   return {
-    .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     databases: databases as BenchDatabase[],
     seconds: opts.seconds ?? (opts.long ? 30 : 5),
     users: opts.users ?? (opts.long ? 10_000 : 3_000),
     groupSizes,
     removeFrom: opts.removeFrom,
     cpuProfileDir: opts.cpuProf ? resolve(opts.cpuProf) : undefined,
+    workers: opts.workers,
   };
 }
 
@@ -278,7 +288,6 @@ export async function httpBenchMain(argv: string[]): Promise<void> {
     await runHttpBench(parseHttpBenchArgs(argv));
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
-    workers: opts.workers,
     throw err;
   }
 }
