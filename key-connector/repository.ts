@@ -36,8 +36,13 @@ export class KeyConnectorRepository {
 
   /** Subs already stored among `subs` (the importer's resume check). */
   async existing(subs: string[]): Promise<Set<string>> {
-    if (subs.length === 0) return new Set();
-    const rows = await this.m.createQueryBuilder().select('k.sub', 'sub').from(KeyConnectorUserKeyEntity, 'k').where('k.sub IN (:...subs)', { subs }).getRawMany<{ sub: string }>();
-    return new Set(rows.map((r) => r.sub));
+    const out = new Set<string>();
+    // In chunks: PostgreSQL takes at most 65,535 parameters per statement, SQLite 32,766.
+    for (let i = 0; i < subs.length; i += 1000) {
+      const chunk = subs.slice(i, i + 1000);
+      const rows = await this.m.createQueryBuilder().select('k.sub', 'sub').from(KeyConnectorUserKeyEntity, 'k').where('k.sub IN (:...chunk)', { chunk }).getRawMany<{ sub: string }>();
+      for (const r of rows) out.add(r.sub);
+    }
+    return out;
   }
 }

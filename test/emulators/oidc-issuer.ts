@@ -47,9 +47,8 @@ export async function startOidcIssuer(): Promise<OidcIssuer> {
         jwks_uri: `${base}/.well-known/openid-configuration/jwks`,
         authorization_endpoint: `${base}/connect/authorize`,
         token_endpoint: `${base}/connect/token`,
-        id_token_signing_alg_values_supported: ['RS256'],
-        // An HMAC algorithm advertised by a careless issuer must still never be accepted.
-        token_endpoint_auth_signing_alg_values_supported: ['HS256'],
+        // HS256 advertised by a careless issuer must still never be accepted (HMAC keyed with the public key).
+        id_token_signing_alg_values_supported: ['RS256', 'HS256'],
       });
     }
     if (req.url === '/.well-known/openid-configuration/jwks') {

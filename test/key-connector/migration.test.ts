@@ -3,6 +3,7 @@ import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
 import { binding } from '../../server/keys/binding';
 import { KeyConnectorService } from '../../key-connector/service';
+import { KeyConnectorRepository } from '../../key-connector/repository';
 import { KeyConnectorUserKeyEntity } from '../../entities';
 
 /** Migration 1764610000000 (key_connector_user_keys) up, down and up again; the stored binding. */
@@ -36,6 +37,21 @@ describe.each(testDatabaseNames())('Key Connector storage (%s)', (kind) => {
       expect(await qr.hasTable('key_connector_user_keys')).toBe(true);
     } finally {
       await qr.release();
+    }
+  });
+});
+
+describe('Key Connector import resume check', () => {
+  test('finds stored subs among more than a statement\'s parameter limit (chunked IN lists)', async () => {
+    const ctx = await createTestContext('postgres');
+    try {
+      const service = new KeyConnectorService(ctx.store, ctx.kms, ctx.config.kms.kekUri);
+      const stored = [randomUUID(), randomUUID()];
+      for (const sub of stored) await service.create(sub, randomBytes(32), { actor: 'test' });
+      const many = [...Array.from({ length: 70_000 }, () => randomUUID()), ...stored];
+      expect([...(await new KeyConnectorRepository(ctx.store.repos.manager).existing(many))].sort()).toEqual([...stored].sort());
+    } finally {
+      await ctx.cleanup();
     }
   });
 });
