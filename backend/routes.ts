@@ -13,6 +13,7 @@ import type { OpContext } from '../server/keys/types';
 import { ownWrites } from '../server/repositories/runner';
 import { ApiTokenRepository } from '../scim/repositories/api-tokens';
 import { TokenService, type PublicTokenInfo } from '../scim/tokens';
+import { BACKEND_BASE_PATH } from './base-path';
 import { ChangeFeed } from './changes';
 import { Idempotency, requestHash, type Claim } from './idempotency';
 import { ChangesRepository } from './repositories/changes';
@@ -20,7 +21,7 @@ import { IdempotencyRepository } from './repositories/idempotency';
 import { ChangesQuery, CreateGroupBody, CreateUserBody, LookupBody, UpdateGroupBody } from './schemas';
 import { BackendService, etagOf } from './service';
 
-export const BACKEND_BASE_PATH = '/backend/v1';
+export { BACKEND_BASE_PATH };
 
 interface Locals {
   token?: PublicTokenInfo;

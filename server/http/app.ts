@@ -16,6 +16,7 @@ import { jwksRoutes } from './routes/jwks';
 import { keysApiRoutes } from './routes/keys-api';
 import { scimRouter } from '../../scim/router';
 import { backendRoutes, BACKEND_BASE_PATH } from '../../backend/routes';
+import { openApiRoutes } from '../../backend/openapi';
 import { keyConnectorRoutes } from '../../key-connector/routes';
 
 export interface AppDeps {
@@ -42,6 +43,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(keysApiRoutes(deps, auth));
   app.use('/scim/v2', scimRouter(deps));
   app.use(BACKEND_BASE_PATH, backendRoutes(deps));
+  app.use(openApiRoutes());
   if (deps.config.keyConnector) app.use(deps.config.keyConnector.path, keyConnectorRoutes(deps, deps.config.keyConnector));
   app.use(notFound);
   app.use(problemHandler(deps.log));

@@ -23,12 +23,15 @@ declare module 'express-serve-static-core' {
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url without padding');
 const label = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional();
-const unwrapPasswordKey = z.object({ wrappedPasswordKey: z.string().min(1).max(64 * 1024) }).strict();
+/** Exported for the OpenAPI document (backend/openapi.ts). */
+export const unwrapPasswordKey = z.object({ wrappedPasswordKey: z.string().min(1).max(64 * 1024) }).strict();
 /** Bytes an unpadded base64url string decodes to, counted without decoding the key material. */
 const decodedLength = (s: string) => (s.length % 4 === 1 ? -1 : Math.floor((s.length * 3) / 4));
 const dataKey = b64url.max(128).refine((k) => decodedLength(k) >= 16 && decodedLength(k) <= 64, 'must encode 16 to 64 bytes');
-const wrapDataKey = z.object({ key: dataKey, label }).strict();
-const unwrapDataKey = z.object({ wrappedKey: z.string().min(1).max(64 * 1024), label }).strict();
+/** Exported for the OpenAPI document (backend/openapi.ts). */
+export const wrapDataKey = z.object({ key: dataKey, label }).strict();
+/** Exported for the OpenAPI document (backend/openapi.ts). */
+export const unwrapDataKey = z.object({ wrappedKey: z.string().min(1).max(64 * 1024), label }).strict();
 
 /** The JSON text of each request body, for the duplicate-name check zod cannot see. */
 const rawBodies = new WeakMap<object, Buffer>();
