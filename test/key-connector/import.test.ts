@@ -184,8 +184,12 @@ describe.each(testDatabaseNames())('import key-connector into %s', (kind: Databa
     expect(refused.code).toBe(2);
     expect(refused.out).toMatch(/cannot open the PKCS#12 file/);
 
-    const r = await importCmd({ json: file, rsaKey: pfx, rsaKeyPasswordFile: passFile });
+    const ticks: string[] = [];
+    const lines: string[] = [];
+    const code = await importKeyConnectorCommand(env, (l) => lines.push(l), { json: file, rsaKey: pfx, rsaKeyPasswordFile: passFile }, (done, total) => ticks.push(`${done}/${total}`));
+    const r = { code, out: lines.join('\n') };
     expect(r.out).toMatch(/4 user key\(s\) found; imported 3, skipped 0 \(already here\), failed 1/);
+    expect(ticks).toEqual(['1/4', '2/4', '3/4', '4/4']); // the progress bar's feed
     for (const u of json.users.slice(0, 3)) expect((await getKey(u.id)).body).toEqual({ key: u.plaintext });
     // Nothing but the files this test made: the import wrote no file of its own.
     expect(readdirSync(dir).sort()).toEqual(['data.json', 'kc-key.pem', 'kc.crt', 'kc.pfx', 'pfx-password', 'wrong'].sort());
