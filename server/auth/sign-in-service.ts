@@ -9,7 +9,7 @@ import { codeDigest, isValidCodeChallenge, newAuthorizationCode, redirectUriMatc
 import { responseProblem } from './saml-checks';
 import type { PendingSignIn } from './saml-request-cache';
 import type { SigningKeyService } from './signing-keys';
-import { bearerToken, signAccessToken, verifyAccessToken, type AccessTokenClaims } from './tokens';
+import { bearerToken, signAccessToken, verifyAccessToken, VerifiedTokenCache, type AccessTokenClaims } from './tokens';
 
 /**
  * Sign-in as a service (no HTTP here): checks authorize requests, completes a SAML sign-in into a
@@ -30,6 +30,8 @@ const MAX_STATE = 512;
 export class SignInService {
   private readonly clients: ReadonlyMap<string, ClientRegistration>;
   private lastPurge = 0;
+  /** Signature checks already done in this process; the user's state is still read per call. */
+  private readonly verifiedTokens = new VerifiedTokenCache();
 
   constructor(
     private readonly store: Store,
@@ -227,6 +229,7 @@ export class SignInService {
         audience: t.audience,
         resolveKey: (kid) => this.signingKeys.verificationKey(kid),
         now: Math.floor(this.clock().getTime() / 1000),
+        cache: this.verifiedTokens,
       });
       if (!this.clients.has(claims.client_id)) throw new InvalidTokenError('token was issued to a client that is no longer registered');
       return claims;

@@ -58,6 +58,48 @@ export interface VerifyInput {
   clockToleranceSeconds?: number;
   /** Seconds since the epoch. */
   now?: number;
+  /** Tokens this process has verified already (skips the signature check on a repeat). */
+  cache?: VerifiedTokenCache;
+}
+
+interface Verified {
+  claims: AccessTokenClaims;
+  kid: string;
+  key: VerificationKey;
+}
+
+/**
+ * Access tokens whose signature and claims this process has verified, keyed by the whole compact
+ * token (issue 10: ES256 verification per call was the largest cost of the key API after the ORM).
+ * A hit is honoured only while the token is unexpired and its `kid` still resolves to the same
+ * published key, so a key withdrawn from the JWKS ends its tokens as it would without the cache.
+ * It holds nothing about the user: whether the user is active is read from the database per call.
+ * Bounded: the oldest entries go first.
+ */
+export class VerifiedTokenCache {
+  private readonly entries = new Map<string, Verified>();
+
+  constructor(private readonly max = 10_000) {}
+
+  /** The claims of a token verified before, if it is still valid at `now` (seconds). */
+  async lookup(token: string, opts: VerifyInput, now: number): Promise<AccessTokenClaims | undefined> {
+    const hit = this.entries.get(token);
+    if (!hit) return undefined;
+    if (hit.claims.exp <= now - (opts.clockToleranceSeconds ?? 5) || (await opts.resolveKey(hit.kid)) !== hit.key) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return hit.claims;
+  }
+
+  remember(token: string, v: Verified): void {
+    this.entries.set(token, v);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }
 
 /** Reads the token from an `Authorization: Bearer <jwt>` header value. */
@@ -70,6 +112,10 @@ export function bearerToken(header: unknown): string {
 }
 
 export async function verifyAccessToken(token: string, opts: VerifyInput): Promise<AccessTokenClaims> {
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  const cached = await opts.cache?.lookup(token, opts, now);
+  if (cached) return cached;
+  let used: { kid: string; key: VerificationKey } | undefined;
   try {
     const { payload } = await jwtVerify(
       token,
@@ -78,6 +124,7 @@ export async function verifyAccessToken(token: string, opts: VerifyInput): Promi
         if (typeof header.kid !== 'string') throw new InvalidTokenError('token names no signing key (kid)');
         const key = await opts.resolveKey(header.kid);
         if (!key) throw new InvalidTokenError('token is signed with a key this server does not publish');
+        used = { kid: header.kid, key };
         return key;
       },
       {
@@ -90,7 +137,9 @@ export async function verifyAccessToken(token: string, opts: VerifyInput): Promi
         currentDate: opts.now === undefined ? undefined : new Date(opts.now * 1000),
       },
     );
-    return claimsOf(payload);
+    const claims = claimsOf(payload);
+    if (opts.cache && used) opts.cache.remember(token, { claims, ...used });
+    return claims;
   } catch (err) {
     throw asTokenError(err);
   }

@@ -32,7 +32,8 @@ export async function audited<T>(store: Store, ctx: OpContext, e: AuditTarget, f
   }
   if (recordSuccess) {
     try {
-      await store.writeNow((t) => t.audit.append({ ...ctx, ...e, outcome: 'success' }));
+      // Group-committed with concurrent requests' events; resolves only once this row is durable.
+      await store.auditCommitted({ ...ctx, ...e, outcome: 'success' });
     } catch (err) {
       if (Buffer.isBuffer(result)) result.fill(0); // never return a key whose use was not recorded
       throw err;

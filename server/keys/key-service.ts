@@ -244,12 +244,18 @@ export class KeyService {
     return user;
   }
 
+  /**
+   * The caller's active flag and keys, read fresh from the database on every call (one raw
+   * statement, hot-queries.ts): nothing is cached, so a SCIM deactivation committed by any worker
+   * or replica refuses this user's next request.
+   */
   private async requireActiveUserKeys(userId: string, ctx: OpContext, action: string) {
     try {
-      const user = await this.requireUser(this.store.repos, userId, { allowInactive: false });
-      const keys = await this.store.repos.users.findKeys(userId);
-      if (!keys) throw new NotFoundError(`user ${userId} has no keys`);
-      return { user, keys };
+      const found = await this.store.hot.userWithKeys(userId);
+      if (!found || found.deletedAt) throw new NotFoundError(`user ${userId} not found`);
+      if (!found.active) throw new InactiveUserError();
+      if (!found.keys) throw new NotFoundError(`user ${userId} has no keys`);
+      return { keys: found.keys };
     } catch (err) {
       await this.auditFailure(ctx, { action, targetType: 'user', targetId: userId }, err);
       throw err;

@@ -20,23 +20,28 @@ export class AuditRepository {
 
   /** Values are clamped to their columns: a client-supplied value must never make the record fail. */
   async append(e: AuditInput): Promise<void> {
-    await this.m.insert(AuditEventEntity, {
-      at: nowIso(),
-      requestId: clamp(e.requestId, 64),
-      actor: clamp(e.actor, 255) ?? 'unknown',
-      action: clamp(e.action, 64) ?? 'unknown',
-      targetType: clamp(e.targetType, 32),
-      targetId: clamp(e.targetId, 255),
-      kekUri: clamp(e.kekUri, 512),
-      outcome: e.outcome,
-      detail: e.detail ? JSON.stringify(e.detail) : null,
-    });
+    await this.m.insert(AuditEventEntity, auditRow(e));
   }
 
   /** Newest first; for the CLI, tests and operators. */
   recent(limit = 100, where: { action?: string; targetId?: string; outcome?: AuditOutcome } = {}): Promise<AuditEventRow[]> {
     return this.m.find(AuditEventEntity, { where, order: { id: 'DESC' }, take: limit });
   }
+}
+
+/** The row an event is stored as; values are clamped to their columns. */
+export function auditRow(e: AuditInput): AuditEventRow {
+  return {
+    at: nowIso(),
+    requestId: clamp(e.requestId, 64),
+    actor: clamp(e.actor, 255) ?? 'unknown',
+    action: clamp(e.action, 64) ?? 'unknown',
+    targetType: clamp(e.targetType, 32),
+    targetId: clamp(e.targetId, 255),
+    kekUri: clamp(e.kekUri, 512),
+    outcome: e.outcome,
+    detail: e.detail ? JSON.stringify(e.detail) : null,
+  };
 }
 
 function clamp(v: string | undefined, max: number): string | null {

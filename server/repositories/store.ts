@@ -3,7 +3,10 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { UsersRepository } from './users';
 import { GroupsRepository, MembershipsRepository } from './groups';
 import { KeksRepository } from './keks';
-import { AuditRepository, type AuditInput } from './audit';
+import { AuditRepository, auditRow, type AuditInput } from './audit';
+import { GroupCommit } from './group-commit';
+import { hotQueries, type HotQueries } from './hot-queries';
+import type { AuditEventRow } from '../../entities';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
 import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, sqliteLocked, type PoolSettings } from './pool-guard';
@@ -47,6 +50,8 @@ export class Store {
   private readonly current = new AsyncLocalStorage<Repos>();
   /** Waits for a connection (or SQLite's queue), for liveness. */
   readonly poolWatch = new PoolWatch();
+  private hotQueries?: HotQueries;
+  private auditBatch?: GroupCommit<AuditEventRow>;
 
   constructor(
     readonly dataSource: DataSource,
@@ -62,20 +67,26 @@ export class Store {
 
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
     const run = () =>
-      this.dataSource
-        .transaction((m) => {
-          const tx = new Repos(m);
-          return this.current.run(tx, () => fn(tx));
-        })
-        .catch((err: unknown) => {
-          // A connection lost mid-transaction: ROLLBACK or COMMIT failed with it.
-          if (connectionLost(err)) throw databaseUnavailable(err);
-          if (sqliteBusy(err)) throw sqliteLocked(this.pool.acquireTimeoutMs);
-          throw err;
-        });
-    if (this.driver !== 'better-sqlite3') return run();
-    // The queue is SQLite's pool of one: a transaction waits for its turn as long as a pooled
-    // connection would, then gets the same 503 and never runs.
+      this.dataSource.transaction((m) => {
+        const tx = new Repos(m);
+        return this.current.run(tx, () => fn(tx));
+      });
+    return this.driver === 'better-sqlite3' ? this.inSqliteTurn(run) : run().catch((err: unknown) => this.mapped(err));
+  }
+
+  private mapped(err: unknown): never {
+    // A connection lost mid-transaction: ROLLBACK or COMMIT failed with it.
+    if (connectionLost(err)) throw databaseUnavailable(err);
+    if (sqliteBusy(err)) throw sqliteLocked(this.pool.acquireTimeoutMs);
+    throw err;
+  }
+
+  /**
+   * Runs `run` when SQLite's single connection is free (no transaction of another call chain open).
+   * The queue is SQLite's pool of one: work waits for its turn as long as a pooled connection
+   * would, then gets the same 503 and never runs.
+   */
+  private inSqliteTurn<T>(run: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const end = this.poolWatch.begin();
       let gaveUp = false;
@@ -88,7 +99,9 @@ export class Store {
         clearTimeout(timer);
         if (gaveUp) return;
         end('acquired');
-        await run().then(resolve, reject);
+        await run()
+          .catch((err: unknown) => this.mapped(err))
+          .then(resolve, reject);
       };
       this.sqliteQueue = this.sqliteQueue.then(turn, turn);
     });
@@ -127,6 +140,24 @@ export class Store {
     return this.writeRegardless((t) => t.audit.append(e));
   }
 
+  /**
+   * Records an audit event and resolves once it is committed — group-committed with the events of
+   * concurrent requests (one transaction for all; if it fails, every waiter gets its error).
+   * Inside a transaction it joins it (SQLite) or writes on its own as `writeNow` does.
+   */
+  auditCommitted(e: AuditInput): Promise<void> {
+    if (this.inTransaction || !this.dataSource.isInitialized) return this.writeNow((t) => t.audit.append(e));
+    this.auditBatch ??= new GroupCommit<AuditEventRow>((rows) =>
+      this.driver === 'better-sqlite3' ? this.inSqliteTurn(() => this.hot.insertAudit(rows)) : this.hot.insertAudit(rows),
+    );
+    return this.auditBatch.add(auditRow(e));
+  }
+
+  /** Raw statements for the key API's hot path (hot-queries.ts), built on first use. */
+  get hot(): HotQueries {
+    return (this.hotQueries ??= hotQueries(this.dataSource));
+  }
+
   async ping(): Promise<void> {
     await this.dataSource.query('SELECT 1');
   }
@@ -146,6 +177,8 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    this.hotQueries?.close();
+    this.hotQueries = undefined;
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 }

@@ -1,0 +1,159 @@
+import type { DataSource } from 'typeorm';
+import type { AuditEventRow, UserKeysRow } from '../../entities';
+import { databaseUnavailable } from './pool-guard';
+import { connectionLost } from './db-errors';
+
+/**
+ * The statements the key API runs on every call, as parameterised SQL straight on the driver
+ * (issue 10: TypeORM's per-call query building and result mapping was a third of the server's CPU
+ * under load). TypeORM stays for everything else. Placeholders: `?` on SQLite and MySQL/MariaDB,
+ * `$n` on PostgreSQL. Errors are mapped like the TypeORM path's: connection lost → 503.
+ */
+
+/** What the key API needs to know about the caller: one row, users joined to user_keys. */
+export interface UserKeysLookup {
+  active: boolean;
+  deletedAt: string | null;
+  keys: UserKeysRow | null;
+}
+
+const USER_KEYS_SQL = (p: (n: number) => string) =>
+  `SELECT u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
+   FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ${p(1)}`;
+
+const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail)';
+const AUDIT_WIDTH = 9;
+
+type Raw = Record<string, unknown>;
+
+/** better-sqlite3's surface used here (the package ships no types). */
+interface SqliteStatement {
+  get(...params: unknown[]): Raw | undefined;
+  run(...params: unknown[]): unknown;
+}
+interface SqliteDb {
+  prepare(sql: string): SqliteStatement;
+  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
+  pragma(p: string): unknown;
+  close(): void;
+  readonly open: boolean;
+}
+type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
+
+interface PgPool {
+  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
+}
+interface MysqlPool {
+  execute(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
+}
+
+export interface HotQueries {
+  userWithKeys(userId: string): Promise<UserKeysLookup | null>;
+  /**
+   * Inserts audit rows all-or-nothing (one transaction). On SQLite it runs synchronously and must
+   * be called in the store's write turn, so it never lands inside another open transaction.
+   */
+  insertAudit(rows: AuditEventRow[]): Promise<void>;
+  close(): void;
+}
+
+const truthy = (v: unknown) => v === true || v === 1 || v === '1' || v === 't';
+
+function lookupOf(userId: string, r: Raw | undefined): UserKeysLookup | null {
+  if (!r) return null;
+  const keys: UserKeysRow | null =
+    r.key_alg == null
+      ? null
+      : {
+          userId,
+          keyAlg: String(r.key_alg),
+          publicJwk: String(r.public_jwk),
+          privateJwe: String(r.private_jwe),
+          wrappedPasswordKey: String(r.wrapped_password_key),
+          kekUri: String(r.kek_uri),
+          createdAt: String(r.keys_created_at),
+        };
+  return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys };
+}
+
+const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail];
+
+function mapped(err: unknown): unknown {
+  return connectionLost(err) ? databaseUnavailable(err) : err;
+}
+
+/** Builds the hot-path statements for the data source's driver (initialised). */
+export function hotQueries(ds: DataSource): HotQueries {
+  const type = ds.options.type;
+  const driver = ds.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
+  if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!);
+  if (type === 'postgres') return postgresQueries(driver.master!);
+  return mysqlQueries(driver.pool!);
+}
+
+function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
+  const path = String(ds.options.database);
+  // A second, read-only connection (WAL): reads see only committed rows — never a half-done
+  // transaction open on the writer — and do not wait for the writer's queue.
+  let reader = writer;
+  if (path !== ':memory:' && path !== '') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Database = require('better-sqlite3') as SqliteCtor;
+    reader = new Database(path, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 1000');
+  }
+  const find = reader.prepare(USER_KEYS_SQL(() => '?'));
+  const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
+  const insertAll = writer.transaction((rows: AuditEventRow[]) => {
+    for (const r of rows) insert.run(...auditValues(r));
+  });
+  return {
+    userWithKeys: async (userId) => lookupOf(userId, find.get(userId)),
+    insertAudit: async (rows) => insertAll(rows),
+    close: () => {
+      if (reader !== writer && reader.open) reader.close();
+    },
+  };
+}
+
+function postgresQueries(pool: PgPool): HotQueries {
+  const findSql = USER_KEYS_SQL((n) => `$${n}`);
+  return {
+    userWithKeys: async (userId) => {
+      try {
+        // Named: parsed and planned once per connection.
+        const r = await pool.query({ name: 'cs_hot_user_keys', text: findSql, values: [userId] });
+        return lookupOf(userId, r.rows[0]);
+      } catch (err) {
+        throw mapped(err);
+      }
+    },
+    insertAudit: async (rows) => {
+      if (rows.length === 0) return;
+      // One statement: atomic on its own (autocommit), so the batch is one transaction.
+      const tuples = rows.map((_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => `$${i * AUDIT_WIDTH + j + 1}`).join(', ')})`);
+      try {
+        await pool.query({ text: `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')}`, values: rows.flatMap(auditValues) });
+      } catch (err) {
+        throw mapped(err);
+      }
+    },
+    close: () => undefined,
+  };
+}
+
+function mysqlQueries(pool: MysqlPool): HotQueries {
+  const run = (sql: string, values: unknown[]) =>
+    new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
+  const findSql = USER_KEYS_SQL(() => '?');
+  const tuple = `(${Array(AUDIT_WIDTH).fill('?').join(', ')})`;
+  return {
+    userWithKeys: async (userId) => lookupOf(userId, ((await run(findSql, [userId])) as Raw[])[0]),
+    insertAudit: async (rows) => {
+      if (rows.length === 0) return;
+      // One multi-row INSERT is atomic on InnoDB (autocommit).
+      await run(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
+    },
+    close: () => undefined,
+  };
+}
