@@ -1,14 +1,14 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { readdirSync, statSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
 import { combine, runLoad, type LoadResult, type LoadSpec } from './http/load';
 import { startNode, type Started } from './http/processes';
 import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
-import { summarizeProfile } from './http/profile-summary';
+import { summarizeProfiles } from './http/profile-summary';
 
 /**
  * `npm run bench:http` (or `npm run bench -- http`): hot paths measured from outside (issue 10).
@@ -45,7 +45,8 @@ const WARM_UP_SECONDS = 1;
 const MIN_OPS = 5;
 
 export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
-  console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${new Date().toISOString()}`);
+  // The load average says how much else ran on the machine: figures taken under load are indicative.
+  console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
   console.log(`# ${o.workers} server worker process(es) (CS_WORKERS); ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
   // Ctrl-C mid-run still stops what was started and drops the temporary database and directories.
   const cleanups = new Set<() => Promise<void>>();
@@ -55,6 +56,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   cleanups.add(limit.stop);
   try {
     for (const database of o.databases) {
+      const startedAt = Date.now();
       const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers });
       cleanups.add(server.close);
       try {
@@ -63,12 +65,13 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
         cleanups.delete(server.close);
         await server.close();
       }
-      if (o.cpuProfileDir) printProfile(database, o.cpuProfileDir, server.process.pid);
+      if (o.cpuProfileDir) printProfile(database, o.cpuProfileDir, startedAt);
     }
   } finally {
     cleanups.delete(limit.stop);
     await limit.stop();
     process.off('SIGINT', onSignal);
+    console.log(`# load average at the end: ${loadavg()[0]!.toFixed(1)}`);
   }
 }
 
@@ -237,13 +240,19 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
   }
 }
 
-/** Self time by package or file, from the profile the server wrote when it stopped. */
-function printProfile(database: BenchDatabase, dir: string, pid: number): void {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`));
-  if (!file) return void console.log(`# no CPU profile of pid ${pid} found in ${dir}`);
-  console.log(`\n### Where the server's CPU time went (${database}, self time of the whole run): ${join(dir, file)}`);
+/**
+ * Self time by package or file, from the profiles the server wrote when it stopped: its primary and,
+ * with CS_WORKERS, each worker (they inherit --cpu-prof), i.e. every profile written since `since`.
+ */
+function printProfile(database: BenchDatabase, dir: string, since: number): void {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).mtimeMs >= since);
+  if (files.length === 0) return void console.log(`# no CPU profile written to ${dir}`);
+  console.log(`\n### Where the server's CPU time went (${database}, self time of the whole run, ${files.length} process(es)): ${dir}`);
   console.log('| package or file | share |\n|---|---:|');
-  for (const s of summarizeProfile(join(dir, file))) console.log(`| ${s.name} | ${(s.share * 100).toFixed(1)} % |`);
+  for (const s of summarizeProfiles(files)) console.log(`| ${s.name} | ${(s.share * 100).toFixed(1)} % |`);
 }
 
 function positive(v: string): number {

@@ -23,19 +23,21 @@ function owner(url: string, functionName: string): string {
   return own ? own[1]! : url;
 }
 
-/** Self time of a profile grouped by owner (package or file), largest first. */
-export function summarizeProfile(path: string, top = 15): ProfileShare[] {
-  const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+/** Self time of one or more profiles (a server and its workers) grouped by owner (package or file), largest first. */
+export function summarizeProfiles(paths: string[], top = 15): ProfileShare[] {
   const time = new Map<string, number>();
   let total = 0;
-  p.samples.forEach((id, i) => {
-    const dt = p.timeDeltas[i] ?? 0;
-    const frame = byId.get(id)?.callFrame;
-    const key = owner(frame?.url ?? '', frame?.functionName ?? '');
-    time.set(key, (time.get(key) ?? 0) + dt);
-    total += dt;
-  });
+  for (const path of paths) {
+    const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    p.samples.forEach((id, i) => {
+      const dt = p.timeDeltas[i] ?? 0;
+      const frame = byId.get(id)?.callFrame;
+      const key = owner(frame?.url ?? '', frame?.functionName ?? '');
+      time.set(key, (time.get(key) ?? 0) + dt);
+      total += dt;
+    });
+  }
   return [...time.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
