@@ -19,7 +19,8 @@ export class ScimListIndexes1764600000000 implements MigrationInterface {
     await q.createIndex(
       'users',
       partial
-        ? new TableIndex({ name: 'ix_users_live_order', columnNames: ['created_at', 'id'], where: 'deleted_at IS NULL' })
+        ? // deleted_at last, only so that the count and the ids of a page read the index alone
+          new TableIndex({ name: 'ix_users_live_order', columnNames: ['created_at', 'id', 'deleted_at'], where: 'deleted_at IS NULL' })
         : new TableIndex({ name: 'ix_users_live_order', columnNames: ['deleted_at', 'created_at', 'id'] }),
     );
     if (q.connection.options.type === 'postgres') {

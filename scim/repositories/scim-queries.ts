@@ -91,8 +91,16 @@ export class ScimQueries {
   /** A page of live users with their key rows (one query), and the total. */
   async listUsers(q: ListQuery): Promise<{ total: number; rows: UserRow[]; keys: Map<string, UserKeysRow> }> {
     const base = () => this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
+    const withKeys = (qb: SelectQueryBuilder<UserRow>) => qb.leftJoinAndMapOne('u.keys', UserKeysEntity.options.name, 'k', 'k.user_id = u.id');
     let rows: (UserRow & { keys?: UserKeysRow })[] = [];
-    if (q.count > 0) rows = await page(base().leftJoinAndMapOne('u.keys', UserKeysEntity.options.name, 'k', 'k.user_id = u.id'), q, 'u').getMany();
+    if (q.count > 0 && q.startIndex === 1) rows = await page(withKeys(base()), q, 'u').getMany();
+    else if (q.count > 0) {
+      // Deep pages: skip over ids alone (from the index), then read the page's rows and keys.
+      const ids = (await page(base().select('u.id', 'id'), q, 'u').getRawMany<{ id: string }>()).map((r) => r.id);
+      const found = ids.length ? await withKeys(base()).andWhere('u.id IN (:...pageIds)', { pageIds: ids }).getMany() : [];
+      const byId = new Map(found.map((r) => [r.id, r]));
+      rows = ids.map((id) => byId.get(id)).filter((r): r is UserRow & { keys?: UserKeysRow } => r !== undefined);
+    }
     const keys = new Map<string, UserKeysRow>();
     for (const r of rows) {
       if (r.keys) keys.set(r.id, r.keys);
