@@ -27,9 +27,17 @@ export class AuthorizeRefusedError extends OAuthError {}
 
 const MAX_STATE = 512;
 
+/**
+ * Just-in-time provisioning (CS_JIT_PROVISIONING, backend/jit.ts): creates the user a sign-in named
+ * when none matches; returns it, or null to refuse the sign-in as before.
+ */
+export type JitProvisioner = (profile: Profile, matched: { value: string }, ctx: OpContext) => Promise<UserRow | null>;
+
 export class SignInService {
   private readonly clients: ReadonlyMap<string, ClientRegistration>;
   private lastPurge = 0;
+  /** Set when CS_JIT_PROVISIONING is on. */
+  jit?: JitProvisioner;
   /** Signature checks already done in this process; the user's state is still read per call. */
   private readonly verifiedTokens = new VerifiedTokenCache();
 
@@ -103,7 +111,11 @@ export class SignInService {
     }
     const pending = consumed.record.pending;
 
-    const user = await this.findUser(profile);
+    let user = await this.findUser(profile);
+    if (!user.ok && user.reason === 'no provisioned user matches' && this.jit && user.value) {
+      const created = await this.jit(profile, { value: user.value }, ctx);
+      if (created) user = { ok: true, user: created };
+    }
     if (!user.ok) {
       // The operator log says what the IdP sent: a transient or otherwise unexpected NameID format
       // is the usual cause of "not provisioned" for a user SCIM did provision.
