@@ -165,6 +165,26 @@ describe.each(testDatabaseNames())('backend API groups (%s)', (kind) => {
     expect(after.version).toBe(g.version);
   });
 
+  test('a group deleted while a change is in flight: 404, never a 5xx or a half-written change', async () => {
+    const g = (await ctx.backend.post('/groups', { name: 'Vanishing', members: [{ id: u.ann }] }).expect(201)).body;
+    const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
+    const unwrap = adapter.unwrap.bind(adapter);
+    // The add's KMS work runs first (no transaction open); the group is deleted meanwhile.
+    const spy = jest.spyOn(adapter, 'unwrap').mockImplementationOnce(async (...args) => {
+      await ctx.backend.del(`/groups/${g.id}`).expect(204);
+      return unwrap(...args);
+    });
+    try {
+      const res = await ctx.backend.patch(`/groups/${g.id}`, { add: [{ id: u.bob }] });
+      expect(res.status).toBe(404);
+      expect(res.body.code).toBe('not_found');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await ctx.store.repos.groups.findById(g.id)).toBeNull();
+    expect(await ctx.store.repos.memberships.memberIds(g.id)).toEqual([]);
+  });
+
   test('KMS outage → 503 + Retry-After, nothing written', async () => {
     const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
     const before = await groupRows();
