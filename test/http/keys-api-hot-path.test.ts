@@ -50,7 +50,13 @@ describe.each(testDatabaseNames())('key API hot path on %s', (kind) => {
       const responses = await Promise.all(
         ids.map((id) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', id).send({ wrappedPasswordKey: alice.wrappedPasswordKey })),
       );
-      for (const r of responses) expect(r.status).toBe(200);
+      for (const r of responses) {
+        expect(r.status).toBe(200);
+        expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+        // No ETag: it would be a hash of the plaintext key.
+        expect(r.headers.etag).toBeUndefined();
+        expect(Buffer.from(r.body.passwordKey, 'base64url')).toHaveLength(32);
+      }
       const rows = await f.store.repos.audit.recent(500, { action: 'password-key.unwrap', outcome: 'success' });
       for (const id of ids) expect(rows.filter((e) => e.requestId === id)).toHaveLength(1);
       expect(batches.reduce((a, b) => a + b, 0)).toBe(50);

@@ -51,10 +51,14 @@ function parse<T>(schema: z.ZodType<T>, req: Request): T {
   return r.data;
 }
 
-/** Serialises a response holding plaintext key bytes, then zeroes them. */
+/**
+ * Serialises a response holding plaintext key bytes, then zeroes them. Written with `end`, not
+ * `res.json`: Express would add an ETag — a hash of the body, i.e. of the key — and spend a SHA-1
+ * on every call doing it.
+ */
 function sendKeys(res: Response, body: Record<string, unknown>, secrets: Buffer[]): void {
   try {
-    res.json(body);
+    res.type('application/json').end(JSON.stringify(body));
   } finally {
     for (const s of secrets) s.fill(0);
   }
