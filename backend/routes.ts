@@ -23,6 +23,9 @@ import { BackendService, etagOf } from './service';
 
 export { BACKEND_BASE_PATH };
 
+/** The POST routes below (Idempotency-Key applies to these). */
+const POST_PATHS = new Set(['/public-keys/lookup', '/users', '/groups']);
+
 interface Locals {
   token?: PublicTokenInfo;
   idem?: Extract<Claim, { kind: 'execute' }>;
@@ -88,7 +91,8 @@ export function backendRoutes(deps: AppDeps): Router {
   r.use(express.json({ limit: deps.config.server.maxBodyBytes, strict: true }));
   r.use(async (req, res, next) => {
     const key = req.get('idempotency-key');
-    if (req.method !== 'POST' || key === undefined) return next();
+    // Only for this API's POST routes: a claim on an unknown path would never be completed or freed.
+    if (req.method !== 'POST' || key === undefined || !POST_PATHS.has(req.path)) return next();
     const claim = await idempotency.claim(locals(res).token!.id, key, requestHash(req.method, req.path, req.body));
     if (claim.kind === 'execute') {
       locals(res).idem = claim;

@@ -73,6 +73,9 @@ describe.each(testDatabaseNames())('backend API Idempotency-Key (%s)', (kind) =>
     const other = await ctx.backend.post('/groups', { name: 'Once', members: [] }).set('Authorization', `Bearer ${token}`).set('Idempotency-Key', 'req-3').expect(201);
     expect(other.headers['idempotent-replayed']).toBeUndefined();
 
+    // An unknown path claims nothing: the key stays free for the real request.
+    await ctx.backend.post('/groupz', { name: 'Typo' }).set('Idempotency-Key', 'req-6').expect(404);
+    await create('req-6', { name: 'Typo', members: [] }).expect(201);
     await ctx.backend.post('/groups', { name: 'Bad key' }).set('Idempotency-Key', 'ä').expect(400);
     await ctx.backend.post('/groups', { name: 'Bad key' }).set('Idempotency-Key', 'k'.repeat(256)).expect(400);
 
