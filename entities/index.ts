@@ -22,6 +22,7 @@ import { AuthCodeEntity, SamlRequestEntity, SigningKeyEntity } from './auth';
 import { SCIM_ENTITIES } from './scim';
 import { KeyConnectorUserKeyEntity } from './key-connector-user-key';
 import { IdempotencyEntity } from './backend';
+import { GroupRotationTurnEntity } from './group-rotation-turn';
 
 /** Every entity the data source knows. New entities are added here, one line each. */
-export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity, IdempotencyEntity];
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity, IdempotencyEntity, GroupRotationTurnEntity];

@@ -10,6 +10,7 @@ import { audited } from './audited';
 import { binding } from './binding';
 import { generateKeyPair, sealToPublicKey, sealUnderSymmetricKey } from './jose-keys';
 import type { NewGroup, OpContext } from './types';
+import { GroupTurns } from './group-turns';
 
 /** A membership change: some members in and out, or the whole list (PUT, replace of `members`). */
 export type MemberChange = { kind: 'delta'; add: string[]; remove: string[] } | { kind: 'set'; members: string[] };
@@ -72,12 +73,16 @@ function zero(p: Prepared): void {
 export class GroupKeyService {
   /** Per group, the end of the queue of rotating writes in this process. */
   private readonly turns = new Map<string, Promise<void>>();
+  /** Then across processes (worker processes, replicas): one lease per group in the database. */
+  private readonly sharedTurns: GroupTurns;
 
   constructor(
     private readonly store: Store,
     private readonly kms: KmsRegistry,
     private readonly options: { kekUri: string; userKeyAlgorithm: UserKeyAlgorithm; rekey: GroupRekeyMode },
-  ) {}
+  ) {
+    this.sharedTurns = new GroupTurns(store);
+  }
 
   get rekeyMode(): GroupRekeyMode {
     return this.options.rekey;
@@ -232,9 +237,20 @@ export class GroupKeyService {
     const tail = before.then(() => mine);
     this.turns.set(groupId, tail);
     await before;
-    return () => {
+    const done = () => {
       release();
       if (this.turns.get(groupId) === tail) this.turns.delete(groupId);
+    };
+    let giveBack: () => Promise<void>;
+    try {
+      giveBack = await this.sharedTurns.take(groupId);
+    } catch (err) {
+      done();
+      throw err;
+    }
+    return () => {
+      // The lease row goes first; if that write fails, the lease runs out by itself.
+      void giveBack().catch(() => undefined).finally(done);
     };
   }
 

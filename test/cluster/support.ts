@@ -197,11 +197,12 @@ export class Conn {
   }
 
   /** Sends one request with `Connection: close` and reads the whole answer. */
-  async request(method: string, path: string, body?: { type: string; text: string }): Promise<{ status: number; body: string }> {
+  async request(method: string, path: string, body?: { type: string; text: string }, extraHeaders: Record<string, string> = {}): Promise<{ status: number; body: string }> {
     const chunks: Buffer[] = [];
     this.socket.on('data', (c: Buffer) => chunks.push(c));
     const ended = once(this.socket, 'end');
     const head = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
+    for (const [k, v] of Object.entries(extraHeaders)) head.push(`${k}: ${v}`);
     if (body) head.push(`Content-Type: ${body.type}`, `Content-Length: ${Buffer.byteLength(body.text)}`);
     this.socket.write(`${head.join('\r\n')}\r\n\r\n${body?.text ?? ''}`);
     await ended;

@@ -26,7 +26,7 @@ describe.each(testDatabaseNames())('group key versions migration (%s)', (kind) =
     // Back to the schema before versions (the group's rows stay), then forward again.
     const qr = ds.createQueryRunner();
     try {
-      for (let i = 0; i < 5 && (await qr.hasTable('group_key_versions')); i++) await ds.undoLastMigration({ transaction: 'each' });
+      for (let i = 0; i < 20 && (await qr.hasTable('group_key_versions')); i++) await ds.undoLastMigration({ transaction: 'each' });
       expect(await qr.hasTable('group_key_versions')).toBe(false);
       expect(await qr.hasColumn('group_keys', 'key_version')).toBe(false);
     } finally {
