@@ -147,7 +147,9 @@ class Builder {
         const e = likeEscape(value);
         const pattern = c.op === 'co' ? `%${e}%` : c.op === 'sw' ? `${e}%` : `%${e}`;
         // SQLite's LIKE cannot use a BINARY-collated index: a range over the same prefix can.
-        const range = c.op === 'sw' && this.dialect === 'sqlite' && (exact || column.lowered) ? prefixRange(value) : undefined;
+        // Plain columns only: a JSON value may be a number, which compares below any text.
+        const plainColumn = /^\w+\.\w+$/.test(column.expr);
+        const range = c.op === 'sw' && this.dialect === 'sqlite' && plainColumn && (exact || column.lowered) ? prefixRange(value) : undefined;
         const ranged = (sql: string) => (range ? `${col} >= ${this.param(value)} AND ${col} < ${this.param(range)} AND ${sql}` : sql);
         if (exact && this.dialect === 'sqlite') {
           // SQLite's LIKE ignores ASCII case; check the exact substring as well.

@@ -11,7 +11,9 @@ import { loadConfig } from '../../server/config';
 import { boot } from '../../server/boot';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
 import { ScimService } from '../../scim/service';
-import { prefixRange } from '../../scim/filter-sql';
+import { filterToSql, parseFilter, prefixRange } from '../../scim/filter-sql';
+import { USER_COLUMNS } from '../../scim/repositories/scim-queries';
+import { ENTERPRISE_USER_COLUMNS } from '../../scim/enterprise-columns';
 import { USER_KEYS_SCHEMA } from '../../scim/schemas';
 import { ScimListIndexes1764600000000 } from '../../entities/migrations/1764600000000-scim-list-indexes';
 
@@ -26,6 +28,14 @@ describe('prefixRange', () => {
     ['x\uD7FF', 'x\uE000'],
   ])('%j → %j', (prefix, next) => {
     expect(prefixRange(prefix)).toBe(next);
+  });
+
+  it('bounds sw on SQLite columns (userName, externalId), never on values read from stored JSON', () => {
+    const params = (filter: string) => Object.values(filterToSql(parseFilter(filter), { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, { dialect: 'sqlite' }).params);
+    expect(params('userName sw "Ab"')).toEqual(expect.arrayContaining(['ab', 'ac']));
+    expect(params('externalId sw "Ab"')).toEqual(expect.arrayContaining(['Ab', 'Ac']));
+    expect(params('manager sw "Ab"')).not.toContain('Ac');
+    expect(Object.values(filterToSql(parseFilter('userName sw "Ab"'), USER_COLUMNS, { dialect: 'postgres' }).params)).not.toContain('ac');
   });
 
   it('has no upper bound for an empty prefix or one ending in U+10FFFF', () => {
