@@ -1,6 +1,7 @@
 import pino from 'pino';
 import request from 'supertest';
 import { Client } from 'pg';
+import { createConnection } from 'mysql2/promise';
 import { boot } from '../../server/boot';
 import { createApp } from '../../server/http/app';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
@@ -139,6 +140,46 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       expect((await f.store.repos.audit.recent(10, { action: 'password-key.unwrap', outcome: 'success' })).some((e) => e.requestId === 'after-kill')).toBe(true);
     } finally {
       await admin.end();
+      await f.cleanupAll();
+    }
+  });
+  test('mariadb: the connections writing the batches are killed while they wait for the table', async () => {
+    const f = await createAuthFixture('mariadb');
+    // One session holds the table; another finds the waiting INSERTs and kills them.
+    const holder = await createConnection(f.db.url);
+    const killer = await createConnection(f.db.url);
+    try {
+      const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
+      const token = await signInForToken(f, { nameId: 'alice@example.com' });
+      await holder.query('LOCK TABLES audit_events WRITE');
+      let settled = false;
+      const all = Promise.all(
+        Array.from({ length: 5 }, (_, i) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `killed-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
+      ).finally(() => (settled = true));
+      let kills = 0;
+      while (!settled) {
+        const [rows] = await killer.query("SELECT id FROM information_schema.processlist WHERE info LIKE 'INSERT INTO audit_events%'");
+        for (const r of rows as { id: number }[]) {
+          await killer.query(`KILL ${Number(r.id)}`).catch(() => undefined);
+          kills++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await holder.query('UNLOCK TABLES');
+      const responses = await all;
+      expect(kills).toBeGreaterThan(0);
+      for (const r of responses) {
+        expect(r.status).toBe(503);
+        expect(r.headers['retry-after']).toBeDefined();
+        expect(r.body.passwordKey).toBeUndefined();
+      }
+      const rows = await f.store.repos.audit.recent(100, { action: 'password-key.unwrap', outcome: 'success' });
+      expect(rows.filter((e) => e.requestId?.startsWith('killed-'))).toHaveLength(0);
+      const ok = await request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
+      expect(ok.status).toBe(200);
+    } finally {
+      await holder.end();
+      await killer.end();
       await f.cleanupAll();
     }
   });
