@@ -8,7 +8,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { unwrapDataKey, unwrapPasswordKey, wrapDataKey } from '../server/http/routes/keys-api';
 import { BACKEND_BASE_PATH } from './base-path';
-import { ChangesPage, ChangesQuery, CreateGroupBody, CreateUserBody, Group, LookupBody, LookupResponse, Problem, UpdateGroupBody, User } from './schemas';
+import { ChangesPage, ChangesQuery, CreateGroupBody, CreateUserBody, Group, GroupsPage, GroupsQuery, LookupBody, LookupResponse, Problem, UpdateGroupBody, User } from './schemas';
 
 type Security = 'backendToken' | 'userToken';
 
@@ -54,6 +54,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'post', path: `${B}/users`, summary: 'Create a user and their keys (idempotent on userName)', security: 'backendToken', body: CreateUserBody, idempotent: true, responses: { 201: { description: 'created', schema: User }, 200: { description: 'a live user with this userName exists', schema: User } } },
   { method: 'get', path: `${B}/users/:id`, summary: 'A user, their public key and the encrypted forms of their keys', security: 'backendToken', responses: { 200: { description: 'the user', schema: User } } },
   { method: 'post', path: `${B}/groups`, summary: 'Create an application-managed group', security: 'backendToken', body: CreateGroupBody, idempotent: true, responses: { 201: { description: 'created', schema: Group, etag: true } } },
+  { method: 'get', path: `${B}/groups`, summary: 'Groups a page at a time (cursor pagination, in id order)', security: 'backendToken', query: GroupsQuery, responses: { 200: { description: 'a page of group summaries', schema: GroupsPage } } },
   { method: 'get', path: `${B}/groups/:id`, summary: 'A group (application- or IdP-managed)', security: 'backendToken', responses: { 200: { description: 'the group', schema: Group, etag: true } } },
   { method: 'patch', path: `${B}/groups/:id`, summary: 'Rename, add and remove members (removal rotates the group keys)', security: 'backendToken', body: UpdateGroupBody, ifMatch: true, responses: { 200: { description: 'the group after the change', schema: Group, etag: true } } },
   { method: 'delete', path: `${B}/groups/:id`, summary: 'Delete an application-managed group', security: 'backendToken', ifMatch: true, responses: { 204: { description: 'deleted' } } },

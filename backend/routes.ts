@@ -18,7 +18,7 @@ import { ChangeFeed } from './changes';
 import { Idempotency, requestHash, type Claim } from './idempotency';
 import { ChangesRepository } from './repositories/changes';
 import { IdempotencyRepository } from './repositories/idempotency';
-import { ChangesQuery, CreateGroupBody, CreateUserBody, LookupBody, UpdateGroupBody } from './schemas';
+import { ChangesQuery, CreateGroupBody, CreateUserBody, GroupsQuery, LookupBody, UpdateGroupBody } from './schemas';
 import { BackendService, etagOf } from './service';
 
 export { BACKEND_BASE_PATH };
@@ -130,6 +130,11 @@ export function backendRoutes(deps: AppDeps): Router {
   r.post('/groups', async (req, res) => {
     const group = await service.createGroup(parse(CreateGroupBody, req.body), ctxOf(req, res));
     await reply(req, res, 'group.create', 201, group, { ETag: etagOf(group.version), Location: `${BACKEND_BASE_PATH}/groups/${group.id}` }, group.id);
+  });
+
+  r.get('/groups', async (req, res) => {
+    const q = parse(GroupsQuery, req.query);
+    await reply(req, res, 'group.list', 200, await service.listGroups(q.after, q.limit, q.origin));
   });
 
   r.get('/groups/:id', async (req, res) => {

@@ -77,6 +77,26 @@ export const User = z.object({
 });
 export type User = z.infer<typeof User>;
 
+export const GroupsQuery = z
+  .object({
+    after: z.string().min(1).max(36).optional().describe('the `next` cursor of the previous page'),
+    limit: z.string().regex(/^\d{1,4}$/, 'must be a number from 1 to 1000').default('100').transform(Number).pipe(z.number().int().min(1).max(1000)),
+    origin: z.enum(['app', 'scim']).optional(),
+  })
+  .strict();
+
+export const GroupSummary = z.object({
+  id: z.string(),
+  name: z.string(),
+  origin: z.enum(['scim', 'app']),
+  version: z.number().int(),
+  keyVersion: z.number().int(),
+  members: z.number().int().describe('how many members'),
+  updatedAt: z.string(),
+});
+
+export const GroupsPage = z.object({ groups: z.array(GroupSummary), next: z.string().nullable().describe('null: this was the last page'), hasMore: z.boolean() });
+
 export const ChangesQuery = z
   .object({
     after: z.string().regex(/^\d{1,15}$/, 'must be a cursor from a previous page (or 0)').default('0').transform(Number),

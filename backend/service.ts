@@ -15,7 +15,8 @@ import { userResource } from '../scim/resources';
 import { USER_SCHEMA as SCIM_USER_SCHEMA } from '../scim/schemas';
 import { IdpManagedGroupError, PreconditionFailedError, UnknownMembersError } from './errors';
 import { BackendQueries } from './repositories/backend-queries';
-import type { CreateGroupBody, CreateUserBody, Group, LookupBody, MemberRef, UpdateGroupBody, User } from './schemas';
+import type { z } from 'zod';
+import type { CreateGroupBody, CreateUserBody, Group, GroupsPage, LookupBody, MemberRef, UpdateGroupBody, User } from './schemas';
 
 export interface BackendServiceOptions {
   /** Record an outbox event per change (when a webhook or the change feed is configured), as SCIM does. */
@@ -123,6 +124,18 @@ export class BackendService {
   }
 
   // ---- groups -------------------------------------------------------------------------------
+
+  /** Groups in a stable order (by id), a page at a time; `next` is the cursor of the following page. */
+  async listGroups(after: string | undefined, limit: number, origin?: 'app' | 'scim'): Promise<z.infer<typeof GroupsPage>> {
+    const rows = await new BackendQueries(this.store.dataSource.manager).groupPage(after, limit + 1, origin);
+    const page = rows.slice(0, limit);
+    const hasMore = rows.length > limit;
+    return {
+      groups: page,
+      next: hasMore ? page[page.length - 1].id : null,
+      hasMore,
+    };
+  }
 
   async getGroup(id: string): Promise<Group> {
     return this.render(new BackendQueries(this.store.dataSource.manager), id);

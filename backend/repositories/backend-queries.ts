@@ -20,6 +20,16 @@ export interface GroupMemberView {
   memberJwe: string;
 }
 
+export interface GroupSummaryRow {
+  id: string;
+  name: string;
+  origin: 'app' | 'scim';
+  version: number;
+  keyVersion: number;
+  members: number;
+  updatedAt: string;
+}
+
 export class BackendQueries {
   constructor(private readonly m: EntityManager) {}
 
@@ -67,6 +77,21 @@ export class BackendQueries {
     const user = await this.m.findOne(UserEntity, { where });
     const keys = user ? await this.m.findOne(UserKeysEntity, { where: { userId: user.id } }) : null;
     return user && keys ? { user, keys } : null;
+  }
+
+  /** A page of groups in id order after `after`, with key version and member count. */
+  async groupPage(after: string | undefined, limit: number, origin?: 'app' | 'scim'): Promise<GroupSummaryRow[]> {
+    const qb = this.m
+      .createQueryBuilder(GroupEntity, 'g')
+      .innerJoin(GroupKeysEntity.options.name, 'k', 'k.group_id = g.id')
+      .select(['g.id AS id', 'g.display_name AS name', 'g.origin AS origin', 'g.version AS version', 'g.updated_at AS updated_at', 'k.key_version AS key_version'])
+      .addSelect((sub) => sub.select('COUNT(*)').from(GroupMemberEntity.options.name, 'gm').where('gm.group_id = g.id'), 'members')
+      .orderBy('g.id', 'ASC')
+      .limit(limit);
+    if (after !== undefined) qb.andWhere('g.id > :after', { after });
+    if (origin) qb.andWhere('g.origin = :origin', { origin });
+    const rows = await qb.getRawMany<{ id: string; name: string; origin: 'app' | 'scim'; version: number; updated_at: string; key_version: number; members: string | number }>();
+    return rows.map((r) => ({ id: r.id, name: r.name, origin: r.origin, version: Number(r.version), keyVersion: Number(r.key_version), members: Number(r.members), updatedAt: r.updated_at }));
   }
 
   findGroup(id: string): Promise<GroupRow | null> {

@@ -80,6 +80,7 @@ describe.each(testDatabaseNames())('OpenAPI document (%s)', (kind) => {
     conforms('post', `${BACKEND_BASE_PATH}/groups`, g);
     conforms('get', `${BACKEND_BASE_PATH}/groups/:id`, await b(request(f.app).get(`${BACKEND_BASE_PATH}/groups/${g.body.id}`)).expect(200));
     conforms('patch', `${BACKEND_BASE_PATH}/groups/:id`, await b(request(f.app).patch(`${BACKEND_BASE_PATH}/groups/${g.body.id}`)).send({ name: 'Doc 2' }).expect(200));
+    conforms('get', `${BACKEND_BASE_PATH}/groups`, await b(request(f.app).get(`${BACKEND_BASE_PATH}/groups?limit=1`)).expect(200));
     conforms('get', `${BACKEND_BASE_PATH}/changes`, await b(request(f.app).get(`${BACKEND_BASE_PATH}/changes`)).expect(200));
     // Problems too.
     conforms('patch', `${BACKEND_BASE_PATH}/groups/:id`, await b(request(f.app).patch(`${BACKEND_BASE_PATH}/groups/${g.body.id}`)).set('If-Match', '"v0"').send({ name: 'x' }).expect(412));
