@@ -61,10 +61,15 @@ function startupLines(config: Readonly<Config>, url: string, workers?: string): 
   return [`Crypto Server listening on ${url} (${workers ? `${workers}; ` : ''}database: ${db}; KEK: ${config.kms.kekUri}; user keys: ${config.keys.userKeyAlgorithm})`, describeSignIn(config.auth)];
 }
 
-/** CS_WORKERS, or one worker per CPU. */
+/**
+ * CS_WORKERS, or one worker per CPU — except on SQLite: its one writer is shared through a file
+ * lock that a waiting process polls with its event loop blocked, so more processes measured slower.
+ */
 export function workerCount(config: Readonly<Config>, cpus = availableParallelism()): number {
-  return config.server.workers ?? cpus;
+  return config.server.workers ?? (config.database.type === 'sqlite' ? 1 : cpus);
 }
+
+export const SQLITE_ONE_WORKER_NOTE = 'one worker process: on SQLite CS_WORKERS defaults to 1 (a single writer; more processes are not faster); PostgreSQL/MariaDB default to one per CPU';
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   if (err.code === 'EADDRINUSE') return new ConfigError(`CS_PORT: port ${port} on CS_HOST ${host} is already in use; stop the other process or choose another port`);
@@ -90,6 +95,7 @@ export function registerServe(program: Command): void {
         process.exit(code);
       }
       const running = await serve();
+      if (config.server.workers === undefined && config.database.type === 'sqlite') console.log(SQLITE_ONE_WORKER_NOTE);
       for (const sig of ['SIGINT', 'SIGTERM'] as const) {
         process.once(sig, () => {
           void running.stop().then(() => process.exit(0));

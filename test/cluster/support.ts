@@ -281,7 +281,14 @@ export function tokenRequestBody(code: string, verifier: string): { type: string
 
 /** A SCIM token made as an administrator makes one (`crypto-server token create`), from source. */
 export async function scimToken(p: ClusterProcess): Promise<string> {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-r', join(__dirname, 'ts-register.js'), join(ROOT, 'server/cli/main.ts'), 'token', 'create', '--scope', 'scim', '--name', 'cluster-test'], {
+  const token = (await cli(p, ['token', 'create', '--scope', 'scim', '--name', 'cluster-test'])).split('\n')[0]?.trim();
+  if (!token) throw new Error('token create printed no token');
+  return token;
+}
+
+/** Runs another `crypto-server` command (from source) with the cluster's settings; resolves with its stdout. */
+export async function cli(p: ClusterProcess, args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-r', join(__dirname, 'ts-register.js'), join(ROOT, 'server/cli/main.ts'), ...args], {
     cwd: ROOT,
     env: p.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -291,9 +298,8 @@ export async function scimToken(p: ClusterProcess): Promise<string> {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
   const [code] = (await once(child, 'exit')) as [number | null];
-  const token = out.split('\n')[0]?.trim();
-  if (code !== 0 || !token) throw new Error(`token create exited ${code}: ${err}`);
-  return token;
+  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}: ${err}`);
+  return out;
 }
 
 /** Provisions `Test_User_<id>` with Entra's "Create User" body (test/bench/http/scim-requests.ts cites it). */

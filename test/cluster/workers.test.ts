@@ -123,6 +123,24 @@ describe('CS_WORKERS=2 on the embedded SQLite default', () => {
   });
 });
 
+describe('CS_WORKERS unset', () => {
+  it('runs one process on SQLite and says why', async () => {
+    const p = await start({ workers: 1, env: { CS_WORKERS: '' } });
+    expect(p.workerPids()).toEqual([]);
+    expect(p.stdout()).toMatch(/on SQLite CS_WORKERS defaults to 1/);
+    expect(await p.signal('SIGTERM')).toBe(0);
+  });
+
+  it('runs one worker per CPU on PostgreSQL', async () => {
+    const p = await start({ workers: 1, db: await DATABASE_FACTORIES.postgres(), env: { CS_WORKERS: '' } });
+    const cpus = require('node:os').availableParallelism() as number;
+    if (cpus > 1) expect(p.stdout()).toContain(`(${cpus} workers;`);
+    expect(p.workerPids()).toHaveLength(cpus > 1 ? cpus : 0);
+    expect(p.stdout()).not.toMatch(/defaults to 1/);
+    expect(await p.signal('SIGTERM')).toBe(0);
+  });
+});
+
 describe.each(testDatabaseNames())('one-time codes across workers (%s)', (name) => {
   it('a code redeemed on one worker is refused on the other, and concurrent redemptions on both yield one token', async () => {
     const p = await start({ workers: 2, db: await DATABASE_FACTORIES[name]() });
