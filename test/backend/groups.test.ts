@@ -227,7 +227,7 @@ describe.each(testDatabaseNames())('backend API group list (%s)', (kind) => {
     const seen: { id: string; origin: string; members: number; keyVersion: number }[] = [];
     let after: string | null = null;
     for (let page = 0; page < 10; page++) {
-      const res = await ctx.backend.get(`/groups?limit=2${after ? `&after=${after}` : ''}`).expect(200);
+      const res: { body: { groups: typeof seen; next: string | null; hasMore: boolean } } = await ctx.backend.get(`/groups?limit=2${after ? `&after=${after}` : ''}`).expect(200);
       expect(res.body.groups.length).toBeLessThanOrEqual(2);
       seen.push(...res.body.groups);
       after = res.body.next;
