@@ -18,7 +18,7 @@ describe.each(testDatabaseNames())('backend migration (%s)', (kind) => {
     const ds = ctx.store.dataSource;
     const qr = ds.createQueryRunner();
     try {
-      for (let i = 0; i < 5 && (await qr.hasColumn('groups', 'origin')); i++) await ds.undoLastMigration({ transaction: 'each' });
+      for (let i = 0; i < 20 && (await qr.hasColumn('groups', 'origin')); i++) await ds.undoLastMigration({ transaction: 'each' });
       expect(await qr.hasColumn('groups', 'origin')).toBe(false);
       expect(await qr.hasColumn('api_tokens', 'allowed_addresses')).toBe(false);
       expect(await qr.hasTable('backend_idempotency_keys')).toBe(false);
