@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { DATABASE_FACTORIES, testDatabaseNames } from '../support/databases';
-import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, provisionUser, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
+import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, provisionUser, scimToken, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
 
 /**
  * `serve` with CS_WORKERS=2 as real processes (the CLI from source): requests land on both
@@ -141,9 +141,9 @@ describe('CS_WORKERS unset', () => {
   });
 });
 
-describe.each(testDatabaseNames())('one-time codes across workers (%s)', (name) => {
-  it('a code redeemed on one worker is refused on the other, and concurrent redemptions on both yield one token', async () => {
-    const p = await start({ workers: 2, db: await DATABASE_FACTORIES[name]() });
+describe.each(testDatabaseNames())('one-time codes and rate limits across workers (%s)', (name) => {
+  it('a code redeemed on one worker is refused on the other, concurrent redemptions on both yield one token, and the SCIM rate limit counts both workers together', async () => {
+    const p = await start({ workers: 2, db: await DATABASE_FACTORIES[name](), env: { CS_SCIM_RATE_LIMIT_PER_MINUTE: '20' } });
 
     const alice = await provisionUser(p, 'alice');
     const first = await oneTimeCode(p, alice);
@@ -161,5 +161,19 @@ describe.each(testDatabaseNames())('one-time codes across workers (%s)', (name) 
       const results = await Promise.all([c, d].map((conn) => conn.request('POST', '/oauth/token', tokenRequestBody(code, verifier))));
       expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
     }
+
+    // The SCIM limit (20 a minute per token) is counted in the database: 30 requests alternating
+    // over both workers get 20 answers, then 429s. Started early in a minute, so one window holds all.
+    const token = await scimToken(p);
+    if (new Date().getSeconds() > 45) await sleep((61 - new Date().getSeconds()) * 1000);
+    const statuses: number[] = [];
+    const servedBy = new Set<number>();
+    for (let i = 0; i < 30; i++) {
+      const c = await Conn.open(p.port);
+      servedBy.add(await servingPid(p.port, c.localPort, p.workerPids()));
+      statuses.push((await c.request('GET', '/scim/v2/Users?count=1', undefined, { authorization: `Bearer ${token}` })).status);
+    }
+    expect(servedBy.size).toBe(2);
+    expect(statuses).toEqual([...Array(20).fill(200), ...Array(10).fill(429)]);
   });
 });
