@@ -97,7 +97,6 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   // transaction open on the writer — and do not wait for the writer's queue.
   let reader = writer;
   if (path !== ':memory:' && path !== '') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const Database = require('better-sqlite3') as SqliteCtor;
     reader = new Database(path, { readonly: true, fileMustExist: true });
     reader.pragma('busy_timeout = 1000');

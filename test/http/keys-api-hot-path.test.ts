@@ -12,7 +12,6 @@ import { ENTRA_DISABLE_USER } from '../scim/idp-bodies';
 import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
 
 // better-sqlite3 ships no type declarations; this test needs only a second connection's exec and close.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const Database = require('better-sqlite3') as new (path: string) => { exec(sql: string): void; close(): void };
 
 /**
