@@ -9,7 +9,7 @@ const DISCOVERY_TIMEOUT_MS = 5000;
 /** At most one JWKS refetch per this interval for unknown kids (a flood of forged kids cannot hammer the issuer). */
 const JWKS_COOLDOWN_MS = 5000;
 /** Tolerance for clocks that differ between the identity server and this one. */
-const CLOCK_TOLERANCE_S = 60;
+export const CLOCK_TOLERANCE_S = 60;
 
 /** A token the identity server signed and that grants the Key Connector API, with its user. */
 export interface VerifiedCaller {
@@ -55,10 +55,7 @@ export class OidcVerifier {
     } catch (err) {
       throw refusal(err);
     }
-    if (!includes(payload.scope, 'api')) throw new InvalidTokenError('scope', 'scope must include "api"');
-    if (!includes(payload.amr, 'Application') && !includes(payload.amr, 'external')) throw new InvalidTokenError('amr', 'amr must include "Application" or "external"');
-    if (typeof payload.sub !== 'string' || !GUID.test(payload.sub)) throw new InvalidTokenError('sub', 'sub must be the user id (a GUID)');
-    return { sub: payload.sub.toLowerCase(), email: typeof payload.email === 'string' && payload.email.length <= 320 ? payload.email.toLowerCase() : undefined };
+    return callerFrom(payload);
   }
 
   /** The discovery document, fetched once; a failed fetch is retried by the next request. */
@@ -94,13 +91,21 @@ export class OidcVerifier {
   }
 }
 
+/** The claim checks every accepted token passes, whoever verified its signature. */
+export function callerFrom(payload: JWTPayload): VerifiedCaller {
+  if (!includes(payload.scope, 'api')) throw new InvalidTokenError('scope', 'scope must include "api"');
+  if (!includes(payload.amr, 'Application') && !includes(payload.amr, 'external')) throw new InvalidTokenError('amr', 'amr must include "Application" or "external"');
+  if (typeof payload.sub !== 'string' || !GUID.test(payload.sub)) throw new InvalidTokenError('sub', 'sub must be the user id (a GUID)');
+  return { sub: payload.sub.toLowerCase(), email: typeof payload.email === 'string' && payload.email.length <= 320 ? payload.email.toLowerCase() : undefined };
+}
+
 function includes(claim: unknown, value: string): boolean {
   if (Array.isArray(claim)) return claim.includes(value);
   // RFC 9068 / RFC 8693 form: one space-separated string.
   return typeof claim === 'string' && claim.split(' ').includes(value);
 }
 
-function refusal(err: unknown): Error {
+export function refusal(err: unknown): Error {
   if (err instanceof errors.JWTExpired) return new InvalidTokenError('expired', 'it has expired');
   if (err instanceof errors.JWTClaimValidationFailed) return new InvalidTokenError(`claim_${err.claim}`.slice(0, 40), `claim "${err.claim}" is not valid`);
   if (err instanceof errors.JOSEAlgNotAllowed) return new InvalidTokenError('algorithm', 'its signing algorithm is not allowed');

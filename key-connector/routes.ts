@@ -7,6 +7,7 @@ import { corsAllowList } from '../server/http/cors';
 import { duplicateMemberName } from '../server/http/json-duplicates';
 import type { KeyConnectorConfig } from '../server/config/key-connector';
 import { InvalidTokenError, OidcVerifier } from './oidc';
+import { IssuerKeyVerifier } from './issuer-key';
 import { KeyConnectorService } from './service';
 
 /**
@@ -50,7 +51,7 @@ function keyFrom(req: Request): Buffer {
 
 export function keyConnectorRoutes(deps: AppDeps, settings: KeyConnectorConfig): Router {
   const service = new KeyConnectorService(deps.store, deps.kms, deps.config.kms.kekUri, settings.refuseDeactivated);
-  const verifier = new OidcVerifier(settings.issuer);
+  const verifier = settings.issuerPublicKey ? new IssuerKeyVerifier(settings.issuer, settings.issuerPublicKey) : new OidcVerifier(settings.issuer);
   const r = Router();
   r.use(corsAllowList({ origins: settings.webVaultOrigin ? [settings.webVaultOrigin] : [], maxAgeSeconds: deps.config.auth.cors.maxAgeSeconds, methods: ['GET', 'POST', 'PUT'], headers: CLIENT_HEADERS }));
 
