@@ -11,5 +11,8 @@ module.exports = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 60000,
   maxWorkers: 2,
+  // Workers grow to ~500 MB over many suites and then need longer than jest's 500 ms grace to exit
+  // ("failed to exit gracefully" with no open handle left): recycle them between files instead.
+  workerIdleMemoryLimit: '400MB',
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };
