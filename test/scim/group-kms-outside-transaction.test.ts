@@ -1,5 +1,6 @@
 import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
 import { testDatabaseNames } from '../support/databases';
+import { spyKmsTransactions } from '../support/kms-transaction-spy';
 
 /**
  * Every group write does its KMS work (wrap for create and rotation, unwrap for member adds)
@@ -8,34 +9,18 @@ import { testDatabaseNames } from '../support/databases';
  */
 describe.each(testDatabaseNames())('group writes call the KMS outside any transaction (%s)', (kind) => {
   let ctx: ScimTestContext;
-  /** For each KMS call: was a transaction open? */
-  let seen: { call: string; inTransaction: boolean }[];
-  let restore: () => void;
+  let spy: ReturnType<typeof spyKmsTransactions>;
 
   beforeAll(async () => {
     ctx = await scimContext(kind);
-    const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
-    const wrap = adapter.wrap.bind(adapter);
-    const unwrap = adapter.unwrap.bind(adapter);
-    const w = jest.spyOn(adapter, 'wrap').mockImplementation(async (...args) => {
-      seen.push({ call: 'wrap', inTransaction: ctx.store.inTransaction });
-      return wrap(...args);
-    });
-    const u = jest.spyOn(adapter, 'unwrap').mockImplementation(async (...args) => {
-      seen.push({ call: 'unwrap', inTransaction: ctx.store.inTransaction });
-      return unwrap(...args);
-    });
-    restore = () => {
-      w.mockRestore();
-      u.mockRestore();
-    };
+    spy = spyKmsTransactions(ctx.kms, ctx.config.kms.kekUri, ctx.store);
   });
   afterAll(async () => {
-    restore?.();
+    spy?.restore();
     await ctx?.cleanup();
   });
   beforeEach(() => {
-    seen = [];
+    spy.reset();
   });
 
   const user = async (name: string): Promise<string> => (await ctx.post('/Users', newUser(`${name}@example.com`)).expect(201)).body.id;
@@ -45,29 +30,29 @@ describe.each(testDatabaseNames())('group writes call the KMS outside any transa
   test('create, member add, removal with rotation, PUT with changed members, user deletion: no KMS call inside a transaction', async () => {
     const [a, b, c, d] = [await user('otx-a'), await user('otx-b'), await user('otx-c'), await user('otx-d')];
 
-    seen = [];
+    spy.reset();
     const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'OTX', members: [{ value: a }] }).expect(201)).body;
-    expect(seen).toEqual([{ call: 'wrap', inTransaction: false }]);
+    expect(spy.calls).toEqual([{ call: 'wrap', inTransaction: false }]);
 
-    seen = [];
+    spy.reset();
     await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: b }, { value: c }] }] }).expect(200);
-    expect(seen).toEqual([{ call: 'unwrap', inTransaction: false }]);
+    expect(spy.calls).toEqual([{ call: 'unwrap', inTransaction: false }]);
 
-    seen = [];
+    spy.reset();
     await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${c}"]` }] }).expect(200);
-    expect(seen).toEqual([{ call: 'wrap', inTransaction: false }]); // the rotation
+    expect(spy.calls).toEqual([{ call: 'wrap', inTransaction: false }]); // the rotation
 
-    seen = [];
+    spy.reset();
     await ctx.put(`/Groups/${g.id}`, { schemas: [GROUP_SCHEMA], displayName: 'OTX', members: [{ value: a }, { value: d }] }).expect(200);
     // d needs versions 1 and 2 (two unwraps); removing b rotates to version 3 (one wrap).
-    expect(seen.filter((s) => s.call === 'unwrap')).toHaveLength(2);
-    expect(seen.filter((s) => s.call === 'wrap')).toHaveLength(1);
-    expect(seen.every((s) => !s.inTransaction)).toBe(true);
+    expect(spy.calls.filter((s) => s.call === 'unwrap')).toHaveLength(2);
+    expect(spy.calls.filter((s) => s.call === 'wrap')).toHaveLength(1);
+    expect(spy.calls.every((s) => !s.inTransaction)).toBe(true);
     expect(await members(g.id)).toEqual([a, d].sort());
 
-    seen = [];
+    spy.reset();
     await ctx.del(`/Users/${d}`).expect(204);
-    expect(seen).toEqual([{ call: 'wrap', inTransaction: false }]);
+    expect(spy.calls).toEqual([{ call: 'wrap', inTransaction: false }]);
     expect(await members(g.id)).toEqual([a]);
     expect((await ctx.get(`/Groups/${g.id}`).expect(200)).body['urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys'].keyVersion).toBe(4);
   });
@@ -81,6 +66,6 @@ describe.each(testDatabaseNames())('group writes call the KMS outside any transa
     );
     expect(results.map((r) => r.status)).toEqual(ids.map(() => 200));
     expect(await members(g.id)).toEqual([...ids].sort());
-    expect(seen.every((s) => !s.inTransaction)).toBe(true);
+    expect(spy.calls.every((s) => !s.inTransaction)).toBe(true);
   });
 });

@@ -2,49 +2,10 @@ import { OutboxEntity } from '../../entities/scim';
 import { GroupMemberKeyEntity } from '../../entities';
 import { newWebhookSecret } from '../../scim/outbox/signature';
 import { testDatabaseNames } from '../support/databases';
+import { ENTRA_REMOVE_MEMBER, OKTA_MEMBERSHIP, withIds } from './idp-bodies';
 import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
 
 const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
-
-// Okta, "SCIM 2.0 Protocol Reference", "Update specific Group membership" (request body as printed;
-// only the example ids are replaced by real ones):
-// https://developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20
-const OKTA_MEMBERSHIP = `{
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{
-            "op": "remove",
-            "path": "members[value eq \\"89bb1940-b905-4575-9e7f-6f887cfb368e\\"]"
-            },
-            {
-            "op": "add",
-            "path": "members",
-            "value": [{
-                "value": "23a35c27-23d3-4c03-b4c5-6443c09e7173",
-                "display": "test.user@okta.local"
-            }]
-        }]
-    }`;
-
-// Microsoft Learn, "Tutorial: Develop and plan provisioning for a SCIM endpoint in Microsoft Entra ID",
-// "Update Group [Remove Members]" request:
-// https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups#update-group-remove-members
-const ENTRA_REMOVE_MEMBER = `{
-    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-    "Operations": [{
-        "op": "Remove",
-        "path": "members",
-        "value": [{
-            "$ref": null,
-            "value": "f648f8d5ea4e4cd38e9c"
-        }]
-    }]
-}`;
-
-const withIds = (body: string, ids: Record<string, string>): unknown => {
-  let out = body;
-  for (const [from, to] of Object.entries(ids)) out = out.split(from).join(to);
-  return JSON.parse(out);
-};
 
 /** Rekey on member removal through SCIM, as Okta and Entra ID send it; every rotation reaches the webhook outbox. */
 describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
@@ -68,7 +29,7 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
     expect(created.body[GKEYS].keyVersion).toBe(1);
 
     // Okta: remove b and add d in one request → one rotation.
-    const okta = await ctx.patch(`/Groups/${id}`, withIds(OKTA_MEMBERSHIP, { '89bb1940-b905-4575-9e7f-6f887cfb368e': u.b, '23a35c27-23d3-4c03-b4c5-6443c09e7173': u.d })).expect(200);
+    const okta = await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(OKTA_MEMBERSHIP, { '89bb1940-b905-4575-9e7f-6f887cfb368e': u.b, '23a35c27-23d3-4c03-b4c5-6443c09e7173': u.d }))).expect(200);
     expect(memberIds(okta)).toEqual([u.a, u.c, u.d].sort());
     expect(okta.body[GKEYS].keyVersion).toBe(2);
     expect(okta.body[GKEYS].publicKeyJwk).not.toBe(created.body[GKEYS].publicKeyJwk);
@@ -77,7 +38,7 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
     expect(JSON.stringify(events)).not.toMatch(/"d"/); // no private key material
 
     // Entra ID: remove c by value, `$ref: null` beside it.
-    const entra = await ctx.patch(`/Groups/${id}`, withIds(ENTRA_REMOVE_MEMBER, { f648f8d5ea4e4cd38e9c: u.c })).expect(200);
+    const entra = await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(ENTRA_REMOVE_MEMBER, { f648f8d5ea4e4cd38e9c: u.c }))).expect(200);
     expect(memberIds(entra)).toEqual([u.a, u.d].sort());
     expect(entra.body[GKEYS].keyVersion).toBe(3);
 
