@@ -1,5 +1,6 @@
 import { DATABASE_FACTORIES, testDatabaseNames } from '../support/databases';
 import { SCIM_JSON } from '../bench/http/scim-requests';
+import { ENTRA_MEMBER_ID, ENTRA_REMOVE_MEMBER, withIds } from '../scim/idp-bodies';
 import { Conn, listening, scimToken, servingPid, startServe, type ClusterProcess } from './support';
 
 /**
@@ -9,19 +10,6 @@ import { Conn, listening, scimToken, servingPid, startServe, type ClusterProcess
  */
 jest.setTimeout(240_000);
 
-// Microsoft Learn, "Update Group [Remove Members]" (Entra's SCIM tutorial), the member id substituted:
-// https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups#update-group-remove-members
-const entraRemoveMember = (id: string) => `{
-    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-    "Operations": [{
-        "op": "Remove",
-        "path": "members",
-        "value": [{
-            "$ref": null,
-            "value": "${id}"
-        }]
-    }]
-}`;
 const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
 
 describe.each(testDatabaseNames())('group rotations across worker processes (%s)', (name) => {
@@ -50,7 +38,7 @@ describe.each(testDatabaseNames())('group rotations across worker processes (%s)
     const conns = await Promise.all(leave.map(() => Conn.open(p!.port)));
     const pids = new Set(await Promise.all(conns.map((c) => servingPid(p!.port, c.localPort, p!.workerPids()))));
     expect(pids.size).toBe(2);
-    const results = await Promise.all(conns.map((c, i) => c.request('PATCH', `/scim/v2/Groups/${groupId}`, { type: SCIM_JSON, text: entraRemoveMember(leave[i]!) }, auth)));
+    const results = await Promise.all(conns.map((c, i) => c.request('PATCH', `/scim/v2/Groups/${groupId}`, { type: SCIM_JSON, text: withIds(ENTRA_REMOVE_MEMBER, { [ENTRA_MEMBER_ID]: leave[i]! }) }, auth)));
     expect(results.map((r) => r.status)).toEqual(leave.map(() => 200));
 
     const after = await scim('GET', `/Groups/${groupId}`);
