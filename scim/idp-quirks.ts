@@ -162,16 +162,6 @@ function canonicalValue(value: unknown, path: string, definition: SCIMMY.Types.S
   return out;
 }
 
-/**
- * A removal value matches on `value` alone (Entra sends `{"$ref": null, "value": id}`, Okta adds
- * `display`); scimmy would otherwise require every sub-attribute to match and silently remove
- * nothing. A bare string is taken as the value.
- */
-function removalByValue(value: unknown): unknown {
-  const one = (v: unknown) => (typeof v === 'string' ? { value: v } : isObject(v) && v.value !== undefined && v.value !== null ? { value: v.value } : v);
-  return Array.isArray(value) ? value.map(one) : value === undefined ? value : one(value);
-}
-
 /** Entra's manager as `[{"$ref": …, "value": id}]` (tutorial, Example 5) or a bare id: `{ value: id }`. */
 function managerValue(value: unknown): unknown {
   const v = Array.isArray(value) && value.length === 1 ? value[0] : value;
@@ -201,7 +191,6 @@ function normaliseOperation(raw: unknown, current: Json, extensionIds: readonly 
       if (path.toLowerCase() === MANAGER_PATH && o.op !== 'remove') o = { ...o, value: managerValue(o.value) };
       if (BOOLEAN_ATTRIBUTES.has(lastSegment(path))) o = { ...o, value: toBoolean(o.value) };
       else o = { ...o, value: fixBooleans(o.value) };
-      if (o.op === 'remove' && o.value !== undefined) o = { ...o, value: removalByValue(o.value) };
       if (o.op !== 'remove') o = addMissingFilteredValue(o, current);
       // Rule for read-only extension paths is left to scimmy: it answers 400 mutability.
     } else {
