@@ -1,4 +1,4 @@
-import { GroupEntity } from '../../entities';
+import { GroupEntity, UserEntity } from '../../entities';
 import { KmsUnavailableError } from '../../server/errors';
 import { binding } from '../../server/keys/binding';
 import { openUnderSymmetricKey } from '../../server/keys/jose-keys';
@@ -207,6 +207,34 @@ describe.each(testDatabaseNames())('backend API groups (%s)', (kind) => {
     const after = (await ctx.backend.get(`/groups/${g.id}`).expect(200)).body;
     expect(after.version).toBe(g.version);
     expect(after.members).toHaveLength(2);
+  });
+
+  test('KMS hung during a user or group create: no transaction is open while it waits, other writes go through, the late failure writes nothing', async () => {
+    const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
+    const users = () => ctx.store.dataSource.manager.count(UserEntity);
+    for (const [path, body] of [['/groups', { name: 'Hung', members: [{ id: u.ann }] }], ['/users', { userName: 'hung@example.com' }]] as const) {
+      const doomed = (await ctx.backend.post('/groups', { name: `Deleted while ${path} hangs`, members: [] }).expect(201)).body;
+      const [groupsBefore, usersBefore] = [await groupRows(), await users()];
+      let answer!: (err: Error) => void;
+      let entered!: (inTransaction: boolean) => void;
+      const waiting = new Promise<boolean>((resolve) => (entered = resolve));
+      const spy = jest.spyOn(adapter, 'wrap').mockImplementation(() => {
+        entered(ctx.store.inTransaction);
+        return new Promise((_resolve, reject) => (answer = reject));
+      });
+      try {
+        const pending = ctx.backend.post(path, body).then((r) => r);
+        expect(await waiting).toBe(false);
+        // Neither a connection nor the SQLite writer is held: a write needing no KMS completes meanwhile.
+        await ctx.backend.del(`/groups/${doomed.id}`).expect(204);
+        await ctx.backend.get('/groups?limit=1').expect(200);
+        answer(new KmsUnavailableError('test: the KMS answers at last, with an error'));
+        expect((await pending).status).toBe(503);
+      } finally {
+        spy.mockRestore();
+      }
+      expect([await groupRows(), await users()]).toEqual([groupsBefore - 1, usersBefore]);
+    }
   });
 });
 
