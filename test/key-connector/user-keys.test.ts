@@ -3,6 +3,7 @@ import pino from 'pino';
 import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
 import { listen, type Listening } from '../support/http-server';
+import { keyConnectorClient } from '../support/key-connector-client';
 import { newSigningKey, startOidcIssuer, type OidcIssuer } from '../emulators/oidc-issuer';
 import { boot } from '../../server/boot';
 import { createApp } from '../../server/http/app';
@@ -40,27 +41,14 @@ describe.each(testDatabaseNames())('Key Connector API on %s', (kind) => {
   });
 
   // The clients' exact requests (api.service.ts).
-  const getKey = (token: string, extra: Record<string, string> = {}) =>
-    fetch(`${url}/user-keys`, { cache: 'no-store', method: 'GET', headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, ...extra } });
-  const sendKey = (method: 'POST' | 'PUT', token: string, body: string) =>
-    fetch(`${url}/user-keys`, { cache: 'no-store', method, headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, 'Content-Type': 'application/json; charset=utf-8' }, body });
+  const { getKey, sendKey, storeFirstKey } = keyConnectorClient(() => url);
   const row = (sub: string) => ctx.store.dataSource.manager.findOneBy(KeyConnectorUserKeyEntity, { sub });
   const events = (sub?: string) => ctx.store.repos.audit.recent(500, sub ? { targetId: sub } : {});
 
   test('GET 404 → POST 200 (empty) → GET 200 {"key"} → POST again 400 (not overwritten) → PUT replaces', async () => {
     const sub = guid();
     const token = await idp.token(sub);
-    expect((await getKey(token)).status).toBe(404);
-
-    const key = b64();
-    const post = await sendKey('POST', token, JSON.stringify({ key }));
-    expect(post.status).toBe(200);
-    expect(await post.text()).toBe('');
-
-    const got = await getKey(token);
-    expect(got.status).toBe(200);
-    expect(got.headers.get('cache-control')).toBe('no-store');
-    expect(await got.json()).toEqual({ key });
+    const key = await storeFirstKey(token);
 
     const again = await sendKey('POST', token, JSON.stringify({ key: b64() }));
     expect(again.status).toBe(400);

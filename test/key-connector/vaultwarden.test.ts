@@ -8,6 +8,7 @@ import { SignJWT } from 'jose';
 import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
 import { listen, type Listening } from '../support/http-server';
+import { keyConnectorClient } from '../support/key-connector-client';
 import { makeKeyAndCert } from '../support/certs';
 import { loadConfig } from '../../server/config';
 import { KeyConnectorUserKeyEntity } from '../../entities';
@@ -106,9 +107,7 @@ describe.each(testDatabaseNames())('Key Connector API with Vaultwarden tokens on
   });
 
   // The Bitwarden clients' requests (bitwarden/clients libs/common/src/services/api.service.ts), as in user-keys.test.ts.
-  const getKey = (token: string) => fetch(`${url}/user-keys`, { cache: 'no-store', method: 'GET', headers: { Accept: 'application/json', Authorization: `Bearer ${token}` } });
-  const sendKey = (method: 'POST' | 'PUT', token: string, body: string) =>
-    fetch(`${url}/user-keys`, { cache: 'no-store', method, headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, 'Content-Type': 'application/json; charset=utf-8' }, body });
+  const { getKey, sendKey, storeFirstKey } = keyConnectorClient(() => url);
   const row = (sub: string) => ctx.store.dataSource.manager.findOneBy(KeyConnectorUserKeyEntity, { sub });
 
   test('a Vaultwarden access token: GET 404 → POST 200 → GET 200 {"key"} → PUT replaces; Vaultwarden is never contacted', async () => {
@@ -116,14 +115,7 @@ describe.each(testDatabaseNames())('Key Connector API with Vaultwarden tokens on
     const token = await sign(loginClaims(issuer, sub), keys.privateKey);
     expect(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString())).toEqual({ typ: 'JWT', alg: 'RS256' });
 
-    expect((await getKey(token)).status).toBe(404);
-    const key = b64();
-    const post = await sendKey('POST', token, JSON.stringify({ key }));
-    expect(post.status).toBe(200);
-    expect(await post.text()).toBe('');
-    const got = await getKey(token);
-    expect(got.status).toBe(200);
-    expect(await got.json()).toEqual({ key });
+    await storeFirstKey(token);
 
     const replacement = b64();
     expect((await sendKey('PUT', token, JSON.stringify({ key: replacement }))).status).toBe(200);
