@@ -18,18 +18,23 @@ export interface GroupKeyVersionRow {
   createdAt: string;
 }
 
+/** The key columns a version row shares with `group_keys` (which mirrors the current version). */
+export const groupKeyColumns = {
+  keyAlg: str('key_alg', 32),
+  publicJwk: text('public_jwk'),
+  privateJwe: text('private_jwe'),
+  wrappedMembershipKey: text('wrapped_membership_key'),
+  kekUri: str('kek_uri', 512),
+  createdAt: timestamp('created_at'),
+};
+
 export const GroupKeyVersionEntity = new EntitySchema<GroupKeyVersionRow>({
   name: 'GroupKeyVersion',
   tableName: 'group_key_versions',
   columns: {
     groupId: { ...ref('group_id'), primary: true },
     version: { ...int('version'), primary: true },
-    keyAlg: str('key_alg', 32),
-    publicJwk: text('public_jwk'),
-    privateJwe: text('private_jwe'),
-    wrappedMembershipKey: text('wrapped_membership_key'),
-    kekUri: str('kek_uri', 512),
-    createdAt: timestamp('created_at'),
+    ...groupKeyColumns,
   },
 });
 

@@ -1,16 +1,9 @@
 import { EntitySchema } from 'typeorm';
-import { int, ref, str, text, timestamp } from './columns';
+import { int, ref } from './columns';
+import { groupKeyColumns, type GroupKeyVersionRow } from './group-key-version';
 
-export interface GroupKeysRow {
-  groupId: string;
-  keyAlg: string;
-  publicJwk: string;
-  /** Group private key, JWE compact under the group membership key. */
-  privateJwe: string;
-  /** Group membership key, envelope under kekUri, bound to the group. */
-  wrappedMembershipKey: string;
-  kekUri: string;
-  createdAt: string;
+/** The group's current key version: a mirror of its newest `group_key_versions` row. */
+export interface GroupKeysRow extends Omit<GroupKeyVersionRow, 'version'> {
   /** The current key version (group_key_versions holds every version, this one included). */
   keyVersion: number;
 }
@@ -20,12 +13,7 @@ export const GroupKeysEntity = new EntitySchema<GroupKeysRow>({
   tableName: 'group_keys',
   columns: {
     groupId: { ...ref('group_id'), primary: true },
-    keyAlg: str('key_alg', 32),
-    publicJwk: text('public_jwk'),
-    privateJwe: text('private_jwe'),
-    wrappedMembershipKey: text('wrapped_membership_key'),
-    kekUri: str('kek_uri', 512),
-    createdAt: timestamp('created_at'),
+    ...groupKeyColumns,
     keyVersion: { ...int('key_version'), default: 1 },
   },
 });

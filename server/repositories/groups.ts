@@ -8,10 +8,7 @@ import { mappingUniqueness } from './db-errors';
 /** Rows per multi-row statement: far below every driver's parameter limit. */
 const CHUNK = 500;
 const chunks = <T>(xs: T[]): T[][] => Array.from({ length: Math.ceil(xs.length / CHUNK) }, (_, i) => xs.slice(i * CHUNK, (i + 1) * CHUNK));
-const versionRow = (k: GroupKeysRow): GroupKeyVersionRow => ({
-  groupId: k.groupId, version: k.keyVersion, keyAlg: k.keyAlg, publicJwk: k.publicJwk, privateJwe: k.privateJwe,
-  wrappedMembershipKey: k.wrappedMembershipKey, kekUri: k.kekUri, createdAt: k.createdAt,
-});
+const versionRow = ({ keyVersion, ...k }: GroupKeysRow): GroupKeyVersionRow => ({ ...k, version: keyVersion });
 
 export class GroupsRepository {
   constructor(private readonly m: EntityManager) {}
