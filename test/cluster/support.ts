@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { s256Challenge } from '../../server/auth/pkce';
-import { makeKeyAndCert } from '../support/certs';
 import type { TestDatabase } from '../support/databases';
 import { TestIdp } from '../support/saml-idp';
+import { samlServerEnv } from '../support/saml-server-env';
+import { freePort } from '../bench/http/processes';
 import { entraCreateUser, SCIM_JSON } from '../bench/http/scim-requests';
 
 const ROOT = join(__dirname, '..', '..');
@@ -32,37 +33,15 @@ export interface ClusterProcess {
   close: () => Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** Runs the CLI from source (swc) as `serve` with CS_WORKERS etc.; resolves once it printed its URL. */
 export async function startServe(opts: { workers: number; db?: TestDatabase; port?: number; env?: Record<string, string> }): Promise<ClusterProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-cluster-'));
   const port = opts.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
-  const idp = await TestIdp.start({ spEntityId: `${url}/auth/saml/metadata` });
-  const sp = makeKeyAndCert('crypto-server-cluster-sp');
-  writeFileSync(join(dir, 'sp.key'), sp.key, { mode: 0o600 });
-  writeFileSync(join(dir, 'sp.crt'), sp.cert);
+  const { idp, url, env: serverEnv } = await samlServerEnv({ dir, port, spName: 'crypto-server-cluster-sp', client: CLIENT });
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     CS_WORKERS: String(opts.workers),
-    CS_DATA_DIR: join(dir, 'data'),
-    CS_HOST: '127.0.0.1',
-    CS_PORT: String(port),
-    CS_LOG_LEVEL: 'warn',
-    CS_PUBLIC_URL: url,
-    CS_SAML_IDP_SSO_URL: idp.ssoUrl,
-    CS_SAML_IDP_ENTITY_ID: idp.entityId,
-    CS_SAML_IDP_CERTS: idp.cert,
-    CS_SAML_SP_KEY_FILE: join(dir, 'sp.key'),
-    CS_SAML_SP_CERT_FILE: join(dir, 'sp.crt'),
-    CS_CLIENTS: JSON.stringify([{ clientId: CLIENT.clientId, redirectUris: [CLIENT.redirectUri] }]),
+    ...serverEnv,
     ...(opts.db && opts.db.name !== 'sqlite' ? { CS_DATABASE_URL: opts.db.url, CS_MIGRATE_ON_START: 'true', CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
     ...(opts.db?.name === 'sqlite' ? { CS_DATABASE_URL: opts.db.url, CS_MIGRATE_ON_START: 'true', CS_LOCAL_CREATE_MASTER_KEY: 'true' } : {}),
     ...opts.env,

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeKeyAndCert } from '../../support/certs';
 import { createPostgres, type TestDatabase } from '../../support/databases';
-import { TestIdp } from '../../support/saml-idp';
+import type { TestIdp } from '../../support/saml-idp';
+import { samlServerEnv } from '../../support/saml-server-env';
 import { freePort, runNode, startNode, type Started } from './processes';
 
 export type BenchDatabase = 'sqlite' | 'postgres';
@@ -37,26 +37,14 @@ export async function startCryptoServer(database: BenchDatabase, opts: { cpuProf
   let idp: TestIdp | undefined;
   try {
     const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    idp = await TestIdp.start({ spEntityId: `${url}/auth/saml/metadata` });
-    const sp = makeKeyAndCert('crypto-server-bench-sp');
-    writeFileSync(join(dir, 'sp.key'), sp.key, { mode: 0o600 });
-    writeFileSync(join(dir, 'sp.crt'), sp.cert);
+    const started = await samlServerEnv({ dir, port, spName: 'crypto-server-bench-sp', client: BENCH_CLIENT });
+    idp = started.idp;
+    const url = started.url;
     // The caller's own CS_* settings must not leak into the measured server.
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CS_')));
     const env: NodeJS.ProcessEnv = {
       ...inherited,
-      CS_DATA_DIR: join(dir, 'data'),
-      CS_HOST: '127.0.0.1',
-      CS_PORT: String(port),
-      CS_LOG_LEVEL: 'warn',
-      CS_PUBLIC_URL: url,
-      CS_SAML_IDP_SSO_URL: idp.ssoUrl,
-      CS_SAML_IDP_ENTITY_ID: idp.entityId,
-      CS_SAML_IDP_CERTS: idp.cert,
-      CS_SAML_SP_KEY_FILE: join(dir, 'sp.key'),
-      CS_SAML_SP_CERT_FILE: join(dir, 'sp.crt'),
-      CS_CLIENTS: JSON.stringify([{ clientId: BENCH_CLIENT.clientId, redirectUris: [BENCH_CLIENT.redirectUri] }]),
+      ...started.env,
       // Measure the endpoints, not the limiter; one token lasts the whole run.
       CS_SCIM_RATE_LIMIT_PER_MINUTE: '0',
       CS_TOKEN_TTL_SECONDS: '3600',
