@@ -34,6 +34,9 @@ export async function generateKeyPair(alg: UserKeyAlgorithm): Promise<KeyPairJwk
   };
 }
 
+/** A Buffer over the same memory (Buffer.from(Uint8Array) would copy key bytes that nobody zeroes). */
+const view = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
 function jwkBytes(jwk: JWK): Buffer {
   return Buffer.from(JSON.stringify(jwk), 'utf8');
 }
@@ -53,7 +56,7 @@ export async function sealUnderSymmetricKey(privateJwk: JWK, key: Uint8Array): P
 export async function openUnderSymmetricKey(jwe: string, key: Uint8Array): Promise<JWK> {
   const { plaintext } = await compactDecrypt(jwe, key, { keyManagementAlgorithms: ['A256KW'], contentEncryptionAlgorithms: ['A256GCM'] });
   try {
-    return JSON.parse(Buffer.from(plaintext).toString('utf8')) as JWK;
+    return JSON.parse(view(plaintext).toString('utf8')) as JWK;
   } finally {
     plaintext.fill(0);
   }
@@ -62,7 +65,7 @@ export async function openUnderSymmetricKey(jwe: string, key: Uint8Array): Promi
 /** Encrypts a symmetric key, as an "oct" JWK, to a recipient's public JWK. */
 export async function sealToPublicKey(key: Uint8Array, recipient: JWK, meta: { keyId: string }): Promise<string> {
   const alg = recipient.alg ?? (recipient.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
-  const payload = jwkBytes({ kty: 'oct', k: Buffer.from(key).toString('base64url'), alg: 'A256KW', kid: meta.keyId });
+  const payload = jwkBytes({ kty: 'oct', k: view(key).toString('base64url'), alg: 'A256KW', kid: meta.keyId });
   try {
     return await new CompactEncrypt(payload)
       .setProtectedHeader({ alg, enc: 'A256GCM', cty: 'jwk+json', kid: recipient.kid })
@@ -77,7 +80,7 @@ export async function openWithPrivateKey(jwe: string, privateJwk: JWK): Promise<
   const alg = privateJwk.alg ?? (privateJwk.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
   const { plaintext } = await compactDecrypt(jwe, await importJWK(privateJwk, alg), { keyManagementAlgorithms: [alg] });
   try {
-    const jwk = JSON.parse(Buffer.from(plaintext).toString('utf8')) as JWK;
+    const jwk = JSON.parse(view(plaintext).toString('utf8')) as JWK;
     return Buffer.from(String(jwk.k), 'base64url');
   } finally {
     plaintext.fill(0);
