@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { constants, createCipheriv, generateKeyPair, publicEncrypt, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,11 @@ import { DATABASE_FACTORIES, testDatabaseNames, type DatabaseName, type TestData
 import { createTestContext, type TestContext } from '../support/context';
 import { startOidcIssuer, type OidcIssuer } from '../emulators/oidc-issuer';
 import { importKeyConnectorCommand } from '../../server/cli/import-key-connector';
+import { importKeyConnector, loadRsaPrivateKey } from '../../key-connector/import';
+import { KmsUnavailableError } from '../../server/errors';
+import { binding } from '../../server/keys/binding';
+import { SpyAdapter } from '../support/spy-kms';
+import { spyKmsTransactions } from '../support/kms-transaction-spy';
 import { KeyConnectorUserKeyEntity } from '../../entities';
 
 /**
@@ -209,5 +214,33 @@ describe.each(testDatabaseNames())('import key-connector into %s', (kind: Databa
     expect(await rows()).toHaveLength(before);
     rmSync(otherPem);
     rmSync(file);
+  });
+  test('the KMS: each user wrapped outside any transaction, its plaintext zeroed; an outage fails that user only and a rerun picks it up', async () => {
+    const spy = new SpyAdapter();
+    const kms = spy.registry([ctx.config.kms.kekUri]);
+    const tx = spyKmsTransactions(kms, ctx.config.kms.kekUri, ctx.store);
+    const s = buildStore(publicKey);
+    const source = { symmetricKey: s.symmetricKey, users: s.users.filter((u) => u.id !== s.tamperedId).map((u) => ({ id: u.id, key: u.key, creationDate: null, revisionDate: null, lastAccessDate: null })) };
+    const rsa = loadRsaPrivateKey(readFileSync(pem));
+    try {
+      spy.failNext = new KmsUnavailableError('injected outage');
+      const first = await importKeyConnector(ctx.store, kms, ctx.config.kms.kekUri, source, rsa, { dryRun: false });
+      expect(first).toMatchObject({ total: 3, imported: 2, skipped: 0 });
+      expect(first.failed).toHaveLength(1);
+      expect(first.failed[0].id).toBe(source.users[0].id);
+      const again = await importKeyConnector(ctx.store, kms, ctx.config.kms.kekUri, source, rsa, { dryRun: false });
+      expect(again).toMatchObject({ total: 3, imported: 1, skipped: 2, failed: [] });
+      expect(tx.calls.map((c) => c.call)).toEqual(['wrap', 'wrap', 'wrap', 'wrap']);
+      expect(tx.calls.every((c) => !c.inTransaction)).toBe(true);
+      expect(spy.wrappedPlaintexts).toHaveLength(4);
+      for (const p of spy.wrappedPlaintexts) expect(Buffer.from(p).every((b) => b === 0)).toBe(true);
+      // Wrapped by the spy's own KEK, bound to each user: opened through it, not through ctx.app.
+      for (const u of s.users.slice(0, 3)) {
+        const row = (await ctx.store.dataSource.manager.findOneBy(KeyConnectorUserKeyEntity, { sub: u.id }))!;
+        expect((await kms.unwrapStored(row.wrappedKey, binding.keyConnectorUserKey(u.id))).toString('base64')).toBe(u.plaintext);
+      }
+    } finally {
+      tx.restore();
+    }
   });
 });
