@@ -11,6 +11,7 @@ import {
   ENTRA_CREATE_GROUP,
   ENTRA_CREATE_USER,
   ENTRA_DISABLE_USER,
+  ENTRA_DISABLE_USER_NO_FLAG,
   ENTRA_FLAG_MEMBER_ID,
   ENTRA_MANAGER_ID,
   ENTRA_MEMBER_ID,
@@ -19,6 +20,8 @@ import {
   ENTRA_REMOVE_MEMBER,
   ENTRA_REMOVE_MEMBER_FLAG,
   ENTRA_REMOVE_MEMBER_NO_FLAG,
+  ENTRA_REPLACE_MULTIPLE_FLAG,
+  ENTRA_REPLACE_MULTIPLE_NO_FLAG,
   ENTRA_REPLACE_USERNAME,
   withIds,
 } from './idp-bodies';
@@ -61,6 +64,18 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Entra ID request shap
     expect(renamed.body.userName).toBe('5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com');
     const disabled = await send('patch', `/Users/${id}`, ENTRA_DISABLE_USER).expect(200);
     expect(disabled.body.active).toBe(false);
+    expect((await ctx.store.dataSource.manager.findOneByOrFail(UserEntity, { id })).active).toBeFalsy();
+  });
+
+  it('the compatibility page\'s multi-attribute replace, without and with aadOptscim062020, and "False" for active', async () => {
+    const id = await user('multi', { emails: [{ value: 'multi@entra.example', type: 'work', primary: true }] });
+    const plain = await send('patch', `/Users/${id}`, ENTRA_REPLACE_MULTIPLE_NO_FLAG).expect(200);
+    expect(plain.body).toMatchObject({ displayName: 'Pvlo', externalId: 'Eqpj', name: { givenName: 'Gtfd', familyName: 'Pkqf' }, [ENT]: { employeeNumber: 'Eqpj' } });
+    expect(plain.body.emails).toEqual([{ value: 'TestBcwqnm@test.microsoft.com', type: 'work', primary: true }]);
+    const flagged = await send('patch', `/Users/${id}`, ENTRA_REPLACE_MULTIPLE_FLAG).expect(200);
+    expect(flagged.body).toMatchObject({ displayName: 'Bjfe', name: { givenName: 'Kkom', familyName: 'Unua' }, [ENT]: { employeeNumber: 'Aklq' } });
+    expect(flagged.body.emails).toEqual([{ value: 'TestMhvaes@test.microsoft.com', type: 'work', primary: true }]);
+    expect((await send('patch', `/Users/${id}`, ENTRA_DISABLE_USER_NO_FLAG).expect(200)).body.active).toBe(false);
     expect((await ctx.store.dataSource.manager.findOneByOrFail(UserEntity, { id })).active).toBeFalsy();
   });
 

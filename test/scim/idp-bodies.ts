@@ -142,6 +142,82 @@ export const ENTRA_REPLACE_USERNAME = `{
 // https://learn.microsoft.com/en-us/entra/identity/app-provisioning/application-provisioning-config-problem-scim-compatibility
 export const ENTRA_COMPAT = 'https://learn.microsoft.com/en-us/entra/identity/app-provisioning/application-provisioning-config-problem-scim-compatibility';
 
+/** "Requests made to disable users", without feature flag: `active` as the string "False". */
+export const ENTRA_DISABLE_USER_NO_FLAG = `{
+  "schemas": [
+      "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+  ],
+  "Operations": [
+      {
+          "op": "Replace",
+          "path": "active",
+          "value": "False"
+      }
+  ]
+}`;
+
+/** "Requests to replace multiple attributes", without feature flag. */
+export const ENTRA_REPLACE_MULTIPLE_NO_FLAG = `{
+  "schemas": [
+      "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+  ],
+  "Operations": [
+      {
+          "op": "Replace",
+          "path": "displayName",
+          "value": "Pvlo"
+      },
+      {
+          "op": "Replace",
+          "path": "emails[type eq \\"work\\"].value",
+          "value": "TestBcwqnm@test.microsoft.com"
+      },
+      {
+          "op": "Replace",
+          "path": "name.givenName",
+          "value": "Gtfd"
+      },
+      {
+          "op": "Replace",
+          "path": "name.familyName",
+          "value": "Pkqf"
+      },
+      {
+          "op": "Replace",
+          "path": "externalId",
+          "value": "Eqpj"
+      },
+      {
+          "op": "Replace",
+          "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+          "value": "Eqpj"
+      }
+  ]
+}`;
+
+/** "Requests to replace multiple attributes", with feature flag: a pathless replace with dotted and URN-prefixed keys. */
+export const ENTRA_REPLACE_MULTIPLE_FLAG = `{
+  "schemas": [
+      "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+  ],
+  "Operations": [
+      {
+          "op": "replace",
+          "path": "emails[type eq \\"work\\"].value",
+          "value": "TestMhvaes@test.microsoft.com"
+      },
+      {
+          "op": "replace",
+          "value": {
+              "displayName": "Bjfe",
+              "name.givenName": "Kkom",
+              "name.familyName": "Unua",
+              "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq"
+          }
+      }
+  ]
+}`;
+
 /** "Requests made to remove a group member", with feature flag. */
 export const ENTRA_REMOVE_MEMBER_FLAG = `{
     "schemas": [
