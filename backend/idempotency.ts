@@ -12,7 +12,7 @@ import { ValidationError } from '../server/errors';
 import { IdempotencyInProgressError, IdempotencyMismatchError } from './errors';
 import type { IdempotencyRepository } from './repositories/idempotency';
 
-export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 const KEY_RE = /^[\x21-\x7e]{1,255}$/;
 
 /** JSON with object keys sorted, so the same body sent with keys in another order is the same request. */

@@ -15,7 +15,7 @@ import { CreateUserBody } from './schemas';
 
 const CLAIMS = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims';
 /** Attribute names tried in order: plain names (Okta, Keycloak, ADFS custom rules) and the claim URIs Entra ID and ADFS send. */
-export const JIT_ATTRIBUTES = {
+const JIT_ATTRIBUTES = {
   email: ['email', 'mail', `${CLAIMS}/emailaddress`],
   givenName: ['givenName', 'firstName', `${CLAIMS}/givenname`],
   familyName: ['surname', 'sn', 'lastName', 'familyName', `${CLAIMS}/surname`],
@@ -33,7 +33,7 @@ function first(profile: Profile, names: readonly string[]): string | undefined {
 }
 
 /** The user a sign-in describes; the value users are matched by (CS_SAML_USER_ATTRIBUTE) becomes the userName. */
-export function jitUser(profile: Profile, matched: { value: string }, userAttribute: string): CreateUserBody {
+function jitUser(profile: Profile, matched: { value: string }, userAttribute: string): CreateUserBody {
   const email = userAttribute === 'email' ? matched.value : first(profile, JIT_ATTRIBUTES.email);
   const nameId = typeof profile.nameID === 'string' ? profile.nameID : undefined;
   return {

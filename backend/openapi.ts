@@ -29,7 +29,7 @@ interface Operation {
 
 const Jwk = z.record(z.string(), z.unknown());
 const GroupKeyVersion = z.object({ version: z.number().int(), memberJwe: z.string(), groupPublicJwk: Jwk, groupPrivateJwe: z.string() });
-export const KeyBundle = z.object({
+const KeyBundle = z.object({
   userId: z.string(),
   keyAlg: z.string(),
   publicJwk: Jwk,
@@ -42,9 +42,9 @@ export const KeyBundle = z.object({
     }),
   ),
 });
-export const PasswordKey = z.object({ passwordKey: z.string() });
-export const WrappedDataKey = z.object({ wrappedKey: z.string() });
-export const DataKey = z.object({ key: z.string() });
+const PasswordKey = z.object({ passwordKey: z.string() });
+const WrappedDataKey = z.object({ wrappedKey: z.string() });
+const DataKey = z.object({ key: z.string() });
 
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const B = BACKEND_BASE_PATH;

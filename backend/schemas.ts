@@ -5,9 +5,9 @@
 import { z } from 'zod';
 
 /** Members per request: far above any real shared folder's initial list, far below what a single request should carry. */
-export const MAX_MEMBERS_PER_REQUEST = 1000;
+const MAX_MEMBERS_PER_REQUEST = 1000;
 /** Lookups per call. */
-export const MAX_LOOKUPS = 100;
+const MAX_LOOKUPS = 100;
 
 const name = z.string().trim().min(1, 'must not be empty').max(255, 'must be at most 255 characters');
 const userId = z.string().min(1).max(36);
@@ -85,7 +85,7 @@ export const GroupsQuery = z
   })
   .strict();
 
-export const GroupSummary = z.object({
+const GroupSummary = z.object({
   id: z.string(),
   name: z.string(),
   origin: z.enum(['scim', 'app']),

@@ -34,7 +34,7 @@ export interface LookupResult {
 export const etagOf = (version: number): string => `"v${version}"`;
 
 /** Whether an If-Match header value matches this version (`*` matches any existing group). */
-export function ifMatchHolds(ifMatch: string | undefined, version: number): boolean {
+function ifMatchHolds(ifMatch: string | undefined, version: number): boolean {
   if (ifMatch === undefined) return true;
   const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
   return tags.includes('*') || tags.includes(etagOf(version));

@@ -27,7 +27,7 @@ export function parseToken(token: string): { id: string; secret: string } | unde
 }
 
 /** Parses an allow-list ("10.0.0.0/8, 192.0.2.7, 2001:db8::/32"); throws naming the bad entry. */
-export function parseAddressList(list: string): string[] {
+function parseAddressList(list: string): string[] {
   const entries = list.split(',').map((e) => e.trim()).filter(Boolean);
   for (const e of entries) {
     const [ip, bits, extra] = e.split('/');
@@ -41,7 +41,7 @@ export function parseAddressList(list: string): string[] {
 }
 
 /** Whether `address` (as Express reports it; IPv4-mapped IPv6 included) is in the allow-list. */
-export function addressAllowed(list: string, address: string | undefined): boolean {
+function addressAllowed(list: string, address: string | undefined): boolean {
   if (!address) return false;
   const ip = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
   const family = isIP(ip);
