@@ -37,8 +37,17 @@ export const unwrapDataKey = z.object({ wrappedKey: z.string().min(1).max(64 * 1
 const rawBodies = new WeakMap<object, Buffer>();
 
 function parse<T>(schema: z.ZodType<T>, req: Request): T {
+  // The raw body can carry a plaintext key (data-keys/wrap): zeroed once checked, like the key.
   const raw = rawBodies.get(req);
-  const duplicate = raw ? duplicateMemberName(raw.toString('utf8')) : undefined;
+  let duplicate: string | undefined;
+  if (raw) {
+    rawBodies.delete(req);
+    try {
+      duplicate = duplicateMemberName(raw.toString('utf8'));
+    } finally {
+      raw.fill(0);
+    }
+  }
   if (duplicate !== undefined) {
     const path = duplicate.slice(0, 64);
     throw new ValidationError(`invalid request body: ${path} appears more than once`, [{ path, message: 'appears more than once (RFC 7493 §2.3)' }]);
