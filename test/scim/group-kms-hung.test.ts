@@ -7,6 +7,7 @@ import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from 
  * Nothing may wait on it while holding a database connection or SQLite's writer: reads, other
  * writes and /readyz's database check go on answering, PostgreSQL shows no session "idle in
  * transaction", and once the KMS answers again every add succeeds.
+ * Likewise for a hung wrap: a removal that rotates the group's keys and a group create.
  */
 describe.each(['postgres', 'sqlite'] as const)('a hung KMS during concurrent member adds (%s)', (kind) => {
   let ctx: ScimTestContext;
@@ -62,6 +63,47 @@ describe.each(['postgres', 'sqlite'] as const)('a hung KMS during concurrent mem
       expect(results.map((r) => r.status)).toEqual(ids.map(() => 200));
       const members = ((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members as { value: string }[]).map((m) => m.value).sort();
       expect(members).toEqual([...ids].sort());
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+  });
+
+  test('a removal that rotates and a group create wait on a hung KMS wrap holding no transaction; both commit when it returns', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await ctx.post('/Users', newUser(`hung-wrap-${i}@example.com`)).expect(201)).body.id);
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Hung wrap', members: ids.map((value) => ({ value })) }).expect(201)).body;
+
+    const adapter = ctx.kms.forUri(ctx.config.kms.kekUri);
+    const wrap = adapter.wrap.bind(adapter);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let waiting = 0;
+    const spy = jest.spyOn(adapter, 'wrap').mockImplementation(async (...args) => {
+      waiting++;
+      await gate; // the KMS does not answer until released
+      return wrap(...args);
+    });
+    try {
+      const removal = ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${ids[0]}"]` }] }).then((r) => r);
+      const create = ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Hung wrap 2', members: [{ value: ids[1] }] }).then((r) => r);
+      for (let i = 0; i < 500 && waiting < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(waiting).toBe(2); // the rotation's wrap and the create's wrap are parked on the KMS
+
+      const before = ((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members as { value: string }[]).map((m) => m.value).sort();
+      expect(before).toEqual([...ids].sort());
+      await ctx.get('/Users?count=5').expect(200);
+      const ready = await request(ctx.app).get('/readyz');
+      expect(ready.body.checks.database).toBe('ok');
+      if (kind === 'postgres') expect(await idleInTransaction()).toBe(0);
+
+      release();
+      const removed = await removal;
+      expect(removed.status).toBe(200);
+      expect(removed.body['urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys'].keyVersion).toBe(2);
+      expect((await create).status).toBe(201);
+      const after = ((await ctx.get(`/Groups/${g.id}`).expect(200)).body.members as { value: string }[]).map((m) => m.value).sort();
+      expect(after).toEqual(ids.slice(1).sort());
     } finally {
       release();
       spy.mockRestore();
