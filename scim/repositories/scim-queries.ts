@@ -111,11 +111,9 @@ export class ScimQueries {
 
   async listGroups(q: ListQuery): Promise<{ total: number; rows: GroupRow[] }> {
     // Application-managed groups (the backend API's) are never shown to SCIM.
-    const base = this.m.createQueryBuilder(GroupEntity, 'g').where("g.origin = 'scim'");
-    if (q.where) base.andWhere(q.where.sql, q.where.params);
-    const total = await base.getCount();
-    if (q.count === 0 || total < q.startIndex) return { total, rows: [] };
-    return { total, rows: await page(this.m.createQueryBuilder(GroupEntity, 'g').where("g.origin = 'scim'"), q, 'g').getMany() };
+    const base = () => this.m.createQueryBuilder(GroupEntity, 'g').where("g.origin = 'scim'");
+    const rows = q.count > 0 ? await page(base(), q, 'g').getMany() : [];
+    return { total: knownTotal(q, rows.length) ?? (await countWhere(base(), q)), rows };
   }
 
   /** A live (not deleted) user; with `lock`, the row stays locked until the transaction ends. */
