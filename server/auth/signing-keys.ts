@@ -42,8 +42,11 @@ interface Signer {
 
 export class SigningKeyService {
   private loaded?: Loaded;
-  /** The active key's private half, unwrapped only when a token is issued; never needed to verify. */
-  private signer?: Signer;
+  /**
+   * The active key's private half, unwrapped only when a token is issued; never needed to verify.
+   * Concurrent first requests share one unwrap; a failed one is not kept.
+   */
+  private signer?: { kid: string; opening: Promise<Signer> };
   private loading?: Promise<Loaded>;
   /** One automatic rotation at a time in this process (concurrent first requests share it). */
   private autoRotation?: Promise<unknown>;
@@ -112,8 +115,14 @@ export class SigningKeyService {
     }
     const active = view.active;
     if (!active) throw new Error('no active token-signing key after rotation');
-    if (this.signer?.kid !== active.kid) this.signer = await this.openPrivate(active);
-    return this.signer;
+    if (this.signer?.kid !== active.kid) {
+      const opening = this.openPrivate(active);
+      this.signer = { kid: active.kid, opening };
+      opening.catch(() => {
+        if (this.signer?.opening === opening) this.signer = undefined;
+      });
+    }
+    return this.signer.opening;
   }
 
   /** A published verification key by kid; reloads once on an unknown kid (another replica rotated). */

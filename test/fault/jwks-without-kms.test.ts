@@ -45,6 +45,16 @@ describe.each(testDatabaseNames())('token keys with the KMS down (%s)', (kind) =
     await expect(replica.signingKey({ actor: 'test' })).resolves.toMatchObject({ kid: key.kid });
   });
 
+  test('concurrent first token requests share one unwrap of the private signing key', async () => {
+    const kms = new SwitchableKms(ctx.store);
+    const kid = await service(kms).rotate({ actor: 'test' });
+    const replica = service(kms);
+    const before = kms.calls.unwrap;
+    const keys = await Promise.all([1, 2, 3].map(() => replica.signingKey({ actor: 'test' })));
+    expect(keys.map((k) => k.kid)).toEqual([kid, kid, kid]);
+    expect(kms.calls.unwrap - before).toBe(1);
+  });
+
   test('GET /.well-known/jwks.json answers 200 from a new app while every KMS call fails', async () => {
     const kms = new SwitchableKms(ctx.store);
     await service(kms).rotate({ actor: 'test' }); // a key exists, wrapped by this KMS
