@@ -3,7 +3,8 @@
  * does it): the first request with a key claims it in the database (so every replica sees the
  * claim) and its response is stored for 24 hours; a retry with the same body gets that response
  * again, a different body 422, and a retry while the first still runs 409 + Retry-After. A
- * request that fails (4xx/5xx) releases its key: it wrote nothing, so it may simply run again.
+ * request that fails before its write commits (4xx/5xx) releases its key: it wrote nothing, so it
+ * may simply run again; once the write has committed the key is never released.
  */
 import { createHash } from 'node:crypto';
 import type { Runner } from '../server/repositories/runner';

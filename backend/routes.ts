@@ -69,11 +69,14 @@ export function backendRoutes(deps: AppDeps): Router {
       detail: { token: locals(res).token!.id, method: req.method, ...detail },
     });
 
-  /** Audits the call, stores the response for its Idempotency-Key, then sends it. */
+  /** Stores the response for its Idempotency-Key, audits the call, then sends it. */
   const reply = async (req: Request, res: Response, action: string, status: number, body: unknown, headers: Record<string, string> = {}, targetId?: string, targetType?: string) => {
-    await audit(req, res, action, 'success', { status }, targetId, targetType);
+    // The write has committed: a failure from here on (storing, audit) must not free the key, or a
+    // retry would run the write a second time (a second group).
     const idem = locals(res).idem;
+    locals(res).idem = undefined;
     if (idem) await idem.complete(status, { body, headers } satisfies Stored);
+    await audit(req, res, action, 'success', { status }, targetId, targetType);
     res.set(headers);
     if (body === undefined) res.status(status).end();
     else res.status(status).json(body);

@@ -85,4 +85,17 @@ describe.each(testDatabaseNames())('backend API Idempotency-Key (%s)', (kind) =>
     expect(claim.kind).toBe('execute');
     expect(await idem.purgeExpired(new Date(Date.now() + 49 * 3_600_000))).toBeGreaterThan(0);
   });
+
+  test('a failure after the write committed (the audit) keeps the key: the retry replays the one group, never creates a second', async () => {
+    const audit = ctx.store.audit.bind(ctx.store);
+    const spy = jest.spyOn(ctx.store, 'audit').mockImplementation((e) => (e.action === 'backend.group.create' ? Promise.reject(new Error('test: audit write lost')) : audit(e)));
+    try {
+      await create('req-7', { name: 'Committed', members: [] }).expect(500);
+    } finally {
+      spy.mockRestore();
+    }
+    const retry = await create('req-7', { name: 'Committed', members: [] }).expect(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(await groupsNamed('Committed')).toBe(1);
+  });
 });
