@@ -23,6 +23,7 @@ import {
   ENTRA_REPLACE_MULTIPLE_FLAG,
   ENTRA_REPLACE_MULTIPLE_NO_FLAG,
   ENTRA_REPLACE_USERNAME,
+  ENTRA_UPDATE_MULTI_VALUED,
   withIds,
 } from './idp-bodies';
 import { GROUP_SCHEMA, newUser, PATCH, scimContext, USER_SCHEMA, type ScimTestContext } from './support';
@@ -60,6 +61,9 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Entra ID request shap
     const created = await send('post', '/Users', ENTRA_CREATE_USER).expect(201);
     expect(created.body).toMatchObject({ userName: 'Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee', active: true, name: { formatted: 'givenName familyName' } });
     const id = created.body.id as string;
+    const updated = await send('patch', `/Users/${id}`, ENTRA_UPDATE_MULTI_VALUED).expect(200);
+    expect(updated.body.emails).toEqual([{ value: 'updatedEmail@microsoft.com', type: 'work', primary: true }]);
+    expect(updated.body.name).toMatchObject({ givenName: 'givenName', familyName: 'updatedFamilyName' });
     const renamed = await send('patch', `/Users/${id}`, ENTRA_REPLACE_USERNAME).expect(200);
     expect(renamed.body.userName).toBe('5b50642d-79fc-4410-9e90-4c077cdd1a59@testuser.com');
     const disabled = await send('patch', `/Users/${id}`, ENTRA_DISABLE_USER).expect(200);

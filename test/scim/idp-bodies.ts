@@ -127,6 +127,23 @@ export const ENTRA_ADD_MANAGER = `{
               "value":"00aa00aa-bb11-cc22-dd33-44ee44ee44ee"}]}]}`;
 export const ENTRA_MANAGER_ID = '00aa00aa-bb11-cc22-dd33-44ee44ee44ee';
 
+/** #update-user-multi-valued-properties (Request): the work email by filter path, capitalised ops. */
+export const ENTRA_UPDATE_MULTI_VALUED = `{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [
+            {
+            "op": "Replace",
+            "path": "emails[type eq \\"work\\"].value",
+            "value": "updatedEmail@microsoft.com"
+            },
+            {
+            "op": "Replace",
+            "path": "name.familyName",
+            "value": "updatedFamilyName"
+            }
+    ]
+}`;
+
 /** #update-user-single-valued-properties (Request). */
 export const ENTRA_REPLACE_USERNAME = `{
     "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
