@@ -44,6 +44,13 @@ const STALE = Symbol('stale');
 class Overtaken extends Error {}
 const unique = (xs: string[]): string[] => [...new Set(xs)];
 
+/** Who a change adds and removes; `members`: every current member, when the plan had to read them. */
+interface Plan {
+  added: string[];
+  removed: string[];
+  members?: string[];
+}
+
 /** Phase-1 work for one group: everything that needs the KMS, done with no transaction open. */
 interface Prepared {
   groupId: string;
@@ -260,8 +267,8 @@ export class GroupKeyService {
     return policy === 'force' || (policy === 'on-removal' && removed.length > 0);
   }
 
-  /** Who is added and removed, against the state `r` sees. A delta looks up only the ids it names. */
-  private async plan(r: Repos, groupId: string, change: MemberChange): Promise<{ added: string[]; removed: string[] }> {
+  /** Who is added and removed, against the state `r` sees. A delta looks up only the ids it names; a set reads (and returns) every member. */
+  private async plan(r: Repos, groupId: string, change: MemberChange): Promise<Plan> {
     if (change.kind === 'delta') {
       const add = unique(change.add);
       const adding = new Set(add);
@@ -269,10 +276,11 @@ export class GroupKeyService {
       const present = await r.memberships.membersAmong(groupId, [...add, ...remove]);
       return { added: add.filter((u) => !present.has(u)), removed: remove.filter((u) => present.has(u)) };
     }
-    const members = new Set(await r.memberships.memberIds(groupId));
+    const current = await r.memberships.memberIds(groupId);
+    const members = new Set(current);
     const want = unique(change.members);
     const wanted = new Set(want);
-    return { added: want.filter((u) => !members.has(u)), removed: [...members].filter((u) => !wanted.has(u)) };
+    return { added: want.filter((u) => !members.has(u)), removed: current.filter((u) => !wanted.has(u)), members: current };
   }
 
   private async prepare(groupId: string, change: MemberChange, policy: RotationPolicy, ctx: OpContext): Promise<Prepared> {
@@ -303,7 +311,7 @@ export class GroupKeyService {
   }
 
   /** A new version: new key pair and membership key, ONE KMS wrap, sealed to every remaining member. */
-  private async prepareNext(r: Repos, current: GroupKeysRow, plan: { added: string[]; removed: string[] }, ctx: OpContext): Promise<Prepared['next']> {
+  private async prepareNext(r: Repos, current: GroupKeysRow, plan: Plan, ctx: OpContext): Promise<Prepared['next']> {
     const groupId = current.groupId;
     const version = current.keyVersion + 1;
     const kekUri = this.options.kekUri;
@@ -315,7 +323,7 @@ export class GroupKeyService {
         this.kms.wrap(kekUri, gmk, binding.membershipKey(groupId, version)),
       );
       const removed = new Set(plan.removed);
-      const remaining = unique([...(await r.memberships.memberIds(groupId)).filter((u) => !removed.has(u)), ...plan.added]);
+      const remaining = unique([...(plan.members ?? (await r.memberships.memberIds(groupId))).filter((u) => !removed.has(u)), ...plan.added]);
       const sealed = new Map<string, string>();
       await this.sealTo(gmk, groupId, await r.memberships.livePublicKeys(remaining), sealed);
       const keys: GroupKeysRow = { groupId, keyAlg: this.options.userKeyAlgorithm, publicJwk: JSON.stringify(pair.publicJwk), privateJwe, wrappedMembershipKey, kekUri, createdAt: nowIso(), keyVersion: version };
@@ -355,7 +363,7 @@ export class GroupKeyService {
     if (rotate) {
       const next = p.next!;
       const out = new Set(plan.removed);
-      const wanted = unique([...(await tx.memberships.memberIds(groupId)).filter((u) => !out.has(u)), ...plan.added]);
+      const wanted = unique([...(plan.members ?? (await tx.memberships.memberIds(groupId))).filter((u) => !out.has(u)), ...plan.added]);
       const live = await tx.memberships.livePublicKeys(wanted);
       // Members whose user was deleted are not sealed into the new version: they leave now.
       const adding = new Set(plan.added);
