@@ -138,14 +138,14 @@ export class BackendService {
   }
 
   async getGroup(id: string): Promise<Group> {
-    return this.render(new BackendQueries(this.store.dataSource.manager), id);
+    return this.render(this.store.repos, id);
   }
 
   async createGroup(body: CreateGroupBody, ctx: OpContext): Promise<Group> {
     // Resolved before any KMS work: an unknown member costs nothing and writes nothing.
     const memberIds = await this.resolve(body.members);
     return this.keys.groups.provision({ displayName: body.name, memberIds, origin: 'app' }, ctx, async (tx, created) => {
-      const group = await this.render(new BackendQueries(tx.manager), created.id);
+      const group = await this.render(tx, created.id);
       await this.enqueue(tx, created.id, 'group.created', group);
       return group;
     });
@@ -157,17 +157,16 @@ export class BackendService {
    * locked row, so of two writers holding one ETag exactly one succeeds.
    */
   async updateGroup(id: string, body: UpdateGroupBody, ifMatch: string | undefined, ctx: OpContext): Promise<Group> {
-    this.writable(await new BackendQueries(this.store.dataSource.manager).findGroup(id), id, ifMatch);
+    this.writable(await this.store.repos.groups.findById(id), id, ifMatch);
     const [add, remove] = [await this.resolve(body.add ?? []), await this.resolve(body.remove ?? [])];
     const groups = this.keys.groups;
     return groups.change(id, { kind: 'delta', add, remove }, ctx, groups.rekeyMode, async (tx, r) => {
-      const q = new BackendQueries(tx.manager);
-      this.writable(await q.findGroup(id), id, ifMatch); // the row is locked by now
+      this.writable(await tx.groups.findById(id), id, ifMatch); // the row is locked by now
       if (body.name !== undefined || r.added.length > 0 || r.removed.length > 0 || r.rotated) {
         await tx.groups.update(id, body.name !== undefined ? { displayName: body.name } : {}, nowIso());
         await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: id });
       }
-      const group = await this.render(q, id);
+      const group = await this.render(tx, id);
       await this.enqueue(tx, id, 'group.updated', group);
       if (r.rotated) {
         const v = r.rotated;
@@ -205,8 +204,8 @@ export class BackendService {
     return [...new Set(refs.map((m) => ('id' in m ? m.id : byName.get(m.userName.toLowerCase())!)))];
   }
 
-  private async render(q: BackendQueries, id: string): Promise<Group> {
-    const [row, keys] = await Promise.all([q.findGroup(id), q.findGroupKeys(id)]);
+  private async render(r: Repos, id: string): Promise<Group> {
+    const [row, keys] = await Promise.all([r.groups.findById(id), r.groups.findKeys(id)]);
     if (!row || !keys) throw new NotFoundError(`group ${id} not found`);
     return {
       id,
@@ -219,7 +218,7 @@ export class BackendService {
       privateKeyJwe: keys.privateJwe,
       wrappedMembershipKey: keys.wrappedMembershipKey,
       kekUri: keys.kekUri,
-      members: await q.members(id),
+      members: await new BackendQueries(r.manager).members(id),
       createdAt: row.createdAt,
       updatedAt: row.updatedAt,
     };

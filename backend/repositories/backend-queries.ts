@@ -1,6 +1,6 @@
 /** Reads of the backend API: public keys of users, and groups as the backend sees them. */
 import { IsNull, type EntityManager } from 'typeorm';
-import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow, type UserKeysRow, type UserRow } from '../../entities';
+import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../../entities';
 
 /** Lookups per statement, far below every driver's parameter limit. */
 const CHUNK = 500;
@@ -92,14 +92,6 @@ export class BackendQueries {
     if (origin) qb.andWhere('g.origin = :origin', { origin });
     const rows = await qb.getRawMany<{ id: string; name: string; origin: 'app' | 'scim'; version: number; updated_at: string; key_version: number; members: string | number }>();
     return rows.map((r) => ({ id: r.id, name: r.name, origin: r.origin, version: Number(r.version), keyVersion: Number(r.key_version), members: Number(r.members), updatedAt: r.updated_at }));
-  }
-
-  findGroup(id: string): Promise<GroupRow | null> {
-    return this.m.findOne(GroupEntity, { where: { id } });
-  }
-
-  findGroupKeys(id: string): Promise<GroupKeysRow | null> {
-    return this.m.findOne(GroupKeysEntity, { where: { groupId: id } });
   }
 
   /** Members of a group who are live users, with their current-version JWE. */
