@@ -10,6 +10,7 @@ import type { TestDatabase } from '../support/databases';
 import { TestIdp } from '../support/saml-idp';
 import { samlServerEnv } from '../support/saml-server-env';
 import { freePort } from '../bench/http/processes';
+import { runCli } from '../fault/cli-process';
 import { entraCreateUser, SCIM_JSON } from '../bench/http/scim-requests';
 
 const ROOT = join(__dirname, '..', '..');
@@ -267,18 +268,9 @@ export async function scimToken(p: ClusterProcess): Promise<string> {
 
 /** Runs another `crypto-server` command (from source) with the cluster's settings; resolves with its stdout. */
 export async function cli(p: ClusterProcess, args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-r', join(__dirname, 'ts-register.js'), join(ROOT, 'server/cli/main.ts'), ...args], {
-    cwd: ROOT,
-    env: p.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`${args.join(' ')} exited ${code}: ${err}`);
-  return out;
+  const r = await runCli(args, p.env, 120_000, join(__dirname, 'ts-register.js'));
+  if (r.code !== 0) throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }
 
 /** Provisions `Test_User_<id>` with Entra's "Create User" body (test/bench/http/scim-requests.ts cites it). */

@@ -11,11 +11,12 @@ export interface CliResult {
 
 /**
  * Runs `crypto-server <args>` as its own process (from source via ts-register.js) with exactly the
- * CS_* settings given. Kills only its own child if it outlives `timeoutMs`.
+ * CS_* settings given. Kills only its own child if it outlives `timeoutMs`. `register` is the
+ * source loader (test/cluster has one that also resolves ESM-style imports, for `serve`).
  */
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000, register = join(__dirname, 'ts-register.js')): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-r', join(__dirname, 'ts-register.js'), join(ROOT, 'server/cli/main.ts'), ...args], {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-r', register, join(ROOT, 'server/cli/main.ts'), ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
