@@ -375,6 +375,42 @@ export const OKTA_MEMBERSHIP = `{
 export const OKTA_REMOVED_ID = '89bb1940-b905-4575-9e7f-6f887cfb368e';
 export const OKTA_ADDED_ID = '23a35c27-23d3-4c03-b4c5-6443c09e7173';
 
+/** "Update a specific Group name": a pathless replace whose value carries the group's own id (sent with every membership update). */
+export const OKTA_RENAME_GROUP = `{
+    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{
+        "op": "replace",
+        "value": {
+            "id": "abf4dd94-a4c0-4f67-89c9-76b03340cb9b",
+            "displayName": "Test SCIMv2"
+        }
+    }]
+}`;
+export const OKTA_GROUP_ID = 'abf4dd94-a4c0-4f67-89c9-76b03340cb9b';
+
+/** "Update specific Group membership", the full push: replace of `members`. */
+export const OKTA_REPLACE_MEMBERS = `{
+  "schemas": [
+    "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+  ],
+  "Operations": [
+    {
+      "op": "replace",
+      "path": "members",
+      "value": [
+        {
+          "value": "23a35c27-23d3-4c03-b4c5-6443c09e7173",
+          "display": "test.user@okta.local"
+        },
+        {
+          "value": "89bb1940-b905-4575-9e7f-6f887cfb368e",
+          "display": "test.user@okta.local"
+        }
+      ]
+    }
+  ]
+}`;
+
 /** Replaces the documents' example ids with real ones, leaving every other byte as printed. */
 export function withIds(body: string, ids: Record<string, string>): string {
   let out = body;

@@ -5,7 +5,7 @@
  */
 import request from 'supertest';
 import { GroupMemberEntity, UserEntity } from '../../entities';
-import { OKTA_ADDED_ID, OKTA_CREATE_GROUP, OKTA_CREATE_USER, OKTA_MEMBERSHIP, OKTA_REMOVED_ID, withIds } from './idp-bodies';
+import { OKTA_ADDED_ID, OKTA_CREATE_GROUP, OKTA_CREATE_USER, OKTA_GROUP_ID, OKTA_MEMBERSHIP, OKTA_REMOVED_ID, OKTA_RENAME_GROUP, OKTA_REPLACE_MEMBERS, withIds } from './idp-bodies';
 import { GROUP_SCHEMA, newUser, scimContext, type ScimTestContext } from './support';
 
 const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
@@ -58,6 +58,20 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Okta request shapes o
     expect(res.body[GKEYS].memberKeys.map((k: { value: string }) => k.value).sort()).toEqual([stay, join].sort());
     const rows = await ctx.store.dataSource.manager.find(GroupMemberEntity, { where: { groupId: g } });
     expect(rows.map((r) => r.userId).sort()).toEqual([stay, join].sort());
+  });
+
+  it('group push: the rename that carries the group\'s id, then a full push by replace of members', async () => {
+    const [a, b, c] = await Promise.all(['push-a', 'push-b', 'push-c'].map(async (n) => (await ctx.post('/Users', newUser(`${n}@okta.local`)).expect(201)).body.id as string));
+    const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Okta push', members: [{ value: c }] }).expect(201)).body.id as string;
+    // Display names are unique: the create test above already holds Okta's "Test SCIMv2".
+    const taken = (await ctx.get(`/Groups?filter=${encodeURIComponent('displayName eq "Test SCIMv2"')}`).expect(200)).body.Resources as { id: string }[];
+    for (const t of taken) await ctx.del(`/Groups/${t.id}`).expect(204);
+    await send('patch', `/Groups/${g}`, withIds(OKTA_RENAME_GROUP, { [OKTA_GROUP_ID]: g }), 'application/scim+json').expect(200);
+    expect((await ctx.get(`/Groups/${g}`).expect(200)).body.displayName).toBe('Test SCIMv2');
+    await send('patch', `/Groups/${g}`, withIds(OKTA_REPLACE_MEMBERS, { [OKTA_ADDED_ID]: a, [OKTA_REMOVED_ID]: b }), 'application/scim+json').expect(200);
+    const res = await ctx.get(`/Groups/${g}?attributes=members,${GKEYS}:memberKeys`).expect(200);
+    expect(res.body.members.map((m: { value: string }) => m.value).sort()).toEqual([a, b].sort());
+    expect(res.body[GKEYS].memberKeys.map((k: { value: string }) => k.value).sort()).toEqual([a, b].sort());
   });
 
   it('a POST, PUT, PATCH or DELETE on a discovery endpoint is 405 with Allow, in the SCIM error format', async () => {
