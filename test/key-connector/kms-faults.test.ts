@@ -3,6 +3,7 @@ import request from 'supertest';
 import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
 import { SpyAdapter } from '../support/spy-kms';
+import { SwitchableKms } from '../fault/support';
 import { startOidcIssuer, type OidcIssuer } from '../emulators/oidc-issuer';
 import { createApp } from '../../server/http/app';
 import { KmsUnavailableError } from '../../server/errors';
@@ -62,5 +63,30 @@ describe.each(testDatabaseNames())('Key Connector and the KMS on %s', (kind) => 
     expect((await send('put', sub, randomBytes(32).toString('base64'))).status).toBe(200);
     expect(spy.wrappedPlaintexts).toHaveLength(2);
     for (const p of spy.wrappedPlaintexts) expect(Buffer.from(p).every((b) => b === 0)).toBe(true);
+  });
+  test('KMS hung on POST and GET: no transaction or writer held meanwhile (other requests, which write audit rows, are served); the calls finish on resume', async () => {
+    const hung = new SwitchableKms(ctx.store);
+    const hungApp = createApp({ ...ctx, kms: hung.registry([ctx.config.kms.kekUri]) });
+    const call = async (method: 'get' | 'post', sub: string, key?: string) => {
+      const r = request(hungApp)[method]('/key-connector/user-keys').set('Authorization', `Bearer ${await idp.token(sub)}`);
+      return key === undefined ? r : r.send({ key });
+    };
+    const sub = randomUUID();
+    const key = randomBytes(32).toString('base64');
+    const whileHung = async (pending: Promise<request.Response>, kmsCalls: number) => {
+      // The gate records each call as it starts waiting.
+      while (hung.duringTransaction.length < kmsCalls) await new Promise((r) => setTimeout(r, 5));
+      // A refusal that is audited (a database write) completes while the KMS call waits.
+      expect((await call('get', randomUUID())).status).toBe(404);
+      hung.resume();
+      return pending;
+    };
+    hung.hangCalls();
+    expect((await whileHung(call('post', sub, key), 1)).status).toBe(200);
+    hung.hangCalls();
+    const got = await whileHung(call('get', sub), 2);
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual({ key });
+    expect(hung.duringTransaction).toEqual([false, false]);
   });
 });
