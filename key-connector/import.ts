@@ -19,17 +19,17 @@ export class ImportError extends Error {}
  * PKCS#12 file (its filesystem certificate provider's .pfx). Parsed in memory only.
  */
 export function loadRsaPrivateKey(file: Buffer, password?: string): KeyObject {
-  const text = file.toString('latin1');
-  if (text.includes('-----BEGIN')) {
+  // The Buffer itself, not a string copy of the key that could not be zeroed.
+  if (file.includes('-----BEGIN')) {
     try {
-      return createPrivateKey({ key: text, format: 'pem', passphrase: password });
+      return createPrivateKey({ key: file, format: 'pem', passphrase: password });
     } catch (err) {
       throw new ImportError(`the PEM file holds no usable private key (${(err as Error).message}); an encrypted key needs its password`);
     }
   }
   let p12: forge.pkcs12.Pkcs12Pfx;
   try {
-    p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(text), password ?? '');
+    p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(file.toString('latin1')), password ?? '');
   } catch (err) {
     throw new ImportError(`cannot open the PKCS#12 file (${(err as Error).message}); check the password`);
   }
