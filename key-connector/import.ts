@@ -7,8 +7,8 @@ import { binding } from '../server/keys/binding';
 import { nowIso } from '../entities/columns';
 import { KeyConnectorRepository } from './repository';
 import type { KeyConnectorSource } from './import-source';
+import { GUID } from './oidc';
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TAG = 16;
 const NONCE = 12;
 

@@ -3,7 +3,8 @@ import { ServiceUnavailableError, UnauthorizedError } from '../server/errors';
 
 /** Asymmetric algorithms only: never `none`, never HMAC (an HS256 token keyed with the public key). */
 const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A Bitwarden user id (the token's `sub`, Key Connector's UserKeys.Id). */
+export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LOOPBACK = /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\//;
 const DISCOVERY_TIMEOUT_MS = 5000;
 /** At most one JWKS refetch per this interval for unknown kids (a flood of forged kids cannot hammer the issuer). */
