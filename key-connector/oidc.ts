@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
-import { ServiceUnavailableError, UnauthorizedError } from '../server/errors';
+import { ServiceUnavailableError } from '../server/errors';
+import { InvalidTokenError as AuthInvalidTokenError } from '../server/auth/errors';
 
 /** Asymmetric algorithms only: never `none`, never HMAC (an HS256 token keyed with the public key). */
 const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
@@ -20,9 +21,8 @@ export interface VerifiedCaller {
   email?: string;
 }
 
-/** A refused token: `reason` is a stable, non-secret code for the audit trail. */
-export class InvalidTokenError extends UnauthorizedError {
-  override readonly code = 'invalid_token';
+/** A refused token (the app's invalid_token error): `reason` is a stable, non-secret code for the audit trail. */
+export class InvalidTokenError extends AuthInvalidTokenError {
   constructor(
     readonly reason: string,
     message: string,
