@@ -114,11 +114,15 @@ export function keyConnectorRoutes(deps: AppDeps, settings: KeyConnectorConfig):
   );
   const write = (op: 'create' | 'put') =>
     handle(async (req, res) => {
-      const key = keyFrom(req);
       try {
-        await service[op](req.keyConnectorSub!, key, ctxOf(req));
+        const key = keyFrom(req);
+        try {
+          await service[op](req.keyConnectorSub!, key, ctxOf(req));
+        } finally {
+          key.fill(0);
+        }
       } finally {
-        key.fill(0);
+        rawBodies.get(req)?.fill(0); // the raw body carried the key in base64
       }
       res.status(200).end();
     });
