@@ -34,7 +34,7 @@ function prop(o: Record<string, unknown>, name: string): unknown {
 }
 
 /** ISO-8601 UTC; a time without a zone is UTC (Key Connector stores DateTime.UtcNow). */
-export function isoTime(v: unknown): string | null {
+function isoTime(v: unknown): string | null {
   if (v === null || v === undefined || v === '') return null;
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
   if (typeof v !== 'string') return null;

@@ -43,7 +43,7 @@ export function loadRsaPrivateKey(file: Buffer, password?: string): KeyObject {
 }
 
 /** The symmetric key: RSA-OAEP with SHA-1, as Key Connector's CryptoFunctionService encrypts it. */
-export function openSymmetricKey(rsa: KeyObject, symmetricKeyB64: string): Buffer {
+function openSymmetricKey(rsa: KeyObject, symmetricKeyB64: string): Buffer {
   let key: Buffer;
   try {
     key = privateDecrypt({ key: rsa, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, Buffer.from(symmetricKeyB64, 'base64'));
@@ -58,7 +58,7 @@ export function openSymmetricKey(rsa: KeyObject, symmetricKeyB64: string): Buffe
 }
 
 /** A user key: base64 of AES-256-GCM ciphertext ‖ 16-byte tag ‖ 12-byte nonce (CryptoFunctionService.AesGcmEncryptAsync). */
-export function openUserKey(symmetricKey: Buffer, b64: string): Buffer {
+function openUserKey(symmetricKey: Buffer, b64: string): Buffer {
   const data = Buffer.from(b64, 'base64');
   if (data.length <= TAG + NONCE) throw new Error('too short for ciphertext, tag and nonce');
   const end = data.length - TAG - NONCE;
