@@ -64,15 +64,6 @@ export class GroupsRepository {
   }
 }
 
-export interface MembershipWithGroupKeys {
-  groupId: string;
-  displayName: string;
-  memberJwe: string;
-  /** JWK JSON. */
-  groupPublicJwk: string;
-  groupPrivateJwe: string;
-}
-
 export interface MembershipVersion {
   groupId: string;
   displayName: string;
@@ -195,29 +186,6 @@ export class MembershipsRepository {
       memberJwe: String(r.memberJwe),
       publicJwk: String(r.publicJwk),
       privateJwe: String(r.privateJwe),
-    }));
-  }
-
-  /** A user's memberships with each group's name and keys, in one query (the key API's hot path). */
-  async withGroupKeysForUser(userId: string): Promise<MembershipWithGroupKeys[]> {
-    const rows: Record<string, string>[] = await this.m
-      .createQueryBuilder(GroupMemberEntity, 'm')
-      .innerJoin(GroupEntity.options.name, 'g', 'g.id = m.groupId')
-      .innerJoin(GroupKeysEntity.options.name, 'k', 'k.groupId = m.groupId')
-      .select('m.group_id', 'groupId')
-      .addSelect('m.member_jwe', 'memberJwe')
-      .addSelect('g.display_name', 'displayName')
-      .addSelect('k.public_jwk', 'groupPublicJwk')
-      .addSelect('k.private_jwe', 'groupPrivateJwe')
-      .where('m.user_id = :userId', { userId })
-      .orderBy('m.group_id', 'ASC')
-      .getRawMany();
-    return rows.map((r) => ({
-      groupId: r.groupId,
-      memberJwe: r.memberJwe,
-      displayName: r.displayName,
-      groupPublicJwk: r.groupPublicJwk,
-      groupPrivateJwe: r.groupPrivateJwe,
     }));
   }
 }
