@@ -192,9 +192,23 @@ export function describeSignIn(auth: AuthConfig): string {
     return 'SAML sign-in: not configured (set CS_SAML_IDP_METADATA_URL or CS_SAML_IDP_METADATA_FILE, see docs/saml.md); /oauth/authorize answers 503 until then';
   }
   const idp = s.idp.metadataUrl
-    ? `IdP metadata from ${s.idp.metadataUrl}${s.idp.entityId ? ` (entity ID ${s.idp.entityId})` : ' (entity ID read at the first sign-in)'}`
+    ? `IdP metadata from ${printableUrl(s.idp.metadataUrl)}${s.idp.entityId ? ` (entity ID ${s.idp.entityId})` : ' (entity ID read at the first sign-in)'}`
     : `IdP ${s.idp.entityId ?? '(entity ID not set: the assertion Issuer is not checked)'} at ${s.idp.ssoUrl}`;
   return `SAML sign-in: ${idp}; SP entity ID ${s.spEntityId}; users matched by ${s.userAttribute}; ${auth.clients.length} client(s) registered`;
+}
+
+/**
+ * A URL as it may appear in logs: some IdPs put a signed token or an app secret in the metadata
+ * URL's query (or credentials in its userinfo), so both are hidden; scheme, host and path stay.
+ */
+export function printableUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    const hidden = u.search ? '?…' : '';
+    return `${u.protocol}//${u.host}${u.pathname}${hidden}`;
+  } catch {
+    return '(unparseable URL)';
+  }
 }
 
 function decodeXmlText(s: string): string {

@@ -66,6 +66,10 @@ describe('SAML settings', () => {
     expect(byFile).toContain('SP entity ID https://crypto.example.com/auth/saml/metadata');
     const byUrl = describeSignIn(loadConfig({ ...base, CS_SAML_IDP_METADATA_URL: 'https://idp.example.com/metadata' }).auth);
     expect(byUrl).toContain('IdP metadata from https://idp.example.com/metadata (entity ID read at the first sign-in)');
+    // Okta and ADFS metadata URLs can carry a token in the query, and a URL can carry credentials.
+    const secret = describeSignIn(loadConfig({ ...base, CS_SAML_IDP_METADATA_URL: 'https://user:pw@idp.example.com/app/metadata?token=s3cr3t' }).auth);
+    expect(secret).toContain('IdP metadata from https://idp.example.com/app/metadata?… (');
+    expect(secret).not.toMatch(/s3cr3t|pw@|user:/);
   });
 
   test('`serve` prints the SAML line after the listening line', async () => {
