@@ -9,6 +9,7 @@
 export class GroupCommit<T> {
   private pending: { row: T; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private running = false;
+  private drained = Promise.resolve();
 
   constructor(
     private readonly write: (rows: T[]) => Promise<void>,
@@ -20,9 +21,14 @@ export class GroupCommit<T> {
       this.pending.push({ row, resolve, reject });
       if (!this.running) {
         this.running = true;
-        setImmediate(() => void this.drain());
+        this.drained = new Promise<void>((done) => setImmediate(() => void this.drain().then(done)));
       }
     });
+  }
+
+  /** Resolves once no write is in flight and no row waits (shutdown: close the pool only after it). */
+  idle(): Promise<void> {
+    return this.drained;
   }
 
   /** Rows waiting for the next write (for tests and metrics). */

@@ -177,6 +177,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    await this.auditBatch?.idle();
     this.hotQueries?.close();
     this.hotQueries = undefined;
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
