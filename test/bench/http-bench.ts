@@ -32,6 +32,8 @@ export interface HttpBenchOptions {
   workers: number;
   /** Only the scenarios whose path matches (case-insensitive); set-up still runs. */
   only?: RegExp;
+  /** Only the key API rows, without seeding users: quick before/after runs of the hot path. */
+  keyApiOnly?: boolean;
 }
 
 interface Row {
@@ -291,7 +293,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -305,6 +307,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     cpuProfileDir: opts.cpuProf ? resolve(opts.cpuProf) : undefined,
     workers: opts.workers,
     only: opts.only,
+    keyApiOnly: opts.keyApiOnly === true,
   };
 }
 
