@@ -217,9 +217,9 @@ function decodeXmlText(s: string): string {
 
 /** Maps the parsed environment to the frozen auth configuration. */
 /** `listen`: where the server listens, the default public URL for a local evaluation. */
-export function authConfigFrom(env: AuthEnv, listen: { host: string; port: number } = { host: '127.0.0.1', port: 8080 }): AuthConfig {
+export function authConfigFrom(env: AuthEnv, listen: { host: string; port: number; tls?: object } = { host: '127.0.0.1', port: 8080 }): AuthConfig {
   const host = listen.host === '0.0.0.0' || listen.host === '::' ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-  const publicUrl = (env.CS_PUBLIC_URL ?? `http://${host}:${listen.port}`).replace(/\/+$/, '');
+  const publicUrl = (env.CS_PUBLIC_URL ?? `${listen.tls ? 'https' : 'http'}://${host}:${listen.port}`).replace(/\/+$/, '');
 
   let idp: IdpSettings = { certs: [] };
   if (env.CS_SAML_IDP_METADATA_FILE && env.CS_SAML_IDP_METADATA_URL) {

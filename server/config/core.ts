@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { join } from 'node:path';
+import { ConfigError } from '../errors';
 
 /** Core settings: server, database, KMS, keys. Env names are the contract; see docs/configuration.md. */
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
@@ -44,6 +45,12 @@ export const coreEnv = z.object({
   CS_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(10_000),
   CS_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
   CS_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(5_000),
+  /** In-process TLS (both or neither); the pair is reloaded when the files change. */
+  CS_TLS_CERT_FILE: z.string().min(1).optional(),
+  CS_TLS_KEY_FILE: z.string().min(1).optional(),
+  CS_TLS_RELOAD_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** SIGTERM/SIGINT: how long in-flight requests may take to finish before their connections are cut. */
+  CS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(25_000),
   CS_KEK_URI: z.string().regex(/^[a-z][a-z0-9+.-]*:/, 'must be a key URI such as local://default or pkcs11:token=...;object=...').default('local://default'),
   CS_PREVIOUS_KEK_URIS: list.default([]),
   CS_KEK_MODE: z.enum(['shared', 'per-user']).default('shared'),
@@ -86,6 +93,8 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
       headersTimeoutMs: Math.min(e.CS_HEADERS_TIMEOUT_MS, e.CS_REQUEST_TIMEOUT_MS),
       requestTimeoutMs: e.CS_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: e.CS_KEEP_ALIVE_TIMEOUT_MS,
+      tls: tlsFiles(e),
+      shutdownTimeoutMs: e.CS_SHUTDOWN_TIMEOUT_MS,
       trustProxy: e.CS_TRUST_PROXY === undefined ? false : /^\d+$/.test(e.CS_TRUST_PROXY) ? Number(e.CS_TRUST_PROXY) : e.CS_TRUST_PROXY.split(',').map((x) => x.trim()),
     },
     log: { level: e.CS_LOG_LEVEL },
@@ -112,6 +121,14 @@ export function coreConfig(e: z.infer<typeof coreEnv>) {
     },
     keys: { userKeyAlgorithm: e.CS_USER_KEY_ALGORITHM as UserKeyAlgorithm },
   };
+}
+
+function tlsFiles(e: z.infer<typeof coreEnv>): { certFile: string; keyFile: string; reloadIntervalMs: number } | undefined {
+  if (!e.CS_TLS_CERT_FILE !== !e.CS_TLS_KEY_FILE) {
+    const missing = e.CS_TLS_CERT_FILE ? 'CS_TLS_KEY_FILE' : 'CS_TLS_CERT_FILE';
+    throw new ConfigError(`CS_TLS_CERT_FILE and CS_TLS_KEY_FILE: set both (https) or neither (http); ${missing} is missing`);
+  }
+  return e.CS_TLS_CERT_FILE && e.CS_TLS_KEY_FILE ? { certFile: e.CS_TLS_CERT_FILE, keyFile: e.CS_TLS_KEY_FILE, reloadIntervalMs: e.CS_TLS_RELOAD_INTERVAL_MS } : undefined;
 }
 
 /** Where the data lives, for messages: the SQLite file, or the server without credentials. */
