@@ -54,15 +54,20 @@ export function problemHandler(log: Logger): ErrorRequestHandler {
 
 export function sendProblem(req: Request, res: Response, e: AppError): void {
   if (e.retryAfter) res.setHeader('Retry-After', String(e.retryAfter));
-  res.status(e.status).type('application/problem+json').json({
+  res.status(e.status).type('application/problem+json').json(problemBody(e, req.requestId));
+}
+
+/** The problem+json document for an error (also written by the key API's fast path, server/http/fast/). */
+export function problemBody(e: AppError, requestId: string): Record<string, unknown> {
+  return {
     type: `urn:crypto-server:error:${e.code}`,
     title: e.code.replace(/_/g, ' '),
     status: e.status,
     detail: e.message,
     code: e.code,
-    requestId: req.requestId,
+    requestId,
     ...(e instanceof ValidationError && e.issues.length ? { errors: e.issues } : {}),
-  });
+  };
 }
 
 export function notFound(req: Request, _res: Response, next: (err: unknown) => void): void {
