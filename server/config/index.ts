@@ -8,13 +8,14 @@ import { scimConfig, scimEnv, SCIM_SECRET_SETTINGS } from './scim';
 import { keyConnectorConfig, keyConnectorEnv } from './key-connector';
 import { backendConfig, backendEnv } from './backend';
 import { adminConfig, adminEnv } from './admin';
+import { auditConfig, auditEnv } from './audit';
 
 /**
  * Configuration is parsed once at boot from environment variables (optionally a JSON file named
  * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
  * Each section adds its env schema and its mapper here, one line each.
  */
-const envSchema = coreEnv.extend(kmsEnv.shape).extend(authEnvSchema.shape).extend(scimEnv.shape).extend(keyConnectorEnv.shape).extend(backendEnv.shape).extend(adminEnv.shape);
+const envSchema = coreEnv.extend(kmsEnv.shape).extend(authEnvSchema.shape).extend(scimEnv.shape).extend(keyConnectorEnv.shape).extend(backendEnv.shape).extend(adminEnv.shape).extend(auditEnv.shape);
 
 const SECRET_SETTINGS = new Set([...CORE_SECRETS, ...KMS_SECRET_SETTINGS, ...SCIM_SECRET_SETTINGS]);
 
@@ -37,6 +38,7 @@ function build(e: Env) {
     ...keyConnectorConfig(e),
     ...backendConfig(e),
     ...adminConfig(e),
+    ...auditConfig(e),
   };
 }
 
