@@ -5,17 +5,22 @@ import { describeDatabase } from '../config/core';
 import { describeSignIn } from '../config/auth';
 import { createLogger } from '../log';
 import { boot } from '../boot';
-import { createApp } from '../http/app';
+import { createRequestListener } from '../http/app';
 import { ConfigError } from '../errors';
 import { startScimWorkers } from '../../scim/workers';
 import type { Config } from '../config';
 import { runPrimary, runWorker, isWorker } from '../cluster';
 import { availableParallelism } from 'node:os';
+import { createTlsServer } from '../http/tls';
+import { CLOSE_BOUND_MS, closeWithin, drainable, onShutdownSignals } from '../shutdown';
 
 export interface Running {
   server: Server;
   url: string;
-  stop: () => Promise<void>;
+  /** Graceful: drains requests (CS_SHUTDOWN_TIMEOUT_MS), then closes; false if closing failed or timed out. */
+  stop: () => Promise<boolean>;
+  /** Cuts the requests still in flight (a second signal). */
+  force: () => void;
 }
 
 /** Starts the HTTP server; resolves once listening. Prints what it created and where. */
@@ -23,11 +28,12 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const config = loadConfig(env);
   const log = createLogger(config.log.level);
   const deps = await boot(config, log, { migrate: config.database.migrateOnStart, notice: print });
-  const app = createApp(deps);
+  const app = createRequestListener(deps);
   const server = await new Promise<Server>((resolve, reject) => {
     const t = config.server;
     // Expired header/request timers are swept on this interval, so it bounds how late they fire.
-    const s = createServer({ connectionsCheckingInterval: Math.min(1000, t.headersTimeoutMs / 2) }, app);
+    const options = { connectionsCheckingInterval: Math.min(1000, t.headersTimeoutMs / 2) };
+    const s = t.tls ? (createTlsServer(t.tls, options, app, log) as unknown as Server) : createServer(options, app);
     s.headersTimeout = t.headersTimeoutMs;
     s.requestTimeout = t.requestTimeoutMs; // whole request, body included: a slow upload gets a 408
     s.keepAliveTimeout = t.keepAliveTimeoutMs;
@@ -42,17 +48,23 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const workers = startScimWorkers(deps);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
-  const url = `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
+  const url = `${config.server.tls ? 'https' : 'http'}://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   for (const line of startupLines(config, url)) print(line);
-  let stopping: Promise<void> | undefined;
+  const drain = drainable(server);
+  let stopping: Promise<boolean> | undefined;
   const stop = () =>
-    (stopping ??= new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    })
-      .then(() => workers.stop())
-      .then(() => deps.close()));
-  return { server, url, stop };
+    (stopping ??= (async () => {
+      const { cut } = await drain.drain(config.server.shutdownTimeoutMs);
+      if (cut > 0) log.warn({ cut, shutdownTimeoutMs: config.server.shutdownTimeoutMs }, 'shutdown: requests still running at CS_SHUTDOWN_TIMEOUT_MS were cut');
+      // Requests are done: background work, then KMS sessions and the pool (after the audit batch).
+      const closed = await closeWithin(async () => {
+        await workers.stop();
+        await deps.close();
+      }, CLOSE_BOUND_MS, log);
+      if (!closed) log.error({ boundMs: CLOSE_BOUND_MS }, 'shutdown: closing KMS sessions and the database did not finish in time');
+      return closed;
+    })());
+  return { server, url, stop, force: drain.force };
 }
 
 /** What `serve` prints once it listens (once for the whole cluster). */
@@ -85,7 +97,8 @@ export function registerServe(program: Command): void {
     .action(async () => {
       if (isWorker()) {
         // Start-up output and failures are reported by the primary, once for all workers.
-        return runWorker(() => serve(process.env, () => undefined));
+        // One graceful stop per worker: on Ctrl-C a worker gets SIGINT and the primary's SIGTERM.
+        return runWorker(() => serve(process.env, () => undefined).then((r) => ({ url: r.url, stop: () => r.stop().then(() => undefined) })));
       }
       const config = loadConfig();
       const workers = workerCount(config);
@@ -96,10 +109,6 @@ export function registerServe(program: Command): void {
       }
       const running = await serve();
       if (config.server.workers === undefined && config.database.type === 'sqlite') console.log(SQLITE_ONE_WORKER_NOTE);
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(sig, () => {
-          void running.stop().then(() => process.exit(0));
-        });
-      }
+      onShutdownSignals(running.stop, running.force);
     });
 }
