@@ -1,4 +1,6 @@
 import express, { type Express } from 'express';
+import type { RequestListener } from 'node:http';
+import { withFastKeyApi } from './fast/key-api';
 import helmet from 'helmet';
 import type { Config } from '../config';
 import type { Store } from '../repositories/store';
@@ -9,7 +11,7 @@ import { requestContext } from './request-context';
 import { notFound, problemHandler } from './problem';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
-import { createAuthServices } from '../auth';
+import { createAuthServices, type AuthServices } from '../auth';
 import { samlRoutes } from './routes/saml';
 import { oauthRoutes } from './routes/oauth';
 import { jwksRoutes } from './routes/jwks';
@@ -18,6 +20,7 @@ import { scimRouter } from '../../scim/router';
 import { backendRoutes, BACKEND_BASE_PATH } from '../../backend/routes';
 import { openApiRoutes } from '../../backend/openapi';
 import { keyConnectorRoutes } from '../../key-connector/routes';
+import { adminRoutes } from '../../admin/routes';
 
 export interface AppDeps {
   config: Readonly<Config>;
@@ -28,7 +31,7 @@ export interface AppDeps {
 }
 
 /** The Express app. Each endpoint family is one router, mounted here with one line. */
-export function createApp(deps: AppDeps): Express {
+export function createApp(deps: AppDeps, auth: AuthServices = createAuthServices(deps)): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.server.trustProxy);
@@ -36,7 +39,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(helmet());
   app.use(healthRoutes(deps));
   app.use(metricsRoutes());
-  const auth = createAuthServices(deps);
   app.use(samlRoutes(deps, auth));
   app.use(oauthRoutes(deps, auth));
   app.use(jwksRoutes(deps, auth));
@@ -45,7 +47,20 @@ export function createApp(deps: AppDeps): Express {
   app.use(BACKEND_BASE_PATH, backendRoutes(deps));
   app.use(openApiRoutes());
   if (deps.config.keyConnector) app.use(deps.config.keyConnector.path, keyConnectorRoutes(deps, deps.config.keyConnector));
+  app.use('/admin', adminRoutes(deps, auth));
+  app.get('/', (_req, res) => res.redirect(303, '/admin/'));
   app.use(notFound);
   app.use(problemHandler(deps.log));
   return app;
+}
+
+/**
+ * What the HTTP server runs: the key API's hot routes on plain node:http (fast/key-api.ts), the
+ * rest through the Express app. `fastPath: false` serves everything through Express (the
+ * equivalence test compares the two).
+ */
+export function createRequestListener(deps: AppDeps, opts: { fastPath?: boolean } = {}): RequestListener {
+  const auth = createAuthServices(deps);
+  const app = createApp(deps, auth);
+  return opts.fastPath === false ? app : withFastKeyApi(deps, auth, app);
 }

@@ -17,7 +17,7 @@ import { auditRefusals } from '../audit-refusals';
 declare module 'express-serve-static-core' {
   interface Request {
     /** Set by the Bearer middleware of the key API. */
-    caller?: { userId: string; clientId: string };
+    caller?: KeyApiCaller;
   }
 }
 
@@ -36,12 +36,13 @@ export const unwrapDataKey = z.object({ wrappedKey: z.string().min(1).max(64 * 1
 /** The JSON text of each request body, for the duplicate-name check zod cannot see. */
 const rawBodies = new WeakMap<object, Buffer>();
 
-function parse<T>(schema: z.ZodType<T>, req: Request): T {
-  // The raw body can carry a plaintext key (data-keys/wrap): zeroed once checked, like the key.
-  const raw = rawBodies.get(req);
+/**
+ * Validates a parsed JSON body. `raw` is its JSON text, for the duplicate-name check zod cannot see;
+ * it can carry a plaintext key (data-keys/wrap), so it is zeroed once checked, like the key.
+ */
+export function parseBody<T>(schema: z.ZodType<T>, json: unknown, raw: Buffer | undefined): T {
   let duplicate: string | undefined;
   if (raw) {
-    rawBodies.delete(req);
     try {
       duplicate = duplicateMemberName(raw.toString('utf8'));
     } finally {
@@ -52,7 +53,7 @@ function parse<T>(schema: z.ZodType<T>, req: Request): T {
     const path = duplicate.slice(0, 64);
     throw new ValidationError(`invalid request body: ${path} appears more than once`, [{ path, message: 'appears more than once (RFC 7493 §2.3)' }]);
   }
-  const r = schema.safeParse(req.body ?? {});
+  const r = schema.safeParse(json ?? {});
   if (!r.success) {
     const issues = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
     throw new ValidationError(`invalid request body: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
@@ -60,17 +61,78 @@ function parse<T>(schema: z.ZodType<T>, req: Request): T {
   return r.data;
 }
 
+function parse<T>(schema: z.ZodType<T>, req: Request): T {
+  const raw = rawBodies.get(req);
+  rawBodies.delete(req);
+  return parseBody(schema, req.body, raw);
+}
+
+/** A response body holding plaintext key bytes (`secrets`), zeroed once it is serialised. */
+export interface KeyResponse {
+  body: Record<string, unknown>;
+  secrets: Buffer[];
+}
+
+export type KeyApiCaller = { userId: string; clientId: string };
+
 /**
- * Serialises a response holding plaintext key bytes, then zeroes them. Written with `end`, not
- * `res.json`: Express would add an ETag — a hash of the body, i.e. of the key — and spend a SHA-1
- * on every call doing it.
+ * What the key API's routes do between authentication and the response, shared by the Express
+ * routes below and the fast path (server/http/fast/): one copy of each check.
  */
-function sendKeys(res: Response, body: Record<string, unknown>, secrets: Buffer[]): void {
+export function keyApiOperations(deps: AppDeps) {
+  const ctxOf = (caller: KeyApiCaller, requestId: string): OpContext => ({ actor: `user:${caller.userId}`, requestId });
+  return {
+    ctxOf,
+    /**
+     * Refusals the key service records itself (inactive user, unwrap refused, KMS errors) are not
+     * repeated here; a body that fails validation or an unknown route never reached it, so they are
+     * recorded here.
+     */
+    refused: (caller: KeyApiCaller, requestId: string, err: ValidationError | NotFoundError, path: string) =>
+      deps.store
+        .audit({ ...ctxOf(caller, requestId), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: caller.userId, detail: { error: err.code, path: path.slice(0, 200) } })
+        .catch(() => undefined),
+    me: async (caller: KeyApiCaller, requestId: string): Promise<KeyResponse> => {
+      const b = await deps.keys.getUserKeyBundle(caller.userId, ctxOf(caller, requestId));
+      return {
+        body: {
+          userId: b.userId,
+          keyAlg: b.keyAlg,
+          publicJwk: b.publicJwk,
+          privateJwe: b.privateJwe,
+          wrappedPasswordKey: b.wrappedPasswordKey,
+          passwordKey: b.passwordKey.toString('base64url'),
+          groups: b.groups,
+        },
+        secrets: [b.passwordKey],
+      };
+    },
+    unwrapPasswordKey: async (caller: KeyApiCaller, requestId: string, json: unknown, raw: Buffer | undefined): Promise<KeyResponse> => {
+      const body = parseBody(unwrapPasswordKey, json, raw);
+      const pk = await deps.keys.unwrapPasswordKey(caller.userId, ctxOf(caller, requestId), body.wrappedPasswordKey);
+      return { body: { passwordKey: pk.toString('base64url') }, secrets: [pk] };
+    },
+  };
+}
+
+/** The JSON text of a key response; its secrets are zeroed whether or not serialising succeeds. */
+export function serializeKeys(r: KeyResponse): string {
   try {
-    res.type('application/json').end(JSON.stringify(body));
+    return JSON.stringify(r.body);
   } finally {
-    for (const s of secrets) s.fill(0);
+    for (const s of r.secrets) s.fill(0);
   }
+}
+
+/** The Bearer challenge sent with every refused token (RFC 6750 §3). */
+export const BEARER_CHALLENGE = 'Bearer realm="crypto-server", error="invalid_token"';
+
+/**
+ * Written with `end`, not `res.json`: Express would add an ETag — a hash of the body, i.e. of the
+ * key — and spend a SHA-1 on every call doing it.
+ */
+function sendKeys(res: Response, r: KeyResponse): void {
+  res.type('application/json').end(serializeKeys(r));
 }
 
 export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
@@ -86,20 +148,15 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
       req.caller = { userId: claims.sub, clientId: claims.client_id };
       next();
     } catch (err) {
-      res.set('WWW-Authenticate', 'Bearer realm="crypto-server", error="invalid_token"');
+      res.set('WWW-Authenticate', BEARER_CHALLENGE);
       next(err);
     }
   });
   r.use('/api/keys', express.json({ limit: deps.config.server.maxBodyBytes, strict: true, verify: (req, _res, buf) => void rawBodies.set(req, buf) }));
 
-  const ctxOf = (req: Request): OpContext => ({ actor: `user:${req.caller!.userId}`, requestId: req.requestId });
-  // Refusals the key service records itself (inactive user, unwrap refused, KMS errors) are not
-  // repeated here; a body that fails validation or an unknown route never reached it, so they are
-  // recorded here.
-  const refused = (req: Request, err: ValidationError | NotFoundError) =>
-    deps.store
-      .audit({ ...ctxOf(req), action: 'key-api.request', outcome: 'refused', targetType: 'user', targetId: req.caller!.userId, detail: { error: err.code, path: req.path.slice(0, 200) } })
-      .catch(() => undefined);
+  const ops = keyApiOperations(deps);
+  const ctxOf = (req: Request): OpContext => ops.ctxOf(req.caller!, req.requestId);
+  const refused = (req: Request, err: ValidationError | NotFoundError) => ops.refused(req.caller!, req.requestId, err, req.path);
   const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     fn(req, res).catch(async (err: unknown) => {
       if (err instanceof ValidationError) await refused(req, err);
@@ -108,31 +165,12 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
 
   r.get(
     '/api/keys/me',
-    handle(async (req, res) => {
-      const b = await deps.keys.getUserKeyBundle(req.caller!.userId, ctxOf(req));
-      sendKeys(
-        res,
-        {
-          userId: b.userId,
-          keyAlg: b.keyAlg,
-          publicJwk: b.publicJwk,
-          privateJwe: b.privateJwe,
-          wrappedPasswordKey: b.wrappedPasswordKey,
-          passwordKey: b.passwordKey.toString('base64url'),
-          groups: b.groups,
-        },
-        [b.passwordKey],
-      );
-    }),
+    handle(async (req, res) => sendKeys(res, await ops.me(req.caller!, req.requestId))),
   );
 
   r.post(
     '/api/keys/password-key/unwrap',
-    handle(async (req, res) => {
-      const body = parse(unwrapPasswordKey, req);
-      const pk = await deps.keys.unwrapPasswordKey(req.caller!.userId, ctxOf(req), body.wrappedPasswordKey);
-      sendKeys(res, { passwordKey: pk.toString('base64url') }, [pk]);
-    }),
+    handle(async (req, res) => sendKeys(res, await ops.unwrapPasswordKey(req.caller!, req.requestId, req.body, rawBodies.get(req)))),
   );
 
   r.post(
@@ -154,7 +192,7 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
     handle(async (req, res) => {
       const body = parse(unwrapDataKey, req);
       const key = await deps.keys.unwrapDataKey(req.caller!.userId, body.wrappedKey, ctxOf(req), body.label);
-      sendKeys(res, { key: key.toString('base64url') }, [key]);
+      sendKeys(res, { body: { key: key.toString('base64url') }, secrets: [key] });
     }),
   );
   r.use('/api/keys', async (req: Request, _res: Response, next: NextFunction) => {
