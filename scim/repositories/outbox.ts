@@ -71,6 +71,12 @@ export class OutboxRepository {
     return (r.affected ?? 0) > 0;
   }
 
+  /** Makes a pending event due now (an operator's retry after failed deliveries); false when no pending event has this number. */
+  async retryNow(seq: number, now: string): Promise<boolean> {
+    const r = await this.manager.createQueryBuilder().update(OutboxEntity).set({ next_attempt_at: now }).where('seq = :seq AND status = :pending', { seq, pending: 'pending' }).execute();
+    return (r.affected ?? 0) > 0;
+  }
+
   async markDelivered(seq: number, at: string, attempts: number): Promise<void> {
     await this.manager.update(OutboxEntity, { seq }, { status: 'delivered', delivered_at: at, attempts, last_error: null });
   }

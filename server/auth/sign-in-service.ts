@@ -38,6 +38,11 @@ export class SignInService {
   private lastPurge = 0;
   /** Set when CS_JIT_PROVISIONING is on. */
   jit?: JitProvisioner;
+  /**
+   * Set by the console (admin/): its sign-ins carry this client id. Assertion attributes reach no
+   * further than this service, so an admin grant by attribute is marked on the code's client id.
+   */
+  adminSignIn?: { clientId: string; grantedByAttribute(profile: Profile): boolean };
   /** Signature checks already done in this process; the user's state is still read per call. */
   private readonly verifiedTokens = new VerifiedTokenCache();
 
@@ -130,7 +135,7 @@ export class SignInService {
     await this.store.transaction(async (t) => {
       await t.authCodes.insert({
         codeHash: codeDigest(code),
-        clientId: pending.clientId,
+        clientId: pending.clientId === this.adminSignIn?.clientId && this.adminSignIn.grantedByAttribute(profile) ? `${pending.clientId}+attribute` : pending.clientId,
         redirectUri: pending.redirectUri,
         codeChallenge: pending.codeChallenge,
         userId: user.user.id,
