@@ -1,0 +1,37 @@
+import { html, table, widget, type Html } from '../html';
+import type { ConsoleServices } from '../services';
+
+/** The reason an audit event's detail gives, as stored (the exact words the refusal recorded). */
+export function reasonOf(detail: string | null): string {
+  if (!detail) return '';
+  try {
+    const d = JSON.parse(detail) as Record<string, unknown>;
+    return [d.reason, d.error].filter((x) => typeof x === 'string' && x).join(' — ');
+  } catch {
+    return '';
+  }
+}
+
+function detailOf(detail: string | null, key: string): string {
+  try {
+    const v = (JSON.parse(detail ?? '{}') as Record<string, unknown>)[key];
+    return typeof v === 'string' ? v : '';
+  } catch {
+    return '';
+  }
+}
+
+/** Recent sign-ins and refusals with their reason, from the audit trail. */
+export async function signInsPage(svc: ConsoleServices): Promise<Html> {
+  const row = (e: { at: string; action: string; outcome: string; actor: string; targetId: string | null; detail: string | null }) => [
+    e.at,
+    e.action,
+    html`<span class="${e.outcome === 'success' ? 'ok' : 'missing'}">${e.outcome}</span>`,
+    e.targetId ?? e.actor,
+    detailOf(e.detail, 'client') || detailOf(e.detail, 'nameId'),
+    reasonOf(e.detail),
+  ];
+  const refused = await widget('Refused sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], (await svc.queries.signIns(50, 'refused')).map(row), 'none'));
+  const recent = await widget('Recent sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], (await svc.queries.signIns(50)).map(row), 'none'));
+  return html`<h2>Refusals</h2>${refused}<h2>All recent sign-in steps</h2>${recent}<p class="note">Search everything in <a href="/admin/audit">Audit</a>.</p>`;
+}

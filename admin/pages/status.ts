@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { html, table, widget, type Html } from '../html';
+import { lineChart } from '../svg-chart';
+import type { ConsoleServices } from '../services';
+
+const HOUR_MS = 3_600_000;
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return (JSON.parse(readFileSync(resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string }).version;
+  }
+}
+
+/** Database and KEKs with health, KMS latency over the last hour, signing key age, version, workers. */
+export async function statusPage(svc: ConsoleServices): Promise<Html> {
+  const health = await widget('Health', async () => {
+    const [db, keks] = await Promise.all([svc.databaseHealth(), svc.kekHealth()]);
+    const rows = [db, ...keks].map((c) => [c.name, html`<span class="${c.ok ? 'ok' : 'missing'}">${c.ok ? 'ok' : 'failing'}</span>`, `${c.ms} ms`, c.error ?? '']);
+    return html`<h2>Health</h2>${table(['component', 'state', 'answered in', 'error'], rows)}`;
+  });
+  const chart = await widget('KMS latency', async () => {
+    await svc.latency.sample();
+    const now = Date.now();
+    return html`<h2>KMS latency, last hour</h2>${lineChart({ title: 'Mean KMS call latency', unit: 'ms', series: svc.latency.series(now), from: now - HOUR_MS, to: now })}
+<p class="note">From this process's KMS call metrics (sampled every 10 s) and the console's KEK checks.</p>`;
+  });
+  const signing = await widget('Signing key', async () => {
+    const key = await svc.queries.activeSigningKey();
+    if (!key) return html`<h2>Access-token signing key</h2><p>none yet (created at the first sign-in)</p>`;
+    const days = Math.floor((Date.now() - Date.parse(key.createdAt)) / 86_400_000);
+    return html`<h2>Access-token signing key</h2><p>kid <code>${key.kid}</code>, created ${key.createdAt} (${days} days ago); rotate with <code>crypto-server signing-keys rotate</code></p>`;
+  });
+  const cfg = svc.deps.config;
+  const server = await widget('Server', async () =>
+    table(['', ''], [
+      ['version', packageVersion()],
+      ['database', svc.deps.store.driver],
+      ['workers in this replica', cfg.server.workers === undefined ? 'one per CPU (CS_WORKERS unset)' : String(cfg.server.workers)],
+      ['replicas seen recently', 'not available'],
+      ['process uptime', `${Math.round(process.uptime() / 60)} min`],
+    ]),
+  );
+  return html`${health}${chart}${signing}<h2>Server</h2>${server}`;
+}
