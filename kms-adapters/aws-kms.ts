@@ -170,6 +170,10 @@ export class AwsKmsAdapter implements KmsAdapter {
     const to = parseAwsKeyUri(toKeyUri);
     validateContext(context);
     if (from.region !== to.region) throw new KmsConfigurationError('aws-kms: ReEncrypt across regions is not supported; unwrap and wrap instead');
+    // RSA blobs carry their binding sealed inside the plaintext, not as EncryptionContext.
+    if ((await this.keySpec(from)).startsWith('RSA_') || (await this.keySpec(to)).startsWith('RSA_')) {
+      throw new KmsConfigurationError('aws-kms: ReEncrypt of RSA (sealed-binding) keys is not supported; unwrap and wrap instead');
+    }
     const out = await this.resilience.call('reencrypt', (s) =>
       this.client(to.region).reEncrypt(
         {

@@ -25,6 +25,13 @@ export interface KmsAdapter {
   unwrap(keyUri: string, ciphertext: Uint8Array, context: BindingContext, keyVersion?: string): Promise<Buffer>;
   /** Proves the key is usable end to end (used by /readyz and `doctor`). */
   check(keyUri: string): Promise<void>;
+  /**
+   * Present when the provider can re-encrypt natively (the plaintext never leaves it, e.g. AWS
+   * ReEncrypt): the blob of `keyUri` comes back under `toKeyUri`, the same binding checked and
+   * bound on both sides. Throws KmsConfigurationError when it cannot do so for these two keys
+   * (another region, a sealed-binding RSA key, another Vault key): callers then unwrap and wrap.
+   */
+  rewrap?(keyUri: string, ciphertext: Uint8Array, context: BindingContext, toKeyUri: string, keyVersion?: string): Promise<WrapResult>;
   /** Present when the adapter can create keys (one KEK per user). Returns the new key's URI. */
   createKey?(label: string): Promise<string>;
   close(): Promise<void>;

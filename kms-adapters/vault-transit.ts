@@ -130,10 +130,15 @@ export class VaultTransitAdapter implements KmsAdapter {
 
   /**
    * Vault /rewrap: re-encrypts under the key's latest version inside Vault (no plaintext leaves
-   * it), so old versions can be retired with min_decryption_version. Same key only.
+   * it), so old versions can be retired with min_decryption_version. Same key only: Vault has
+   * no re-encrypt into another key, so `toKeyUri` naming another key is refused.
    */
-  async rewrap(keyUri: string, ciphertext: Uint8Array, context: BindingContext): Promise<WrapResult> {
+  async rewrap(keyUri: string, ciphertext: Uint8Array, context: BindingContext, toKeyUri: string = keyUri): Promise<WrapResult> {
     const k = parseVaultKeyUri(keyUri);
+    const to = parseVaultKeyUri(toKeyUri);
+    if (to.hostPort !== k.hostPort || to.mount !== k.mount || to.name !== k.name) {
+      throw new KmsConfigurationError('vault-transit: rewrap stays within one key; unwrap and wrap to move to another key');
+    }
     validateContext(context);
     const aead = AEAD.has(await this.keyType(keyUri, k));
     const body = { ciphertext: Buffer.from(ciphertext).toString('utf8'), ...(aead ? { associated_data: canonicalContext(context).toString('base64') } : {}) };
