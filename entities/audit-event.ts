@@ -16,6 +16,11 @@ export interface AuditEventRow {
   outcome: AuditOutcome;
   /** JSON object with non-secret detail (error code, reason). */
   detail: string | null;
+  /** Position in the audit chain = commit order, gapless (bigint: a string as drivers return it). */
+  seq?: string;
+  /** SHA-256 hex of the previous row's hash / of this row (server/audit/chain-hash.ts); null when written with CS_AUDIT_CHAIN=off. */
+  prevHash?: string | null;
+  hash?: string | null;
 }
 
 export const AuditEventEntity = new EntitySchema<AuditEventRow>({
@@ -32,5 +37,8 @@ export const AuditEventEntity = new EntitySchema<AuditEventRow>({
     kekUri: str('kek_uri', 512, true),
     outcome: str('outcome', 16),
     detail: text('detail', true),
+    seq: { name: 'seq', type: 'bigint', unique: true },
+    prevHash: str('prev_hash', 64, true),
+    hash: str('hash', 64, true),
   },
 });

@@ -17,4 +17,6 @@ export const binding = {
     label === undefined ? { purpose: 'data-key', user: userId } : { purpose: 'data-key', user: userId, label },
   /** A Key Connector user key (key-connector/): `sub` is the identity server's user id, a lower-case GUID. */
   keyConnectorUserKey: (sub: string): BindingContext => ({ purpose: 'key-connector-user-key', user: sub }),
+  /** The audit chain at `seq` (server/audit/seal.ts); the purpose tells a periodic seal from a prune checkpoint. */
+  auditSeal: (kind: 'seal' | 'checkpoint', seq: string, hash: string): BindingContext => ({ purpose: `audit-${kind}`, seq, hash }),
 };

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
+import { auditChainEnabled, chainOnto, headOf } from '../audit/chain';
 
 /**
  * The statements the key API runs on every call, as parameterised SQL straight on the driver
@@ -21,8 +22,9 @@ const USER_KEYS_SQL = (p: (n: number) => string) =>
   `SELECT u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
    FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ${p(1)}`;
 
-const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail)';
-const AUDIT_WIDTH = 9;
+const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, seq, prev_hash, hash)';
+const AUDIT_WIDTH = 12;
+const HEAD_FOR_UPDATE = 'SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE';
 
 type Raw = Record<string, unknown>;
 
@@ -40,18 +42,32 @@ interface SqliteDb {
 }
 type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
 
+interface PgClient {
+  query(q: string | { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] } | { rows: Raw[] }[]>;
+  on(event: 'error', fn: (err: Error) => void): void;
+  off(event: 'error', fn: (err: Error) => void): void;
+}
+const ignore = () => undefined;
 interface PgPool {
   query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
+  connect(cb: (err: Error | null, client: PgClient, release: (err?: unknown) => void) => void): void;
+}
+interface MysqlConnection {
+  query(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
+  release(): void;
+  destroy(): void;
 }
 interface MysqlPool {
   execute(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
+  getConnection(cb: (err: Error | null, conn: MysqlConnection) => void): void;
 }
 
 export interface HotQueries {
   userWithKeys(userId: string): Promise<UserKeysLookup | null>;
   /**
-   * Inserts audit rows all-or-nothing (one transaction). On SQLite it runs synchronously and must
-   * be called in the store's write turn, so it never lands inside another open transaction.
+   * Chains and inserts audit rows all-or-nothing (one transaction, one chain-head lock for the
+   * batch: server/audit/chain.ts). On SQLite it runs synchronously and must be called in the
+   * store's write turn, so it never lands inside another open transaction.
    */
   insertAudit(rows: AuditEventRow[]): Promise<void>;
   close(): void;
@@ -76,7 +92,7 @@ function lookupOf(userId: string, r: Raw | undefined): UserKeysLookup | null {
   return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys };
 }
 
-const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail];
+const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail, e.seq, e.prevHash, e.hash];
 
 function mapped(err: unknown): unknown {
   return connectionLost(err) ? databaseUnavailable(err) : err;
@@ -87,8 +103,9 @@ export function hotQueries(ds: DataSource): HotQueries {
   const type = ds.options.type;
   const driver = ds.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
   if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!);
-  if (type === 'postgres') return postgresQueries(driver.master!);
-  return mysqlQueries(driver.pool!);
+  const chained = auditChainEnabled(ds);
+  if (type === 'postgres') return postgresQueries(driver.master!, chained);
+  return mysqlQueries(driver.pool!, chained);
 }
 
 function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
@@ -103,19 +120,25 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   }
   const find = reader.prepare(USER_KEYS_SQL(() => '?'));
   const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
+  const readHead = writer.prepare('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+  const moveHead = writer.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1');
+  const chained = auditChainEnabled(ds);
   const insertAll = writer.transaction((rows: AuditEventRow[]) => {
+    const head = chainOnto(headOf(readHead.get()), rows, chained);
     for (const r of rows) insert.run(...auditValues(r));
-  });
+    moveHead.run(head.seq, head.hash, new Date().toISOString());
+  }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
   return {
     userWithKeys: async (userId) => lookupOf(userId, find.get(userId)),
-    insertAudit: async (rows) => insertAll(rows),
+    // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.
+    insertAudit: async (rows) => insertAll.immediate(rows),
     close: () => {
       if (reader !== writer && reader.open) reader.close();
     },
   };
 }
 
-function postgresQueries(pool: PgPool): HotQueries {
+function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   const findSql = USER_KEYS_SQL((n) => `$${n}`);
   return {
     userWithKeys: async (userId) => {
@@ -129,11 +152,33 @@ function postgresQueries(pool: PgPool): HotQueries {
     },
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      // One statement: atomic on its own (autocommit), so the batch is one transaction.
-      const tuples = rows.map((_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => `$${i * AUDIT_WIDTH + j + 1}`).join(', ')})`);
+      const { client, release } = await new Promise<{ client: PgClient; release: (err?: unknown) => void }>((resolve, reject) =>
+        pool.connect((err, c, r) => (err ? reject(mapped(err)) : resolve({ client: c, release: r }))),
+      );
+      // A connection that dies while checked out also emits 'error': the failed query reports it.
+      client.on('error', ignore);
       try {
-        await pool.query({ text: `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')}`, values: rows.flatMap(auditValues) });
+        // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
+        const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
+        const head = chainOnto(headOf(locked.rows[0]), rows, chained);
+        const tuples = rows.map((_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => `$${i * AUDIT_WIDTH + j + 1}`).join(', ')})`);
+        const n = rows.length * AUDIT_WIDTH;
+        await client.query({
+          text: `WITH ins AS (INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')} RETURNING 1)
+                 UPDATE audit_chain_head SET seq = $${n + 1}, hash = $${n + 2}, updated_at = $${n + 3} WHERE id = 1`,
+          values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
+        });
+        await client.query('COMMIT');
+        client.off('error', ignore);
+        release();
       } catch (err) {
+        const lost = connectionLost(err);
+        if (!lost) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          client.off('error', ignore);
+        }
+        // A connection that broke is dropped from the pool, not reused.
+        release(lost ? err : undefined);
         throw mapped(err);
       }
     },
@@ -141,7 +186,7 @@ function postgresQueries(pool: PgPool): HotQueries {
   };
 }
 
-function mysqlQueries(pool: MysqlPool): HotQueries {
+function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
   const run = (sql: string, values: unknown[]) =>
     new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
   const findSql = USER_KEYS_SQL(() => '?');
@@ -150,8 +195,25 @@ function mysqlQueries(pool: MysqlPool): HotQueries {
     userWithKeys: async (userId) => lookupOf(userId, ((await run(findSql, [userId])) as Raw[])[0]),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      // One multi-row INSERT is atomic on InnoDB (autocommit).
-      await run(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
+      const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mapped(err)) : resolve(c))));
+      const q = (sql: string, values: unknown[] = []) =>
+        new Promise<unknown>((resolve, reject) => conn.query(sql, values, (err, r) => (err ? reject(err) : resolve(r))));
+      try {
+        await q('START TRANSACTION');
+        const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
+        await q(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
+        await q('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1', [head.seq, head.hash, new Date().toISOString()]);
+        await q('COMMIT');
+        conn.release();
+      } catch (err) {
+        // A connection that broke is dropped from the pool, not reused.
+        if (connectionLost(err)) conn.destroy();
+        else {
+          await q('ROLLBACK').catch(() => undefined);
+          conn.release();
+        }
+        throw mapped(err);
+      }
     },
     close: () => undefined,
   };

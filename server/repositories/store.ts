@@ -67,9 +67,12 @@ export class Store {
 
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
     const run = () =>
-      this.dataSource.transaction((m) => {
+      this.dataSource.transaction(async (m) => {
         const tx = new Repos(m);
-        return this.current.run(tx, () => fn(tx));
+        const result = await this.current.run(tx, () => fn(tx));
+        // Audit rows lock the chain head last, right before commit (server/audit/chain.ts).
+        await tx.audit.flush();
+        return result;
       });
     return this.driver === 'better-sqlite3' ? this.inSqliteTurn(run) : run().catch((err: unknown) => this.mapped(err));
   }

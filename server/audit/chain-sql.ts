@@ -1,0 +1,114 @@
+import type { DataSource } from 'typeorm';
+
+/** Raw reads of the audit chain for verify, seal and prune: placeholders and bigint params per driver. */
+export interface ChainSql {
+  /** The n-th placeholder. */
+  p(n: number): string;
+  /** A seq as a statement parameter (SQLite compares numbers; the others take the decimal string). */
+  seq(v: bigint): string | number;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export function chainSql(ds: DataSource): ChainSql {
+  const type = ds.options.type;
+  return {
+    p: (n) => (type === 'postgres' ? `$${n}` : '?'),
+    seq: (v) => (type === 'better-sqlite3' ? Number(v) : v.toString()),
+    query: (sql, params = []) => ds.query(sql, params),
+  };
+}
+
+export const AUDIT_ROW_COLUMNS = 'seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash, hash';
+
+/** A stored audit row as the chain sees it. */
+export interface StoredChainRow {
+  seq: bigint;
+  at: string;
+  requestId: string | null;
+  actor: string;
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  kekUri: string | null;
+  outcome: string;
+  detail: string | null;
+  prevHash: string | null;
+  hash: string | null;
+}
+
+const opt = (v: unknown) => (v == null ? null : String(v));
+
+export function storedRow(r: Record<string, unknown>): StoredChainRow {
+  return {
+    seq: BigInt(String(r.seq)),
+    at: String(r.at),
+    requestId: opt(r.request_id),
+    actor: String(r.actor),
+    action: String(r.action),
+    targetType: opt(r.target_type),
+    targetId: opt(r.target_id),
+    kekUri: opt(r.kek_uri),
+    outcome: String(r.outcome),
+    detail: opt(r.detail),
+    prevHash: opt(r.prev_hash),
+    hash: opt(r.hash),
+  };
+}
+
+/** Rows with seq > `after`, in seq order, a page at a time: constant memory however long the chain. */
+export async function* rowsAfter(sql: ChainSql, after: bigint, pageSize = 1000): AsyncGenerator<StoredChainRow> {
+  let cursor = after;
+  for (;;) {
+    const page = await sql.query(`SELECT ${AUDIT_ROW_COLUMNS} FROM audit_events WHERE seq > ${sql.p(1)} ORDER BY seq LIMIT ${pageSize}`, [sql.seq(cursor)]);
+    for (const r of page) {
+      const row = storedRow(r);
+      cursor = row.seq;
+      yield row;
+    }
+    if (page.length < pageSize) return;
+  }
+}
+
+export interface StoredSeal {
+  id: number;
+  kind: 'seal' | 'checkpoint';
+  seq: bigint;
+  hash: string;
+  envelope: string;
+}
+
+const sealOf = (r: Record<string, unknown>): StoredSeal => ({
+  id: Number(r.id),
+  kind: String(r.kind) as StoredSeal['kind'],
+  seq: BigInt(String(r.seq)),
+  hash: String(r.hash),
+  envelope: String(r.envelope),
+});
+
+/** Seals of `kind` with seq > `after`, in seq order, a page at a time. */
+export async function* sealsAfter(sql: ChainSql, kind: StoredSeal['kind'], after: bigint, pageSize = 500): AsyncGenerator<StoredSeal> {
+  let cursor = after;
+  for (;;) {
+    const page = await sql.query(
+      `SELECT id, kind, seq, hash, envelope FROM audit_seals WHERE kind = ${sql.p(1)} AND seq > ${sql.p(2)} ORDER BY seq LIMIT ${pageSize}`,
+      [kind, sql.seq(cursor)],
+    );
+    for (const r of page) {
+      const s = sealOf(r);
+      cursor = s.seq;
+      yield s;
+    }
+    if (page.length < pageSize) return;
+  }
+}
+
+/** The latest prune checkpoint, if rows were ever pruned. */
+export async function latestCheckpoint(sql: ChainSql): Promise<StoredSeal | undefined> {
+  const [r] = await sql.query(`SELECT id, kind, seq, hash, envelope FROM audit_seals WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`);
+  return r ? sealOf(r) : undefined;
+}
+
+export async function readHead(sql: ChainSql): Promise<{ seq: bigint; hash: string } | undefined> {
+  const [r] = await sql.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+  return r ? { seq: BigInt(String(r.seq)), hash: String(r.hash) } : undefined;
+}

@@ -1,0 +1,81 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { AuditEventEntity, type AuditEventRow } from '../../entities';
+import { chainHash, GENESIS_HASH } from './chain-hash';
+
+/**
+ * How audit rows join the chain (docs/operations.md, "Audit integrity"). Every writer, in one
+ * transaction: lock the single chain-head row, take seq = head.seq + 1…, hash each row over the
+ * previous one, insert, move the head. The head lock serialises writers across connections,
+ * workers and replicas, so seq order is commit order and has no gaps. Writers take it last, right
+ * before commit (Store.transaction flushes its audit rows then), to hold it briefly and never
+ * before another row lock (no lock-order deadlocks).
+ */
+
+export interface ChainHead {
+  seq: string;
+  hash: string;
+}
+
+export interface AuditChainOptions {
+  /** CS_AUDIT_CHAIN: off still numbers rows in commit order but leaves prev_hash/hash null (for measuring). */
+  enabled: boolean;
+}
+
+const options = new WeakMap<DataSource, AuditChainOptions>();
+
+/** Set once at boot (openStore); a data source nobody configured chains. */
+export function configureAuditChain(ds: DataSource, o: AuditChainOptions): void {
+  options.set(ds, o);
+}
+
+export function auditChainEnabled(ds: DataSource): boolean {
+  return options.get(ds)?.enabled ?? true;
+}
+
+/** Numbers and hashes `rows` after `head`, in place; returns the new head. */
+export function chainOnto(head: ChainHead, rows: AuditEventRow[], enabled: boolean): ChainHead {
+  let seq = BigInt(head.seq);
+  let hash = head.hash;
+  for (const r of rows) {
+    seq += 1n;
+    r.seq = seq.toString();
+    if (!enabled) {
+      r.prevHash = null;
+      r.hash = null;
+      continue;
+    }
+    r.prevHash = hash;
+    r.hash = hash = chainHash({ ...r, seq: r.seq, prevHash: hash });
+  }
+  // Off: the head keeps the last hash, so turning chaining back on links to a chained row's hash
+  // (verify still reports the unchained rows in between).
+  return { seq: seq.toString(), hash };
+}
+
+export const headOf = (r: Record<string, unknown> | undefined): ChainHead => {
+  if (!r) throw new Error('audit_chain_head has no row: run `crypto-server migrate`');
+  return { seq: String(r.seq), hash: String(r.hash ?? GENESIS_HASH) };
+};
+
+/**
+ * Appends `rows` to the chain inside the transaction `m` is bound to (the caller commits).
+ * SQLite: a write to the head first takes the database's write lock, so the read that follows sees
+ * the last commit of any other process; PostgreSQL/MariaDB: SELECT … FOR UPDATE (a locking read
+ * sees the latest committed head even under MariaDB's REPEATABLE READ).
+ */
+export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const type = m.connection.options.type;
+  const now = new Date().toISOString();
+  const p = (n: number) => (type === 'postgres' ? `$${n}` : '?');
+  let raw: Record<string, unknown>[];
+  if (type === 'better-sqlite3') {
+    await m.query(`UPDATE audit_chain_head SET updated_at = ? WHERE id = 1`, [now]);
+    raw = await m.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+  } else {
+    raw = await m.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE');
+  }
+  const head = chainOnto(headOf(raw[0]), rows, auditChainEnabled(m.connection));
+  await m.insert(AuditEventEntity, rows);
+  await m.query(`UPDATE audit_chain_head SET seq = ${p(1)}, hash = ${p(2)}, updated_at = ${p(3)} WHERE id = 1`, [head.seq, head.hash, now]);
+}
