@@ -234,7 +234,8 @@ function failures(r: LoadResult): string {
 }
 
 function progress(r: Row): void {
-  console.error(`  ${r.path}: ${r.cs.rps.toFixed(0)} req/s, p99 ${ms(r.cs.p99ms)} ms${r.limit ? `; limit ${r.limit.rps.toFixed(0)} req/s` : ''}`);
+  const cpu = r.cs.cpuMsPerRequest === undefined ? '' : `, server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`;
+  console.error(`  ${r.path}: ${r.cs.rps.toFixed(0)} req/s, p99 ${ms(r.cs.p99ms)} ms${cpu}${r.limit ? `; limit ${r.limit.rps.toFixed(0)} req/s` : ''}`);
 }
 
 function printTable(database: BenchDatabase, server: RunningServer, rows: Row[]): void {
@@ -243,7 +244,8 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     const limit = r.limit ? `${r.limit.rps.toFixed(0)} | ${ms(r.limit.p50ms)} / ${ms(r.limit.p99ms)} | ${(r.cs.rps / r.limit.rps).toFixed(2)}` : '— | — | —';
-    const notes = [failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
+    const cpu = r.cs.cpuMsPerRequest === undefined ? '' : `server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`;
+    const notes = [cpu, failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
     console.log(`| ${r.path} | ${r.connections} | ${r.cs.rps.toFixed(r.cs.rps < 10 ? 1 : 0)} | ${ms(r.cs.p50ms)} | ${ms(r.cs.p99ms)} | ${limit} | ${mb(r.cs.rssBytes)} | ${r.cs.ok} | ${notes} |`);
   }
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { runNode, treeRss } from './processes';
+import { runNode, treeCpuMs, treeRss } from './processes';
 
 /** What the load generator process is asked to do. */
 export interface LoadSpec {
@@ -32,6 +32,8 @@ export interface LoadResult {
   latencies: number[];
   /** Highest resident memory of the target process tree seen while the load ran, bytes. */
   rssBytes?: number;
+  /** CPU time the target process tree used per answered request (2xx or not), ms. */
+  cpuMsPerRequest?: number;
 }
 
 /** Throughput and percentiles from the 2xx response times (any order) of a run of `seconds`. */
@@ -46,17 +48,22 @@ export function combine(a: LoadResult, b: LoadResult): LoadResult {
   const statuses = { ...a.statuses };
   for (const [code, n] of Object.entries(b.statuses)) statuses[code] = (statuses[code] ?? 0) + n;
   const r = summarize([...a.latencies, ...b.latencies], { failed: a.failed + b.failed, statuses, seconds: a.seconds + b.seconds });
-  return { ...r, rssBytes: Math.max(a.rssBytes ?? 0, b.rssBytes ?? 0) || undefined };
+  const n = (x: LoadResult) => x.ok + x.failed;
+  const cpu = a.cpuMsPerRequest !== undefined && b.cpuMsPerRequest !== undefined && n(a) + n(b) > 0 ? (a.cpuMsPerRequest * n(a) + b.cpuMsPerRequest * n(b)) / (n(a) + n(b)) : undefined;
+  return { ...r, rssBytes: Math.max(a.rssBytes ?? 0, b.rssBytes ?? 0) || undefined, cpuMsPerRequest: cpu };
 }
 
 /** Runs the load generator as its own process against `spec`, sampling the RSS of `targetPid`. */
 export async function runLoad(spec: LoadSpec, targetPid?: number): Promise<LoadResult> {
   let rss = targetPid ? treeRss(targetPid) : 0;
+  const cpuBefore = targetPid ? treeCpuMs(targetPid) : 0;
   const sampler = targetPid ? setInterval(() => (rss = Math.max(rss, treeRss(targetPid))), 250) : undefined;
   try {
     const out = await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec));
     const result = JSON.parse(out) as LoadResult;
-    return targetPid ? { ...result, rssBytes: Math.max(rss, treeRss(targetPid)) } : result;
+    if (!targetPid) return result;
+    const answered = result.ok + result.failed;
+    return { ...result, rssBytes: Math.max(rss, treeRss(targetPid)), cpuMsPerRequest: answered ? (treeCpuMs(targetPid) - cpuBefore) / answered : undefined };
   } finally {
     if (sampler) clearInterval(sampler);
   }
