@@ -7,6 +7,7 @@ import { Store } from './repositories/store';
 import type { Logger } from './log';
 import type { AppDeps } from './http/app';
 import { ConfigError } from './errors';
+import { configureAuditChain } from './audit/chain';
 
 export interface BootOptions {
   /** Tells the operator what was created or done (printed by serve). */
@@ -53,5 +54,6 @@ export async function openStore(config: Readonly<Config>): Promise<Store> {
   } catch (err) {
     throw new ConfigError(`CS_DATABASE_URL: cannot connect to the ${config.database.type} database (${(err as Error).message.split('\n')[0]})`);
   }
+  configureAuditChain(ds, { enabled: config.auditIntegrity.chain });
   return new Store(ds, config.database.pool);
 }

@@ -9,13 +9,14 @@ import { keyConnectorConfig, keyConnectorEnv } from './key-connector';
 import { backendConfig, backendEnv } from './backend';
 import { adminConfig, adminEnv } from './admin';
 import { auditConfig, auditEnv } from './audit';
+import { auditIntegrityConfig, auditIntegrityEnv } from './audit-integrity';
 
 /**
  * Configuration is parsed once at boot from environment variables (optionally a JSON file named
  * by CS_CONFIG_FILE, which the environment overrides), validated, typed and frozen.
  * Each section adds its env schema and its mapper here, one line each.
  */
-const envSchema = coreEnv.extend(kmsEnv.shape).extend(authEnvSchema.shape).extend(scimEnv.shape).extend(keyConnectorEnv.shape).extend(backendEnv.shape).extend(adminEnv.shape).extend(auditEnv.shape);
+const envSchema = coreEnv.extend(kmsEnv.shape).extend(authEnvSchema.shape).extend(scimEnv.shape).extend(keyConnectorEnv.shape).extend(backendEnv.shape).extend(adminEnv.shape).extend(auditEnv.shape).extend(auditIntegrityEnv.shape);
 
 const SECRET_SETTINGS = new Set([...CORE_SECRETS, ...KMS_SECRET_SETTINGS, ...SCIM_SECRET_SETTINGS]);
 
@@ -39,6 +40,7 @@ function build(e: Env) {
     ...backendConfig(e),
     ...adminConfig(e),
     ...auditConfig(e),
+    ...auditIntegrityConfig(e),
   };
 }
 
