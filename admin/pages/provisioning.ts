@@ -28,7 +28,7 @@ export async function provisioningPage(svc: ConsoleServices, csrf: string): Prom
     });
     const series: Series[] = scimTokens
       .filter((t) => byToken.has(t.id))
-      .map((t) => ({ name: t.name, points: [...byToken.get(t.id)!.hours].sort((a, b) => a[0] - b[0]).map(([h, n]) => ({ t: h + HOUR_MS / 2, v: n })) }));
+      .map((t) => ({ name: t.name, points: [...byToken.get(t.id)!.hours].sort((a, b) => a[0] - b[0]).map(([h, n]) => ({ t: Math.min(h + HOUR_MS / 2, now), v: n })) }));
     return html`${table(['token', 'id', 'state', 'changes (24 h)', 'errors (24 h)', 'last seen'], rows, 'no SCIM tokens yet: crypto-server token create --scope scim')}
 ${lineChart({ title: 'Audited SCIM changes per hour, last 24 hours', unit: 'events', series, from: now - DAY_MS, to: now })}`;
   });

@@ -35,7 +35,7 @@ export async function statusPage(svc: ConsoleServices): Promise<Html> {
   });
   const cfg = svc.deps.config;
   const server = await widget('Server', async () =>
-    table(['', ''], [
+    table(['', 'this process'], [
       ['version', packageVersion()],
       ['database', svc.deps.store.driver],
       ['workers in this replica', cfg.server.workers === undefined ? 'one per CPU (CS_WORKERS unset)' : String(cfg.server.workers)],
