@@ -7,6 +7,7 @@ export * from './group-key-version';
 export * from './kek';
 export * from './audit-event';
 export * from './audit-chain';
+export * from './audit-forward-cursor';
 export * from './auth';
 export * from './scim';
 export * from './key-connector-user-key';
@@ -20,6 +21,7 @@ import { GroupKeyVersionEntity, GroupMemberKeyEntity } from './group-key-version
 import { KekEntity } from './kek';
 import { AuditEventEntity } from './audit-event';
 import { AuditChainHeadEntity, AuditSealEntity } from './audit-chain';
+import { AuditForwardCursorEntity } from './audit-forward-cursor';
 import { AuthCodeEntity, SamlRequestEntity, SigningKeyEntity } from './auth';
 import { SCIM_ENTITIES } from './scim';
 import { KeyConnectorUserKeyEntity } from './key-connector-user-key';
@@ -27,4 +29,4 @@ import { IdempotencyEntity } from './backend';
 import { GroupRotationTurnEntity } from './group-rotation-turn';
 
 /** Every entity the data source knows. New entities are added here, one line each. */
-export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity, IdempotencyEntity, GroupRotationTurnEntity, AuditChainHeadEntity, AuditSealEntity];
+export const ENTITIES = [UserEntity, UserKeysEntity, GroupEntity, GroupKeysEntity, GroupMemberEntity, GroupKeyVersionEntity, GroupMemberKeyEntity, KekEntity, AuditEventEntity, SamlRequestEntity, AuthCodeEntity, SigningKeyEntity, ...SCIM_ENTITIES, KeyConnectorUserKeyEntity, IdempotencyEntity, GroupRotationTurnEntity, AuditChainHeadEntity, AuditSealEntity, AuditForwardCursorEntity];

@@ -3,6 +3,7 @@ import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import { AuditEventEntity, type AuditEventRow } from '../../entities';
 import { ValidationError } from '../errors';
 import type { Store } from '../repositories/store';
+import { ownWrites } from '../repositories/runner';
 
 /**
  * Reading the audit log: filtered search with keyset paging (newest first) for the CLI and the
@@ -141,6 +142,57 @@ export async function streamAudit(store: Store, filters: AuditFiltersInput, onRo
   return n;
 }
 
+/** How many rows match (for a progress bar's total). */
+export async function countAudit(store: Store, filters: AuditFiltersInput): Promise<number> {
+  const f = parseAuditFilters(filters);
+  return committedRead(store, (m) => filtered(m, f).getCount());
+}
+
+/**
+ * Up to `limit` rows after `afterSeq` in seq order — commit order (server/audit/chain.ts): a row
+ * with a larger seq is committed after every smaller one, so a reader that follows seq misses none.
+ */
+export async function auditAfterSeq(store: Store, afterSeq: number, limit: number): Promise<AuditEventRow[]> {
+  const rows = await committedRead(store, (m) => m.createQueryBuilder(AuditEventEntity, 'a').where('a.seq > :afterSeq', { afterSeq }).orderBy('a.seq', 'ASC').limit(limit).getMany());
+  return rows.map(normalised);
+}
+
+/** The largest seq stored, 0 when there is none. */
+export async function lastAuditSeq(store: Store): Promise<number> {
+  const r = await committedRead(store, (m) => m.createQueryBuilder(AuditEventEntity, 'a').select('MAX(a.seq)', 'max').getRawOne<{ max: string | number | null }>());
+  return Number(r?.max ?? 0);
+}
+
+/**
+ * The JSON form of an event, the same in exports, `tail --json` and forwarding: stable field
+ * names, detail as an object, and the chain fields (seq, prevHash, hash) for a SIEM to check.
+ */
+export function auditEventJson(r: AuditEventRow): Record<string, unknown> {
+  let detail: unknown = r.detail;
+  if (r.detail !== null) {
+    try {
+      detail = JSON.parse(r.detail);
+    } catch {
+      // Stored as written; a row edited by hand may hold anything.
+    }
+  }
+  return {
+    seq: r.seq === undefined || r.seq === null ? null : Number(r.seq),
+    id: Number(r.id),
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    outcome: r.outcome,
+    targetType: r.targetType,
+    targetId: r.targetId,
+    requestId: r.requestId,
+    kekUri: r.kekUri,
+    detail,
+    prevHash: r.prevHash ?? null,
+    hash: r.hash ?? null,
+  };
+}
+
 function filtered(m: EntityManager, f: AuditFilters): SelectQueryBuilder<AuditEventRow> {
   const q = m.createQueryBuilder(AuditEventEntity, 'a').where('1 = 1');
   if (f.actor !== undefined) q.andWhere('a.actor = :actor', { actor: f.actor });
@@ -157,13 +209,10 @@ function filtered(m: EntityManager, f: AuditFilters): SelectQueryBuilder<AuditEv
 
 /**
  * On SQLite the server's single connection may be inside another call chain's open transaction; a
- * plain read there would see rows that may yet roll back. Reading in the store's turn sees only
- * committed rows. Other engines read on a pooled connection of their own.
+ * plain read there would see rows that may yet roll back. `ownWrites` reads in the store's turn
+ * there, so only committed rows are seen; other engines read on a pooled connection of their own.
  */
-export function committedRead<T>(store: Store, fn: (m: EntityManager) => Promise<T>): Promise<T> {
-  if (store.driver === 'better-sqlite3' && !store.inTransaction) return store.transaction((tx) => fn(tx.manager));
-  return fn(store.repos.manager);
-}
+export const committedRead = <T>(store: Store, fn: (m: EntityManager) => Promise<T>): Promise<T> => ownWrites(store, (m) => m)(fn);
 
 /** The same types whatever the engine: id a number; seq (BIGINT) a string, as PostgreSQL and MariaDB return it. */
 function normalised(r: AuditEventRow): AuditEventRow {

@@ -122,6 +122,23 @@ describe.each(testDatabaseNames())('audit search on %s', (kind) => {
     expect(rest).toEqual(['group.rotate', 'password-key.unwrap']);
   });
 
+  it('its migration (indexes, forwarding cursors) reverts and applies again', async () => {
+    const ds = store.dataSource;
+    const last = await ds.query('SELECT name FROM migrations ORDER BY id DESC LIMIT 1');
+    expect(last[0].name).toBe('AuditReading1764710000000');
+    await ds.undoLastMigration({ transaction: 'each' });
+    expect(await ds.createQueryRunner().hasTable('audit_forward_cursors')).toBe(false);
+    expect(await store.migrate()).toEqual(['AuditReading1764710000000']);
+    const runner = ds.createQueryRunner();
+    try {
+      const indexes = (await runner.getTable('audit_events'))!.indices.map((i) => i.name);
+      expect(indexes).toEqual(expect.arrayContaining(['ix_audit_events_actor_id', 'ix_audit_events_action_id', 'ix_audit_events_request']));
+      expect(await runner.hasTable('audit_forward_cursors')).toBe(true);
+    } finally {
+      await runner.release();
+    }
+  });
+
   it('refuses bad filters and pages with a message naming the field', async () => {
     const refused = async (f: unknown, p: unknown = {}) => {
       const err = await searchAudit(store, f as never, p as never).catch((e: unknown) => e);
