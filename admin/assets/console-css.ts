@@ -11,7 +11,8 @@ nav a[aria-current=page]{background:var(--accent);color:#fff}
 main{max-width:72rem;margin:0 auto;padding:1rem 1.2rem 3rem}
 h1{font-size:1.5rem;margin:.6rem 0 1rem}h2{font-size:1.15rem;margin:1.6rem 0 .6rem}h3{font-size:1rem}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line);font-size:.9rem}
-th,td{text-align:left;padding:.35rem .55rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+th,td{text-align:left;padding:.35rem .55rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:break-word}
+td{max-width:28rem}
 th{background:#eef1f4;font-weight:600}
 code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f4;padding:.05rem .3rem;border-radius:4px;overflow-wrap:anywhere}
 .ok{color:var(--ok);font-weight:600}.missing{color:var(--bad);font-weight:600}.unknown{color:var(--warn)}

@@ -23,15 +23,26 @@ function detailOf(detail: string | null, key: string): string {
 
 /** Recent sign-ins and refusals with their reason, from the audit trail. */
 export async function signInsPage(svc: ConsoleServices): Promise<Html> {
-  const row = (e: { at: string; action: string; outcome: string; actor: string; targetId: string | null; detail: string | null }) => [
+  const names = new Map<string, string>();
+  const nameOf = async (id: string | null) => {
+    if (!id) return undefined;
+    if (!names.has(id)) names.set(id, (await svc.deps.store.repos.users.findById(id))?.userName ?? id);
+    return names.get(id);
+  };
+  const load = async (outcome?: 'refused') => {
+    const events = await svc.queries.signIns(50, outcome);
+    for (const e of events) await nameOf(e.targetType === 'user' ? e.targetId : null);
+    return events.map(row);
+  };
+  const row = (e: { at: string; action: string; outcome: string; actor: string; targetType: string | null; targetId: string | null; detail: string | null }) => [
     e.at,
     e.action,
     html`<span class="${e.outcome === 'success' ? 'ok' : 'missing'}">${e.outcome}</span>`,
-    e.targetId ?? e.actor,
+    (e.targetType === 'user' && e.targetId ? names.get(e.targetId) : undefined) ?? e.targetId ?? e.actor,
     detailOf(e.detail, 'client') || detailOf(e.detail, 'nameId'),
     reasonOf(e.detail),
   ];
-  const refused = await widget('Refused sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], (await svc.queries.signIns(50, 'refused')).map(row), 'none'));
-  const recent = await widget('Recent sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], (await svc.queries.signIns(50)).map(row), 'none'));
+  const refused = await widget('Refused sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], await load('refused'), 'none'));
+  const recent = await widget('Recent sign-ins', async () => table(['at', 'step', 'outcome', 'who', 'client / NameID', 'reason'], await load(), 'none'));
   return html`<h2>Refusals</h2>${refused}<h2>All recent sign-in steps</h2>${recent}<p class="note">Search everything in <a href="/admin/audit">Audit</a>.</p>`;
 }

@@ -24,7 +24,11 @@ export async function statusPage(svc: ConsoleServices): Promise<Html> {
   const chart = await widget('KMS latency', async () => {
     await svc.latency.sample();
     const now = Date.now();
-    return html`<h2>KMS latency, last hour</h2>${lineChart({ title: 'Mean KMS call latency', unit: 'ms', series: svc.latency.series(now), from: now - HOUR_MS, to: now })}
+    const series = svc.latency.series(now);
+    // A process younger than an hour draws from its first sample, so early points do not pile up at the edge.
+    const first = Math.min(...series.flatMap((s) => s.points.map((p) => p.t)));
+    const from = Number.isFinite(first) ? Math.max(now - HOUR_MS, first - Math.max(1_000, (now - first) / 10)) : now - HOUR_MS;
+    return html`<h2>KMS latency, last hour</h2>${lineChart({ title: from > now - HOUR_MS ? 'Mean KMS call latency (since this process started)' : 'Mean KMS call latency', unit: 'ms', series, from, to: now })}
 <p class="note">From this process's KMS call metrics (sampled every 10 s) and the console's KEK checks.</p>`;
   });
   const signing = await widget('Signing key', async () => {

@@ -13,6 +13,8 @@ import { ownWrites } from '../../server/repositories/runner';
 import { createSqlite, type TestDatabase } from '../support/databases';
 import { listen, type Listening } from '../support/http-server';
 import { TestIdp } from '../support/saml-idp';
+import { VaultEmulator } from '../emulators/vault';
+import { latencyHistory } from '../../admin/latency-history';
 
 /**
  * The console in headless Chromium: an administrator (member of the configured SCIM group) signs
@@ -29,6 +31,7 @@ describe('administrator console in a real browser', () => {
   let db: TestDatabase;
   let crypto: Listening;
   let idp: TestIdp;
+  let vault: VaultEmulator;
   let browser: Browser;
   let deps: Awaited<ReturnType<typeof boot>>;
   let adminId: string;
@@ -43,8 +46,14 @@ describe('administrator console in a real browser', () => {
     crypto = await listen((req, res) => handler(req, res), '127.0.0.1');
     idp = await TestIdp.start({ spEntityId: `${crypto.url}/auth/saml/metadata` });
     db = await createSqlite();
+    // The KEK in a Vault (emulated): its adapter reports call latency, which the Status chart draws.
+    vault = await new VaultEmulator().start();
+    vault.addKey('kek');
     const config = loadConfig({
       CS_DATABASE_URL: db.url,
+      CS_KEK_URI: `vault-transit://${vault.hostPort}/transit/keys/kek`,
+      CS_VAULT_TOKEN: 'root-test-token',
+      CS_VAULT_SCHEME: 'http',
       CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64'),
       CS_LOG_LEVEL: 'silent',
       CS_PUBLIC_URL: crypto.url,
@@ -64,9 +73,12 @@ describe('administrator console in a real browser', () => {
     // Provisioning activity by a SCIM token the IdP would use: some changes, one refusal.
     const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
     scimToken = (await tokens.create({ name: 'Entra ID', scope: 'scim' })).token;
-    for (const name of ['carol', 'dave', 'erin']) {
+    // Each creation wraps keys with the KEK; sampling between them (as the 10 s timer would) draws the latency over time.
+    for (const name of ['carol', 'dave', 'erin', 'frank', 'grace']) {
       const res = await scim('POST', '/Users', scimToken, { schemas: [SCIM_USER], userName: `${name}@example.com` });
       expect(res.status).toBe(201);
+      await latencyHistory.sample();
+      await new Promise((r) => setTimeout(r, 200));
     }
     expect((await scim('POST', '/Users', scimToken, { schemas: [SCIM_USER], userName: 'carol@example.com' })).status).toBe(409);
 
@@ -79,7 +91,7 @@ describe('administrator console in a real browser', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await Promise.all([crypto?.close(), idp?.close()]);
+    await Promise.all([crypto?.close(), idp?.close(), vault?.close()]);
     await deps?.close();
     await db?.drop();
   });
@@ -105,6 +117,12 @@ describe('administrator console in a real browser', () => {
   const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
   test('an administrator signs in, walks every page, creates and revokes a token', async () => {
+    // Someone the IdP knows but SCIM never provisioned: refused at the ACS, with the reason audited.
+    const strangers = await browser.newContext();
+    const refusedPage = await signIn(strangers, 'nobody@example.com');
+    expect(await refusedPage.textContent('#reason')).toContain('not provisioned');
+    await strangers.close();
+
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     try {
       const page = await signIn(context, 'ada@example.com');
@@ -125,14 +143,15 @@ describe('administrator console in a real browser', () => {
       await page.click('nav >> text=Status');
       expect(await page.textContent('h1')).toBe('Status');
       expect(await page.textContent('main')).toMatch(/database \(better-sqlite3\)\s*ok/);
-      expect(await page.textContent('main')).toMatch(/local:\/\/default\s*ok/);
-      expect(await page.locator('figure.chart svg circle.point').count()).toBeGreaterThan(0);
+      expect(await page.textContent('main')).toMatch(/vault-transit:\/\/\S+\s*ok/);
+      expect(await page.locator('figure.chart svg circle.point').count()).toBeGreaterThanOrEqual(5);
+      expect(await page.textContent('figure.chart .legend')).toContain('vault-transit');
       expect(await page.textContent('main')).toMatch(/kid \S+, created/);
       await shot(page, 'status');
 
       await page.click('nav >> text=Provisioning');
       const entra = page.locator('table tr:has-text("Entra ID")').first();
-      expect(await entra.locator('td').nth(3).textContent()).toBe('3'); // three users created
+      expect(await entra.locator('td').nth(3).textContent()).toBe('5'); // five users created
       expect(Number(await entra.locator('td').nth(4).textContent())).toBeGreaterThanOrEqual(0);
       expect(await page.locator('figure.chart svg circle.point').count()).toBeGreaterThan(0);
       await shot(page, 'provisioning');
@@ -140,6 +159,8 @@ describe('administrator console in a real browser', () => {
       await page.click('nav >> text=Sign-ins');
       const firstSignIn = page.locator('table').last().locator('tbody tr:has-text("admin.login")').first();
       expect(await firstSignIn.textContent()).toContain('success');
+      const refusal = page.locator('table').first().locator('tbody tr:has-text("nobody@example.com")').first();
+      expect(await refusal.textContent()).toContain('no provisioned user matches');
       await shot(page, 'sign-ins');
 
       await page.click('nav >> text=Audit');
@@ -147,7 +168,7 @@ describe('administrator console in a real browser', () => {
       await page.click('form.filters button[type=submit]');
       expect(page.url()).toContain('action=user.provision');
       const rows = page.locator('main table tbody tr');
-      expect(await rows.count()).toBeGreaterThanOrEqual(5); // ada, ben, carol, dave, erin
+      expect(await rows.count()).toBeGreaterThanOrEqual(7); // ada, ben and five by SCIM
       for (const cell of await rows.locator('td:nth-child(4)').allTextContents()) expect(cell).toBe('user.provision');
       const exportHref = await page.getAttribute('#audit-export', 'href');
       expect(exportHref).toBe('/admin/audit/export?action=user.provision');
