@@ -14,6 +14,9 @@ export interface UserProjection extends Omit<NewUser, 'attributes'> {
   attributes: Json;
 }
 
+/** What a SCIM User resource shows of its row (list pages read only these columns). */
+export type ListedUser = Pick<UserRow, 'id' | 'userName' | 'externalId' | 'active' | 'scimAttributes' | 'createdAt' | 'updatedAt' | 'version'>;
+
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
 /** Drops what is ours to set (id, meta, schemas, key extensions) from a coerced SCIM object. */
@@ -49,7 +52,7 @@ export function projectUser(resource: Json): UserProjection {
   };
 }
 
-export function userResource(row: UserRow, keys: UserKeysRow | undefined, groups?: { groupId: string; display: string }[], basepath = ''): Json {
+export function userResource(row: ListedUser, keys: UserKeysRow | undefined, groups?: { groupId: string; display: string }[], basepath = ''): Json {
   const profile = JSON.parse(row.scimAttributes || '{}') as Json;
   return {
     ...profile,

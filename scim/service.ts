@@ -10,6 +10,7 @@ import type { KeyService } from '../server/keys/key-service';
 import type { GroupChangeResult, MemberChange } from '../server/keys/group-key-service';
 import type { OpContext } from '../server/keys/types';
 import type { Repos, Store } from '../server/repositories/store';
+import { coerceInbound } from './coerce';
 import { ScimError } from './errors';
 import { filterToSql, parseFilter, sortColumn, type ColumnMap, type SqlDialect } from './filter-sql';
 import { applyPatch, normaliseResourceBody } from './idp-quirks';
@@ -110,7 +111,7 @@ export class ScimService {
 
   private coerceUser(body: Json): ReturnType<typeof projectUser> {
     const input = normaliseResourceBody(body, SCIMMY.Schemas.User.definition);
-    const coerced = plain(new SCIMMY.Schemas.User(input, 'in'));
+    const coerced = coerceInbound(SCIMMY.Schemas.User, input);
     const p = projectUser(coerced);
     if (!p.userName.trim()) throw new ScimError(400, 'invalidValue', 'userName is required');
     checkLimits('User', p.attributes);
@@ -240,7 +241,7 @@ export class ScimService {
 
   private coerceGroup(body: Json): { displayName: string; externalId: string | null; attributes: Json; memberIds: string[] } {
     const input = normaliseResourceBody(body, SCIMMY.Schemas.Group.definition);
-    const coerced = plain(new SCIMMY.Schemas.Group(input, 'in'));
+    const coerced = coerceInbound(SCIMMY.Schemas.Group, input);
     const profile = profileOf(coerced);
     const displayName = typeof profile.displayName === 'string' ? profile.displayName.trim() : '';
     if (!displayName) throw new ScimError(400, 'invalidValue', 'displayName is required');

@@ -6,6 +6,8 @@
 import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow, type UserKeysRow, type UserRow } from '../../entities';
 import type { ColumnMap, SqlCondition, SqlDialect } from '../filter-sql';
+import type { ListedUser } from '../resources';
+import { knownTotal, listUserPage } from './user-list';
 
 /** SCIM attribute path (lower-case) → column, for filters and sortBy on /Users. */
 export const USER_COLUMNS: ColumnMap = {
@@ -66,16 +68,6 @@ function page<T extends object>(qb: SelectQueryBuilder<T>, q: ListQuery, alias: 
   return qb.offset(q.startIndex - 1).limit(q.count);
 }
 
-/**
- * The total when the page itself tells it: a page that is neither full nor empty ends the list
- * (filters on unique columns, like Entra's and Okta's eq lookups, never need a COUNT); else undefined.
- */
-function knownTotal(q: ListQuery, rows: number): number | undefined {
-  if (q.count > 0 && rows > 0 && rows < q.count) return q.startIndex - 1 + rows;
-  if (q.count > 0 && rows === 0 && q.startIndex === 1) return 0;
-  return undefined;
-}
-
 function countWhere<T extends object>(qb: SelectQueryBuilder<T>, q: ListQuery): Promise<number> {
   if (q.where) qb.andWhere(q.where.sql, q.where.params);
   return qb.getCount();
@@ -88,25 +80,9 @@ export class ScimQueries {
     return dialectOf(this.m);
   }
 
-  /** A page of live users with their key rows (one query), and the total. */
-  async listUsers(q: ListQuery): Promise<{ total: number; rows: UserRow[]; keys: Map<string, UserKeysRow> }> {
-    const base = () => this.m.createQueryBuilder(UserEntity, 'u').where('u.deleted_at IS NULL');
-    const withKeys = (qb: SelectQueryBuilder<UserRow>) => qb.leftJoinAndMapOne('u.keys', UserKeysEntity.options.name, 'k', 'k.user_id = u.id');
-    let rows: (UserRow & { keys?: UserKeysRow })[] = [];
-    if (q.count > 0 && q.startIndex === 1) rows = await page(withKeys(base()), q, 'u').getMany();
-    else if (q.count > 0) {
-      // Deep pages: skip over ids alone (from the index), then read the page's rows and keys.
-      const ids = (await page(base().select('u.id', 'id'), q, 'u').getRawMany<{ id: string }>()).map((r) => r.id);
-      const found = ids.length ? await withKeys(base()).andWhere('u.id IN (:...pageIds)', { pageIds: ids }).getMany() : [];
-      const byId = new Map(found.map((r) => [r.id, r]));
-      rows = ids.map((id) => byId.get(id)).filter((r): r is UserRow & { keys?: UserKeysRow } => r !== undefined);
-    }
-    const keys = new Map<string, UserKeysRow>();
-    for (const r of rows) {
-      if (r.keys) keys.set(r.id, r.keys);
-      delete r.keys;
-    }
-    return { total: knownTotal(q, rows.length) ?? (await countWhere(base(), q)), rows, keys };
+  /** A page of live users with their key rows (one statement), and the total (user-list.ts). */
+  listUsers(q: ListQuery): Promise<{ total: number; rows: ListedUser[]; keys: Map<string, UserKeysRow> }> {
+    return listUserPage(this.m, this.dialect, q);
   }
 
   async listGroups(q: ListQuery): Promise<{ total: number; rows: GroupRow[] }> {

@@ -2,13 +2,32 @@ import type { EntityManager } from 'typeorm';
 import { UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../../entities';
 import { mappingUniqueness } from './db-errors';
 
+const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
+const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
+
+function placeholders(type: string, n: number): string {
+  return Array.from({ length: n }, (_, i) => (type === 'postgres' ? `$${i + 1}` : '?')).join(', ');
+}
+
 export class UsersRepository {
   constructor(private readonly m: EntityManager) {}
 
+  /**
+   * Plain parameterised INSERTs (issue 10: TypeORM's insert query building was a tenth of a SCIM
+   * create's CPU). Runs on the caller's manager, so it stays inside its transaction.
+   */
   async insert(user: UserRow, keys: UserKeysRow): Promise<void> {
+    const type = this.m.connection.options.type;
+    // better-sqlite3 binds no booleans.
+    const active = type === 'better-sqlite3' ? (user.active ? 1 : 0) : user.active;
     await mappingUniqueness('user', async () => {
-      await this.m.insert(UserEntity, user);
-      await this.m.insert(UserKeysEntity, keys);
+      await this.m.query(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)})`, [
+        user.id, user.userName, user.userNameNorm, user.externalId, user.displayName, user.email, user.givenName, user.familyName,
+        active, user.scimAttributes, user.createdAt, user.updatedAt, user.deletedAt, user.version,
+      ]);
+      await this.m.query(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7)})`, [
+        keys.userId, keys.keyAlg, keys.publicJwk, keys.privateJwe, keys.wrappedPasswordKey, keys.kekUri, keys.createdAt,
+      ]);
     });
   }
 
