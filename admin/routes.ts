@@ -7,6 +7,7 @@ import { codeDigest, verifyPkce } from '../server/auth/pkce';
 import { InternalError, ValidationError } from '../server/errors';
 import { logError, toAppError } from '../server/http/problem';
 import { signInRateLimit } from '../server/http/rate-limit';
+import { auditEventJson } from '../server/audit/search';
 import { html, page, type Html } from './html';
 import { ConsoleServices } from './services';
 import { cookie, csrfMatches, mintSession, readCookie, readSession, SESSION_COOKIE, SIGN_IN_COOKIE, type AdminSession, type SessionOptions } from './session';
@@ -202,7 +203,7 @@ export function adminRoutes(deps: AppDeps, auth: AuthServices): Router {
           res.status(200).type('application/x-ndjson').set('Content-Disposition', `attachment; filename="audit-${new Date().toISOString().slice(0, 10)}.jsonl"`);
           started = true;
         }
-        if (!res.write(`${JSON.stringify(row)}\n`)) await new Promise((resolve) => res.once('drain', resolve));
+        if (!res.write(`${JSON.stringify(auditEventJson(row))}\n`)) await new Promise((resolve) => res.once('drain', resolve));
       });
       if (!started) res.status(200).type('application/x-ndjson').set('Content-Disposition', 'attachment; filename="audit.jsonl"');
       res.end();

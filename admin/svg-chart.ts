@@ -23,7 +23,7 @@ export function lineChart(opts: { title: string; unit: string; series: Series[];
     return html`<g class="series s${i % 6}"><title>${s.name}</title><polyline points="${pts}"/>${s.points.map((p) => html`<circle class="point" cx="${fmt(x(p.t))}" cy="${fmt(y(p.v))}" r="2.5"><title>${s.name}: ${round(p.v)} ${opts.unit} at ${new Date(p.t).toISOString()}</title></circle>`)}</g>`;
   });
   // Spans over half a day name the date as well.
-  const clock = (t: number) => new Date(t).toISOString().slice(span > 43_200_000 ? 5 : 11, 16).replace('T', ' ');
+  const clock = (t: number) => new Date(t).toISOString().slice(span > 43_200_000 ? 5 : 11, span < 600_000 ? 19 : 16).replace('T', ' ');
   return html`<figure class="chart" data-points="${all.length}"><figcaption>${opts.title}</figcaption>
 <svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${opts.title}" xmlns="http://www.w3.org/2000/svg">
 <line class="axis" x1="${PAD.l}" y1="${H - PAD.b}" x2="${W - PAD.r}" y2="${H - PAD.b}"/><line class="axis" x1="${PAD.l}" y1="${PAD.t}" x2="${PAD.l}" y2="${H - PAD.b}"/>
