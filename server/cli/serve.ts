@@ -8,6 +8,7 @@ import { boot } from '../boot';
 import { createRequestListener } from '../http/app';
 import { ConfigError } from '../errors';
 import { startScimWorkers } from '../../scim/workers';
+import { startAuditSealing } from '../audit/seal-schedule';
 import type { Config } from '../config';
 import { runPrimary, runWorker, isWorker } from '../cluster';
 import { availableParallelism } from 'node:os';
@@ -46,6 +47,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
     throw err;
   });
   const workers = startScimWorkers(deps);
+  const sealing = startAuditSealing(deps);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `${config.server.tls ? 'https' : 'http'}://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
@@ -59,6 +61,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
       // Requests are done: background work, then KMS sessions and the pool (after the audit batch).
       const closed = await closeWithin(async () => {
         await workers.stop();
+        await sealing.stop();
         await deps.close();
       }, CLOSE_BOUND_MS, log);
       if (!closed) log.error({ boundMs: CLOSE_BOUND_MS }, 'shutdown: closing KMS sessions and the database did not finish in time');
@@ -98,7 +101,15 @@ export function registerServe(program: Command): void {
       if (isWorker()) {
         // Start-up output and failures are reported by the primary, once for all workers.
         // One graceful stop per worker: on Ctrl-C a worker gets SIGINT and the primary's SIGTERM.
-        return runWorker(() => serve(process.env, () => undefined).then((r) => ({ url: r.url, stop: () => r.stop().then(() => undefined) })));
+        return runWorker(() =>
+          serve(process.env, () => undefined).then((r) => ({
+            url: r.url,
+            stop: () =>
+              r.stop().then((closed) => {
+                if (!closed) throw new Error('closing did not finish'); // the worker exits 1
+              }),
+          })),
+        );
       }
       const config = loadConfig();
       const workers = workerCount(config);
