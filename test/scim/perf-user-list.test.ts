@@ -1,0 +1,123 @@
+/**
+ * The plain-SQL user list (scim/repositories/user-list.ts, issue 10): named filter parameters
+ * become positional ones without touching quoted literals; on each database, pages (first, deep,
+ * sorted either way, filtered) are the right slices of the whole list with the right total, every
+ * resource carries its own keys, and values that look like SQL or parameters stay values.
+ */
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { loadConfig } from '../../server/config';
+import { boot } from '../../server/boot';
+import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
+import { ScimService } from '../../scim/service';
+import { positional } from '../../scim/repositories/user-list';
+import { USER_KEYS_SCHEMA } from '../../scim/schemas';
+
+const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
+const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
+
+describe('positional parameters', () => {
+  it('numbers PostgreSQL parameters in order of appearance, skipping quoted literals with colons', () => {
+    const values: unknown[] = ['before'];
+    const sql = positional(`(a = :f1 AND json_extract(c, '$."urn:x:f0"') = :f0 AND b LIKE :f1 ESCAPE '!')`, { f0: 'zero', f1: 'one' }, 'postgres', values);
+    expect(sql).toBe(`(a = $2 AND json_extract(c, '$."urn:x:f0"') = $3 AND b LIKE $4 ESCAPE '!')`);
+    expect(values).toEqual(['before', 'one', 'zero', 'one']);
+  });
+
+  it('uses ? on SQLite and MariaDB and leaves unknown :names alone', () => {
+    const values: unknown[] = [];
+    expect(positional('x = :f0 AND y = :other', { f0: 1 }, 'mysql', values)).toBe('x = ? AND y = :other');
+    expect(values).toEqual([1]);
+  });
+});
+
+describe.each(testDatabaseNames())('SCIM user list pages on %s', (kind) => {
+  let db: TestDatabase;
+  let deps: Awaited<ReturnType<typeof boot>>;
+  let service: ScimService;
+  const ctx = { actor: 'test' };
+  const ids: string[] = [];
+  const names: string[] = [];
+  // Values shaped like parameters, quotes and SQL: they must match only themselves.
+  const tricky = [":f0", "o'brien", "x' OR '1'='1", '$1'];
+
+  beforeAll(async () => {
+    db = await DATABASE_FACTORIES[kind]();
+    const config = loadConfig({ CS_DATABASE_URL: db.url, CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64'), CS_LOG_LEVEL: 'silent' });
+    deps = await boot(config, pino({ level: 'silent' }), { migrate: true });
+    service = new ScimService(deps.store, deps.keys, { outbox: false, userDeleteRetentionDays: null, basepath: '/scim/v2' });
+    for (let i = 0; i < 23; i++) {
+      // userName order differs from creation order, so a sort that is ignored shows.
+      const userName = `user-${String((i * 7) % 23).padStart(2, '0')}@example.com`;
+      const body: Record<string, unknown> = { schemas: [USER, ENTERPRISE], userName, externalId: tricky[i] ?? `ext-${i}`, active: i % 3 !== 0 };
+      if (i % 5 === 0) body[ENTERPRISE] = { department: i % 2 === 0 ? 'even:dept' : 'odd' };
+      const u = await service.createUser(body, ctx);
+      ids.push(u.id as string);
+      names.push(userName);
+      await new Promise((r) => setTimeout(r, 2)); // distinct created_at: the default order is creation order
+    }
+    await service.deleteUser(ids[4]!, ctx);
+  }, 120_000);
+  afterAll(async () => {
+    await deps?.close();
+    await db?.drop();
+  });
+
+  const live = () => ids.filter((_, i) => i !== 4);
+  const list = (p: Partial<Parameters<ScimService['listUsers']>[0]>) => service.listUsers({ startIndex: 1, count: 100, ...p });
+
+  it('pages through the live users in creation order, with the total on every page', async () => {
+    const seen: string[] = [];
+    for (let start = 1; start <= 25; start += 4) {
+      const page = await list({ startIndex: start, count: 4 });
+      expect(page.total).toBe(22);
+      expect(page.startIndex).toBe(start);
+      seen.push(...page.resources.map((r) => r.id as string));
+    }
+    expect(seen).toEqual(live());
+    expect((await list({ startIndex: 30, count: 4 })).resources).toEqual([]);
+    expect((await list({ startIndex: 30, count: 4 })).total).toBe(22);
+    expect((await list({ count: 0 })).total).toBe(22);
+  });
+
+  it.each([
+    ['ascending', false],
+    ['descending', true],
+  ])('a deep page sorted by userName %s is the slice of the sorted list', async (sortOrder, descending) => {
+    const sorted = live()
+      .map((id) => ({ id, name: names[ids.indexOf(id)]! }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1) * (descending ? -1 : 1))
+      .map((u) => u.id);
+    const page = await list({ sortBy: 'userName', sortOrder, startIndex: 6, count: 5 });
+    expect(page.resources.map((r) => r.id)).toEqual(sorted.slice(5, 10));
+    expect(page.total).toBe(22);
+  });
+
+  it('a filtered deep page counts only the matches', async () => {
+    const active = live().filter((id) => ids.indexOf(id) % 3 !== 0);
+    const page = await list({ filter: 'active eq true', startIndex: 3, count: 5 });
+    expect(page.resources.map((r) => r.id)).toEqual(active.slice(2, 7));
+    expect(page.total).toBe(active.length);
+  });
+
+  it('each resource carries its own key material and profile', async () => {
+    const page = await list({ startIndex: 2, count: 10 });
+    for (const r of page.resources) {
+      const keys = r[USER_KEYS_SCHEMA] as Record<string, string>;
+      const own = await service.getUser(r.id as string);
+      expect(keys).toEqual(own[USER_KEYS_SCHEMA]);
+      expect(r).toEqual(own);
+    }
+  });
+
+  it.each(tricky)('externalId eq %j matches that user only', async (value) => {
+    const page = await list({ filter: `externalId eq ${JSON.stringify(value)}` });
+    expect(page.resources.map((r) => r.id)).toEqual([ids[tricky.indexOf(value)]]);
+    expect(page.total).toBe(1);
+  });
+
+  it('a filter on an extension value holding a colon reads the stored JSON', async () => {
+    const page = await list({ filter: `${ENTERPRISE}:department eq "even:dept"` });
+    expect(page.resources.map((r) => r.id)).toEqual([ids[0], ids[10], ids[20]]);
+  });
+});
