@@ -5,6 +5,7 @@ import { benchCloudKms } from './cloud-kms-bench';
 import { benchKeyApi } from './key-api-bench';
 import { benchScim } from './scim-bench';
 import { printFigures } from './measure';
+import { benchRewrap } from './rewrap-bench';
 import { httpBenchMain } from './http-bench';
 
 /**
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
   console.log('| server | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|');
   console.log(`| Crypto Server POST /api/keys/password-key/unwrap | ${k.rps.toFixed(0)} | ${k.p50ms.toFixed(2)} | ${k.p99ms.toFixed(2)} |`);
   console.log(`| bare node:http doing only the same unwrap (the limit) | ${k.bareRps.toFixed(0)} | ${k.bareP50ms.toFixed(2)} | ${k.bareP99ms.toFixed(2)} |`);
+  console.log('\n## keks rewrap, local KEK → another local KEK (unwrap + wrap, compare-and-set, audit per batch)');
+  console.log('| database | envelopes | s | envelopes/s |\n|---|---:|---:|---:|');
+  for (const r of await benchRewrap()) console.log(`| ${r.database} | ${r.envelopes} | ${r.seconds.toFixed(2)} | ${r.perSecond.toFixed(0)} |`);
   console.log('\n## Cloud KMS adapters against their local emulators (unwrap, 8 in flight)');
   console.log('| provider | adapter req/s | p50 ms | p99 ms | direct SDK req/s (the limit) |\n|---|---:|---:|---:|---:|');
   for (const r of await benchCloudKms()) console.log(`| ${r.provider} | ${r.adapterRps.toFixed(0)} | ${r.p50ms.toFixed(2)} | ${r.p99ms.toFixed(2)} | ${r.directSdkRps.toFixed(0)} |`);
