@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { randomBytes } from 'node:crypto';
+import { Client as PgClient } from 'pg';
 import { readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -130,6 +131,9 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const seedName = (i: number) => `seed${runId}-${String(i).padStart(6, '0')}`;
   const ids = await seedUsers(scimBase, scimHeaders, needed, seedName);
   const seedSeconds = (Date.now() - started) / 1000;
+  // Statistics as autovacuum keeps them on a live database (the development PostgreSQL runs without
+  // autovacuum; unanalysed, the planner misjudges the users indexes after a bulk seed).
+  if (server.database === 'postgres') await analyze(String(server.env.CS_DATABASE_URL));
   const total = ((await (await fetch(`${scimBase}/Users?count=0`, { headers: scimHeaders })).json()) as { totalResults: number }).totalResults;
   console.log(`# seeded ${needed} users through SCIM in ${seedSeconds.toFixed(1)} s (${(needed / seedSeconds).toFixed(0)}/s, 8 in flight); ${total} users in all`);
 
@@ -210,6 +214,16 @@ async function seedUsers(base: string, headers: Record<string, string>, n: numbe
     }),
   );
   return ids;
+}
+
+async function analyze(url: string): Promise<void> {
+  const client = new PgClient({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('ANALYZE');
+  } finally {
+    await client.end();
+  }
 }
 
 async function createGroup(base: string, headers: Record<string, string>, displayName: string, memberIds: string[]): Promise<string> {
