@@ -3,6 +3,7 @@ import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
 import { auditChainEnabled, chainOnto, headOf } from '../audit/chain';
+import { batchLoader } from './batch-loader';
 
 /**
  * The statements the key API runs on every call, as parameterised SQL straight on the driver
@@ -18,9 +19,9 @@ export interface UserKeysLookup {
   keys: UserKeysRow | null;
 }
 
-const USER_KEYS_SQL = (p: (n: number) => string) =>
-  `SELECT u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
-   FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ${p(1)}`;
+const USER_KEYS_SELECT = `SELECT u.id, u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
+   FROM users u LEFT JOIN user_keys k ON k.user_id = u.id`;
+const USER_KEYS_SQL = (p: (n: number) => string) => `${USER_KEYS_SELECT} WHERE u.id = ${p(1)}`;
 
 const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, seq, prev_hash, hash)';
 const AUDIT_WIDTH = 12;
@@ -98,6 +99,19 @@ function mapped(err: unknown): unknown {
   return connectionLost(err) ? databaseUnavailable(err) : err;
 }
 
+/**
+ * The user reads of one event-loop turn as one statement (batch-loader.ts): under load the key
+ * API's requests share a round trip instead of taking one each. `norm` is how the database
+ * compares ids (MariaDB's collation ignores case), so every row finds its callers.
+ */
+function batchedUserReads(read: (ids: string[]) => Promise<Raw[]>, norm: (id: string) => string = (id) => id) {
+  const load = batchLoader<string, UserKeysLookup | null>(async (ids) => {
+    const rows = new Map((await read(ids)).map((r) => [norm(String(r.id)), r]));
+    return new Map(ids.map((id) => [id, lookupOf(id, rows.get(norm(id)))]));
+  });
+  return async (userId: string) => (await load(userId)) ?? null;
+}
+
 /** Builds the hot-path statements for the data source's driver (initialised). */
 export function hotQueries(ds: DataSource): HotQueries {
   const type = ds.options.type;
@@ -139,17 +153,16 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
 }
 
 function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
-  const findSql = USER_KEYS_SQL((n) => `$${n}`);
+  const findSql = `${USER_KEYS_SELECT} WHERE u.id = ANY($1::varchar[])`;
   return {
-    userWithKeys: async (userId) => {
+    userWithKeys: batchedUserReads(async (ids) => {
       try {
-        // Named: parsed and planned once per connection.
-        const r = await pool.query({ name: 'cs_hot_user_keys', text: findSql, values: [userId] });
-        return lookupOf(userId, r.rows[0]);
+        // Named: parsed and planned once per connection, whatever the batch size.
+        return (await pool.query({ name: 'cs_hot_user_keys_any', text: findSql, values: [ids] })).rows;
       } catch (err) {
         throw mapped(err);
       }
-    },
+    }),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
       const { client, release } = await new Promise<{ client: PgClient; release: (err?: unknown) => void }>((resolve, reject) =>
@@ -189,10 +202,15 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
   const run = (sql: string, values: unknown[]) =>
     new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
-  const findSql = USER_KEYS_SQL(() => '?');
   const tuple = `(${Array(AUDIT_WIDTH).fill('?').join(', ')})`;
+  // Prepared per arity: batches are padded (repeating an id) to a power of two, so a handful of
+  // statements cover every batch size.
+  const findIn = (n: number) => `${USER_KEYS_SELECT} WHERE u.id IN (${Array(n).fill('?').join(', ')})`;
   return {
-    userWithKeys: async (userId) => lookupOf(userId, ((await run(findSql, [userId])) as Raw[])[0]),
+    userWithKeys: batchedUserReads(async (ids) => {
+      const n = 2 ** Math.ceil(Math.log2(ids.length));
+      return (await run(findIn(n), [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)])) as Raw[];
+    }, (id) => id.toLowerCase()),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
       const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mapped(err)) : resolve(c))));
