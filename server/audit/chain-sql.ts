@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 /** Raw reads of the audit chain for verify, seal and prune: placeholders and bigint params per driver. */
 export interface ChainSql {
@@ -9,12 +9,13 @@ export interface ChainSql {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
-export function chainSql(ds: DataSource): ChainSql {
-  const type = ds.options.type;
+/** On a data source (its own connections), or on a transaction's manager. */
+export function chainSql(on: DataSource | EntityManager): ChainSql {
+  const type = 'connection' in on ? on.connection.options.type : on.options.type;
   return {
     p: (n) => (type === 'postgres' ? `$${n}` : '?'),
     seq: (v) => (type === 'better-sqlite3' ? Number(v) : v.toString()),
-    query: (sql, params = []) => ds.query(sql, params),
+    query: (sql, params = []) => on.query(sql, params),
   };
 }
 

@@ -42,7 +42,7 @@ export async function pruneAudit(store: Store, kms: KmsRegistry, kekUri: string,
   const check = await verifyAuditChain(ds, kms, { through });
   if (!check.ok) return { deleted: 0, reason: `not pruned, the chain is broken: ${check.problem}` };
   const [row] = await sql.query(`SELECT hash FROM audit_events WHERE seq = ${sql.p(1)}`, [sql.seq(through)]);
-  await storeSeal(ds, kms, kekUri, 'checkpoint', through, String(row.hash));
+  await storeSeal(store, kms, kekUri, 'checkpoint', through, String(row.hash));
   const deleted = await deleteThrough(store, through);
   await store.audit({ actor: 'cli', action: 'audit.prune', outcome: 'success', targetType: 'audit', detail: { through: through.toString(), deleted } });
   return { deleted, checkpoint: through };

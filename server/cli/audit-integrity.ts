@@ -48,7 +48,7 @@ export async function auditVerify(env: NodeJS.ProcessEnv, out: Out, o: { since?:
 
 export async function auditSeal(env: NodeJS.ProcessEnv, out: Out): Promise<number> {
   return withStoreAndKms(env, async (store, kms, config) => {
-    const r = await sealAuditHead(store.dataSource, kms, config.kms.kekUri);
+    const r = await sealAuditHead(store, kms, config.kms.kekUri);
     if (r.sealed) out.print(`sealed the audit chain at seq ${r.seq} (hash ${r.hash}) under ${config.kms.kekUri}`);
     else out.print(r.reason ?? 'nothing sealed');
     return r.reason?.startsWith('not sealed') ? 1 : 0;

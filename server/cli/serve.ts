@@ -8,6 +8,7 @@ import { boot } from '../boot';
 import { createRequestListener } from '../http/app';
 import { ConfigError } from '../errors';
 import { startScimWorkers } from '../../scim/workers';
+import { startAuditForwarding } from '../audit/forward';
 import { startAuditSealing } from '../audit/seal-schedule';
 import type { Config } from '../config';
 import { runPrimary, runWorker, isWorker } from '../cluster';
@@ -47,6 +48,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
     throw err;
   });
   const workers = startScimWorkers(deps);
+  const forwarding = startAuditForwarding(deps.store, config.audit.forward, log);
   const sealing = startAuditSealing(deps);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
@@ -61,6 +63,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
       // Requests are done: background work, then KMS sessions and the pool (after the audit batch).
       const closed = await closeWithin(async () => {
         await workers.stop();
+        await forwarding?.stop();
         await sealing.stop();
         await deps.close();
       }, CLOSE_BOUND_MS, log);

@@ -21,7 +21,7 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
   const q = (sql: string, params: unknown[] = []) => ctx.store.dataSource.query(sql, params) as Promise<Record<string, unknown>[]>;
   const verify = (since?: string) => verifyAuditChain(ctx.store.dataSource, ctx.kms, { since, pageSize: 4 });
   const problem = async () => (await verify()).problem;
-  const seal = () => sealAuditHead(ctx.store.dataSource, ctx.kms, ctx.config.kms.kekUri);
+  const seal = () => sealAuditHead(ctx.store, ctx.kms, ctx.config.kms.kekUri);
   const hashAt = async (seq: number) => String((await q(`SELECT hash FROM audit_events WHERE seq = ${p(1)}`, [seq]))[0].hash);
   const setSeq = (from: number, to: number) => q(`UPDATE audit_events SET seq = ${p(1)} WHERE seq = ${p(2)}`, [to, from]);
 
