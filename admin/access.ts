@@ -27,7 +27,8 @@ export class AdminAccess {
   grantedByAttribute(profile: Profile): boolean {
     const a = this.config.samlAttribute;
     if (!a) return false;
-    const v = (profile.attributes as Record<string, unknown> | undefined)?.[a.name] ?? (profile as Record<string, unknown>)[a.name];
+    // Only the assertion's attributes: node-saml also copies them onto the profile beside its own fields (issuer, nameID …).
+    const v = (profile.attributes as Record<string, unknown> | undefined)?.[a.name];
     return (Array.isArray(v) ? v : [v]).some((x) => x === a.value);
   }
 

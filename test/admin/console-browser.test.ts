@@ -13,6 +13,7 @@ import { ownWrites } from '../../server/repositories/runner';
 import { createSqlite, type TestDatabase } from '../support/databases';
 import { listen, type Listening } from '../support/http-server';
 import { TestIdp } from '../support/saml-idp';
+import { createTestContext } from '../support/context';
 import { VaultEmulator } from '../emulators/vault';
 import { latencyHistory } from '../../admin/latency-history';
 
@@ -207,6 +208,29 @@ describe('administrator console in a real browser', () => {
       expect((await context.cookies()).find((c) => c.name === 'cs_admin')).toBeUndefined();
     } finally {
       await context.close();
+    }
+  });
+
+  test('a fresh installation (no SAML yet) opens on the setup checklist without sign-in', async () => {
+    const fresh = await createTestContext('sqlite');
+    const server = await listen(fresh.app, '127.0.0.1');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/`);
+      expect(page.url()).toBe(`${server.url}/admin/`);
+      expect(await page.textContent('h1')).toBe('Set up Crypto Server');
+      expect(await page.getAttribute('.checklist li:has-text("Identity provider")', 'data-ok')).toBe('false');
+      expect(await page.textContent('.checklist li:has-text("Identity provider") .fix')).toContain('CS_SAML_IDP_METADATA_URL');
+      expect(await page.getAttribute('.checklist li:has-text("Key-encryption key")', 'data-ok')).toBe('true');
+      expect(await page.locator('nav').count()).toBe(0);
+      await shot(page, 'setup');
+      const status = await page.goto(`${server.url}/admin/status`);
+      expect(status?.status()).toBe(401);
+    } finally {
+      await context.close();
+      await server.close();
+      await fresh.cleanup();
     }
   });
 
