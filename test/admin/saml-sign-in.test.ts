@@ -67,7 +67,8 @@ describe.each(testDatabaseNames())('console SAML sign-in on %s', (kind) => {
   });
 
   test('without the attribute, or with another value, the sign-in ends on 403 and no session', async () => {
-    for (const attributes of [{}, { [ROLE]: 'Reader' }, { role: 'CryptoServerAdmin' }]) {
+    const cases: Record<string, string>[] = [{}, { [ROLE]: 'Reader' }, { role: 'CryptoServerAdmin' }];
+    for (const attributes of cases) {
       const { done, session } = await signIn(attributes);
       expect(done.status).toBe(403);
       expect(done.text).toContain('Not an administrator');
