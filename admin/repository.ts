@@ -1,5 +1,5 @@
 import { In, type EntityManager } from 'typeorm';
-import { AuditEventEntity, GroupEntity, type AuditEventRow } from '../entities';
+import { AuditEventEntity, GroupEntity, UserEntity, type AuditEventRow } from '../entities';
 import { SigningKeyEntity, type SigningKeyRow } from '../entities/auth';
 import { OutboxRepository } from '../scim/repositories/outbox';
 import type { OutboxRow } from '../entities/scim';
@@ -41,6 +41,14 @@ export class AdminQueries {
       if (outcome) q.andWhere('a.outcome = :outcome', { outcome });
       return q.orderBy('a.id', 'DESC').limit(limit).getMany();
     });
+  }
+
+  /** userName by id, for the ids that exist. */
+  async userNames(ids: string[]): Promise<Map<string, string>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const rows = await this.read((m) => m.find(UserEntity, { where: { id: In(unique) }, select: { id: true, userName: true } }));
+    return new Map(rows.map((u) => [u.id, u.userName]));
   }
 
   activeSigningKey(): Promise<SigningKeyRow | null> {

@@ -24,14 +24,9 @@ function detailOf(detail: string | null, key: string): string {
 /** Recent sign-ins and refusals with their reason, from the audit trail. */
 export async function signInsPage(svc: ConsoleServices): Promise<Html> {
   const names = new Map<string, string>();
-  const nameOf = async (id: string | null) => {
-    if (!id) return undefined;
-    if (!names.has(id)) names.set(id, (await svc.deps.store.repos.users.findById(id))?.userName ?? id);
-    return names.get(id);
-  };
   const load = async (outcome?: 'refused') => {
     const events = await svc.queries.signIns(50, outcome);
-    for (const e of events) await nameOf(e.targetType === 'user' ? e.targetId : null);
+    for (const [id, name] of await svc.queries.userNames(events.flatMap((e) => (e.targetType === 'user' && e.targetId ? [e.targetId] : [])))) names.set(id, name);
     return events.map(row);
   };
   const row = (e: { at: string; action: string; outcome: string; actor: string; targetType: string | null; targetId: string | null; detail: string | null }) => [

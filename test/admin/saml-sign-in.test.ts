@@ -28,6 +28,7 @@ describe.each(testDatabaseNames())('console SAML sign-in on %s', (kind) => {
       CS_SAML_IDP_CERTS: idp.cert,
       CS_SAML_IDP_ENTITY_ID: idp.entityId,
       CS_ADMIN_SAML_ATTRIBUTE: `${ROLE}=CryptoServerAdmin`,
+      CS_TRUST_PROXY: 'loopback',
       CS_CLIENTS: JSON.stringify([{ clientId: 'web', redirectUris: ['https://app.example.com/'] }]),
     });
     await ctx.keys.provisionUser({ userName: 'ops@example.com' }, { actor: 'test' });
@@ -38,7 +39,7 @@ describe.each(testDatabaseNames())('console SAML sign-in on %s', (kind) => {
   });
 
   /** Runs the round trip; returns the completion response and the cookie it set, if any. */
-  async function signIn(attributes: Record<string, string | string[]>, opts: { dropBrowserCookie?: boolean } = {}) {
+  async function signIn(attributes: Record<string, string | string[]>, opts: { dropBrowserCookie?: boolean; https?: boolean } = {}) {
     const login = await request(ctx.app).get('/admin/login').expect(302);
     const signInCookie = ([] as string[]).concat(login.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SIGN_IN_COOKIE}=`))!;
     expect(signInCookie).toMatch(/HttpOnly/);
@@ -49,10 +50,10 @@ describe.each(testDatabaseNames())('console SAML sign-in on %s', (kind) => {
     const acs = await request(ctx.app).post('/auth/saml/acs').type('form').send({ SAMLResponse: answer }).expect(303);
     const next = new URL(acs.headers.location);
     expect(`${next.origin}${next.pathname}`).toBe(`${base}/admin/auth/complete`);
-    const t = request(ctx.app).get(`${next.pathname}${next.search}`);
+    const t = request(ctx.app).get(`${next.pathname}${next.search}`).set('X-Forwarded-Proto', opts.https ? 'https' : 'http');
     const done = await (opts.dropBrowserCookie ? t : t.set('Cookie', signInCookie.split(';')[0]));
     const session = ([] as string[]).concat(done.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`) && !c.startsWith(`${SESSION_COOKIE}=;`));
-    return { done, session: session?.split(';')[0] };
+    return { done, session: session?.split(';')[0], attributes: session };
   }
 
   test('the attribute value grants the console; the session then opens every page', async () => {
@@ -64,6 +65,14 @@ describe.each(testDatabaseNames())('console SAML sign-in on %s', (kind) => {
     expect(tokens.text).toContain('ops@example.com');
     const ok = (await ctx.store.repos.audit.recent(10, { action: 'admin.login', outcome: 'success' }))[0];
     expect(JSON.parse(ok.detail!)).toEqual({ by: 'attribute' });
+  });
+
+  test('the session cookie is Secure behind an https proxy (CS_TRUST_PROXY), and not over plain http', async () => {
+    const overHttps = await signIn({ [ROLE]: 'CryptoServerAdmin' }, { https: true });
+    expect(overHttps.attributes).toMatch(/; Secure/);
+    expect(overHttps.attributes).toMatch(/HttpOnly; SameSite=Strict/);
+    const overHttp = await signIn({ [ROLE]: 'CryptoServerAdmin' });
+    expect(overHttp.attributes).not.toMatch(/Secure/);
   });
 
   test('without the attribute, or with another value, the sign-in ends on 403 and no session', async () => {
