@@ -13,10 +13,10 @@ import { countUnder, envelopeCensus, seedPasswordKeys, startCli, waitFor } from 
 /**
  * `keks rewrap` moving every stored envelope from the local KEK to a KEK in a real PKCS#11 token
  * (SoftHSM2), run as its own process while the server keeps serving and clients keep unwrapping:
- * SIGKILLed halfway, then resumed. 10,000 envelopes on PostgreSQL; 2,500 on SQLite and MariaDB
- * to keep each run under the file's time budget (the code path is the same).
+ * SIGKILLed halfway, then resumed. 10,000 envelopes on SQLite; 2,500 on PostgreSQL and MariaDB
+ * to keep the file within its time budget on a shared machine (the code path is the same).
  */
-const COUNT: Record<DatabaseName, number> = { postgres: 10_000, sqlite: 2_500, mariadb: 2_500 };
+const COUNT: Record<DatabaseName, number> = { sqlite: 10_000, postgres: 2_500, mariadb: 2_500 };
 const LOCAL = 'local://default';
 
 describe.each(testDatabaseNames())('keks rewrap local → pkcs11 on %s', (db) => {
@@ -59,7 +59,6 @@ describe.each(testDatabaseNames())('keks rewrap local → pkcs11 on %s', (db) =>
     await f.keys.provisionGroup({ displayName: 'Engineering', memberIds: [alice.id, bob.id] }, op);
     const tokens = { alice: await signInForToken(f, { nameId: 'alice@example.com' }), bob: await signInForToken(f, { nameId: 'bob@example.com' }) };
     const seeded = await seedPasswordKeys(f.store, f.kms, LOCAL, COUNT[db], { publicJwk: JSON.stringify(alice.keys.publicJwk), privateJwe: alice.keys.privateJwe });
-    process.stderr.write(`seeded ${Date.now()}\n`);
     const before = await envelopeCensus(f.store);
     expect(before.byKek[LOCAL]).toBe(before.total);
     expect(before.total).toBeGreaterThanOrEqual(COUNT[db] + 5);
@@ -99,10 +98,8 @@ describe.each(testDatabaseNames())('keks rewrap local → pkcs11 on %s', (db) =>
       expect(await envelopeCensus(f.store)).toEqual(before);
 
       // Killed halfway: a batch is one transaction, so each row is either moved or untouched.
-      process.stderr.write(`dry ok ${Date.now()}\n`);
       const first = startCli(['keks', 'rewrap', '--to', target, '--batch', '100'], env);
-      await waitFor(async () => (await countUnder(f.store, target)) >= COUNT[db] / 2);
-      process.stderr.write(`half ${Date.now()}\n`);
+      await waitFor(async () => (await countUnder(f.store, target)) >= COUNT[db] / 2, 180_000);
       first.child.kill('SIGKILL');
       const killed = await first.done;
       expect(killed.code).toBe(-1);
