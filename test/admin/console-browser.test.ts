@@ -1,19 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
-import pino from 'pino';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { loadConfig } from '../../server/config';
-import { boot } from '../../server/boot';
-import { createApp } from '../../server/http/app';
 import { TokenService } from '../../scim/tokens';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { ownWrites } from '../../server/repositories/runner';
-import { createSqlite, type TestDatabase } from '../support/databases';
 import { listen, type Listening } from '../support/http-server';
 import { TestIdp } from '../support/saml-idp';
-import { createTestContext } from '../support/context';
+import { createTestContext, type TestContext } from '../support/context';
 import { VaultEmulator } from '../emulators/vault';
 import { latencyHistory } from '../../admin/latency-history';
 
@@ -29,12 +23,11 @@ const SHOTS = resolve(__dirname, '../../test-output/console');
 const SCIM_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 
 describe('administrator console in a real browser', () => {
-  let db: TestDatabase;
   let crypto: Listening;
   let idp: TestIdp;
   let vault: VaultEmulator;
   let browser: Browser;
-  let deps: Awaited<ReturnType<typeof boot>>;
+  let deps: TestContext;
   let adminId: string;
   let scimToken: string;
 
@@ -46,17 +39,13 @@ describe('administrator console in a real browser', () => {
     };
     crypto = await listen((req, res) => handler(req, res), '127.0.0.1');
     idp = await TestIdp.start({ spEntityId: `${crypto.url}/auth/saml/metadata` });
-    db = await createSqlite();
     // The KEK in a Vault (emulated): its adapter reports call latency, which the Status chart draws.
     vault = await new VaultEmulator().start();
     vault.addKey('kek');
-    const config = loadConfig({
-      CS_DATABASE_URL: db.url,
+    deps = await createTestContext('sqlite', {
       CS_KEK_URI: `vault-transit://${vault.hostPort}/transit/keys/kek`,
       CS_VAULT_TOKEN: 'root-test-token',
       CS_VAULT_SCHEME: 'http',
-      CS_LOCAL_MASTER_KEY: randomBytes(32).toString('base64'),
-      CS_LOG_LEVEL: 'silent',
       CS_PUBLIC_URL: crypto.url,
       CS_SAML_IDP_SSO_URL: idp.ssoUrl,
       CS_SAML_IDP_CERTS: idp.cert,
@@ -65,8 +54,7 @@ describe('administrator console in a real browser', () => {
       CS_CLIENTS: JSON.stringify([{ clientId: 'web', redirectUris: ['https://app.example.com/'] }]),
       CS_ADMIN_GROUP: 'Crypto Server Admins',
     });
-    deps = await boot(config, pino({ level: 'silent' }), { migrate: true });
-    handler = createApp(deps);
+    handler = deps.app;
     adminId = (await deps.keys.provisionUser({ userName: 'ada@example.com' }, { actor: 'test' })).id;
     await deps.keys.provisionUser({ userName: 'ben@example.com' }, { actor: 'test' });
     await deps.keys.provisionGroup({ displayName: 'Crypto Server Admins', memberIds: [adminId] }, { actor: 'test' });
@@ -93,8 +81,7 @@ describe('administrator console in a real browser', () => {
   afterAll(async () => {
     await browser?.close();
     await Promise.all([crypto?.close(), idp?.close(), vault?.close()]);
-    await deps?.close();
-    await db?.drop();
+    await deps?.cleanup();
   });
 
   function scim(method: string, path: string, token: string, body?: unknown): Promise<Response> {
