@@ -6,7 +6,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
 import { combine, runLoad, type LoadResult, type LoadSpec } from './http/load';
-import { startNode, type Started } from './http/processes';
+import { backendsCpuDelta, databaseBackendsCpuMs, startNode, type Started } from './http/processes';
 import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
 import { summarizeProfiles } from './http/profile-summary';
@@ -35,6 +35,8 @@ export interface HttpBenchOptions {
   only?: RegExp;
   /** Only the key API rows, without seeding users: quick before/after runs of the hot path. */
   keyApiOnly?: boolean;
+  /** CS_AUDIT_CHAIN of the measured server: the key API with and without audit hashing. */
+  auditChain?: 'on' | 'off';
 }
 
 interface Row {
@@ -62,7 +64,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   try {
     for (const database of o.databases) {
       const startedAt = Date.now();
-      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers });
+      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers, env: o.auditChain ? { CS_AUDIT_CHAIN: o.auditChain } : undefined });
       cleanups.add(server.close);
       try {
         printTable(database, server, await scenarios(server, limit, o));
@@ -90,7 +92,10 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const pair = async (path: string, cs: LoadSpec, lim?: LoadSpec): Promise<void> => {
     if (o.only && !o.only.test(path)) return;
     await runLoad({ ...cs, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
+    const dbUrl = server.env.CS_DATABASE_URL;
+    const dbBefore = dbUrl ? await databaseBackendsCpuMs(dbUrl) : undefined;
     const csResult = await runLoad(cs, server.process.pid);
+    if (dbUrl && dbBefore) csResult.dbCpuMsPerRequest = backendsCpuDelta(dbBefore, await databaseBackendsCpuMs(dbUrl)) / Math.max(1, csResult.ok + csResult.failed);
     let limitResult: LoadResult | undefined;
     if (lim) {
       await runLoad({ ...lim, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
@@ -258,7 +263,10 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
     const limit = r.limit ? `${r.limit.rps.toFixed(0)} | ${ms(r.limit.p50ms)} / ${ms(r.limit.p99ms)} | ${(r.cs.rps / r.limit.rps).toFixed(2)}` : '— | — | —';
-    const cpu = r.cs.cpuMsPerRequest === undefined ? '' : `server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`;
+    const cpu = [
+      r.cs.cpuMsPerRequest === undefined ? '' : `server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`,
+      r.cs.dbCpuMsPerRequest === undefined ? '' : `PostgreSQL backends ${r.cs.dbCpuMsPerRequest.toFixed(2)} ms/request`,
+    ].filter(Boolean).join(', ');
     const notes = [cpu, failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
     console.log(`| ${r.path} | ${r.connections} | ${r.cs.rps.toFixed(r.cs.rps < 10 ? 1 : 0)} | ${ms(r.cs.p50ms)} | ${ms(r.cs.p99ms)} | ${limit} | ${mb(r.cs.rssBytes)} | ${r.cs.ok} | ${notes} |`);
   }
@@ -306,10 +314,14 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     .option('--only <regex>', 'only the scenarios whose path matches (case-insensitive), e.g. "POST /Users|filter"', scenarioPattern)
     .option('--key-api-only', 'only the key API rows (skips SCIM and the user seeding)')
+    .option('--audit-chain <on|off>', 'CS_AUDIT_CHAIN of the measured server (compare the key API with and without audit hashing)', (v: string) => {
+      if (v !== 'on' && v !== 'off') throw new InvalidArgumentError('must be on or off');
+      return v;
+    })
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off' }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -324,6 +336,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     workers: opts.workers,
     only: opts.only,
     keyApiOnly: opts.keyApiOnly === true,
+    auditChain: opts.auditChain,
   };
 }
 

@@ -31,7 +31,7 @@ export interface RunningServer {
  * (the embedded defaults), or a fresh PostgreSQL database made like the tests make theirs. SAML points
  * at the test IdP (run in this process; only its signing key is used), so a real sign-in can run.
  */
-export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string; workers?: number } = {}): Promise<RunningServer> {
+export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string; workers?: number; env?: Record<string, string> } = {}): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   let db: TestDatabase | undefined;
   let idp: TestIdp | undefined;
@@ -50,6 +50,8 @@ export async function startCryptoServer(database: BenchDatabase, opts: { cpuProf
       CS_TOKEN_TTL_SECONDS: '3600',
       // Explicit: serve's default is one worker per CPU, and the bench compares worker counts.
       CS_WORKERS: String(opts.workers ?? 1),
+      // Settings a bench option asks for (e.g. --audit-chain off).
+      ...opts.env,
     };
     if (database === 'postgres') {
       db = await createPostgres();
