@@ -203,7 +203,12 @@ class Mover {
   ) {}
 
   isMoved(row: StoredEnvelope, source: EnvelopeSource): boolean {
-    const kek = decodeEnvelope(row.envelope).kekUri;
+    let kek: string;
+    try {
+      kek = decodeEnvelope(row.envelope).kekUri;
+    } catch {
+      return false; // retried, then reported as that row's failure
+    }
     if (this.o.perUser && source.table === 'user_keys') return schemeOf(kek) === schemeOf(this.o.to);
     return kek === this.o.to || (this.o.from !== undefined && kek !== this.o.from);
   }
