@@ -146,18 +146,18 @@ export class ScimQueries {
     return rows.map((r) => ({ userId: r.user_id, display: r.display_name ?? r.user_name, memberJwe: r.member_jwe }));
   }
 
-  /** The groups of several users (RFC 7643 User.groups, read-only), in one query. */
+  /** The groups of several users (RFC 7643 User.groups, read-only), in one plain statement (every list page runs it). */
   async groupsOf(userIds: string[]): Promise<Map<string, { groupId: string; display: string }[]>> {
     const out = new Map<string, { groupId: string; display: string }[]>(userIds.map((id) => [id, []]));
     if (userIds.length === 0) return out;
-    const rows = await this.m
-      .createQueryBuilder(GroupMemberEntity, 'gm')
-      .innerJoin(GroupEntity.options.name, 'g', 'g.id = gm.group_id')
-      .select(['gm.user_id AS user_id', 'gm.group_id AS group_id', 'g.display_name AS display_name'])
-      .where("gm.user_id IN (:...userIds) AND g.origin = 'scim'", { userIds })
-      .orderBy('gm.user_id', 'ASC')
-      .addOrderBy('g.display_name_norm', 'ASC')
-      .getRawMany<{ user_id: string; group_id: string; display_name: string }>();
+    const p = (i: number) => (this.dialect === 'postgres' ? `$${i + 1}` : '?');
+    // GROUPS is a reserved word in MySQL 8.
+    const groups = this.dialect === 'mysql' ? '`groups`' : '"groups"';
+    const rows = (await this.m.query(
+      `SELECT gm.user_id, gm.group_id, g.display_name FROM group_members gm JOIN ${groups} g ON g.id = gm.group_id
+       WHERE gm.user_id IN (${userIds.map((_, i) => p(i)).join(', ')}) AND g.origin = 'scim' ORDER BY gm.user_id ASC, g.display_name_norm ASC`,
+      userIds,
+    )) as { user_id: string; group_id: string; display_name: string }[];
     for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, display: r.display_name });
     return out;
   }

@@ -116,6 +116,15 @@ describe.each(testDatabaseNames())('SCIM user list pages on %s', (kind) => {
     expect(page.total).toBe(1);
   });
 
+  it("lists each user's groups, in display-name order", async () => {
+    const b = await service.createGroup({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'B team', members: [{ value: ids[1] }, { value: ids[2] }] }, ctx);
+    const a = await service.createGroup({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'a team', members: [{ value: ids[2] }] }, ctx);
+    const page = await list({ startIndex: 2, count: 3 });
+    const groups = (r: Record<string, unknown>) => ((r.groups as { value: string; display: string }[] | undefined) ?? []).map((g) => [g.value, g.display]);
+    expect(page.resources.map((r) => r.id)).toEqual([ids[1], ids[2], ids[3]]);
+    expect(page.resources.map(groups)).toEqual([[[b.id, 'B team']], [[a.id, 'a team'], [b.id, 'B team']], []]);
+  });
+
   it('a filter on an extension value holding a colon reads the stored JSON', async () => {
     const page = await list({ filter: `${ENTERPRISE}:department eq "even:dept"` });
     expect(page.resources.map((r) => r.id)).toEqual([ids[0], ids[10], ids[20]]);
