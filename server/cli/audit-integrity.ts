@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, type Command, type CommanderError } from 'commander';
 import { withStore } from './with-store';
 import { describeFailure } from './failure';
 import { buildRegistry, type KmsRegistry } from '../../kms-adapters/registry';
@@ -94,19 +94,25 @@ const out: Out = {
   },
 };
 
+/** A usage mistake (unknown flag, bad value) exits 2, like the other audit commands. */
+const usageExit2 = (e: CommanderError) => process.exit(e.exitCode === 0 ? 0 : 2);
+
 /** Adds verify, seal and prune to the `audit` command group. */
 export function addAuditIntegrityCommands(audit: Command): void {
   audit
     .command('verify')
+    .exitOverride(usageExit2)
     .description('check every audit row hash, every link and every KMS seal; report the first break (exit 1)')
     .option('--since <seq|time>', 'start at this seq or at the first row at or after this ISO 8601 time (that row\'s link is taken on trust)', sinceArg)
     .action((o: { since?: string }) => exitWith(() => auditVerify(process.env, out, o)));
   audit
     .command('seal')
+    .exitOverride(usageExit2)
     .description('have the KMS seal the current head of the audit chain (after checking the rows since the last seal)')
     .action(() => exitWith(() => auditSeal(process.env, out)));
   audit
     .command('prune')
+    .exitOverride(usageExit2)
     .description('delete audit rows older than a time, keeping a KMS-sealed checkpoint so the rest still verifies')
     .requiredOption('--before <time>', 'ISO 8601 time; rows before it go', beforeArg)
     .action((o: { before: string }) => exitWith(() => auditPrune(process.env, out, o)));

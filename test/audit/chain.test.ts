@@ -21,7 +21,8 @@ describe.each(testDatabaseNames())('audit chain (%s)', (kind) => {
     const ds = ctx.store.dataSource;
     const qr = ds.createQueryRunner();
     try {
-      await ds.undoLastMigration({ transaction: 'each' });
+      // Back to the schema before the chain (migrations after it are undone first).
+      for (let i = 0; i < 20 && (await qr.hasTable('audit_chain_head')); i++) await ds.undoLastMigration({ transaction: 'each' });
       expect(await qr.hasColumn('audit_events', 'seq')).toBe(false);
       expect(await qr.hasTable('audit_chain_head')).toBe(false);
     } finally {
