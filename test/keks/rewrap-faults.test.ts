@@ -73,7 +73,8 @@ describe.each(testDatabaseNames())('keks rewrap faults and paths on %s', (db) =>
       const broken = await rewrapEnvelopes(ctx.store, ctx.kms, { to: target, batch: 50, configuredKeks: [LOCAL, target] });
       expect(broken.stopped).toContain(`the KMS of ${target} failed`);
       const t = broken.tables.find((x) => x.table === 'user_keys')!;
-      expect(t.moved).toBeGreaterThanOrEqual(200);
+      // Batches in flight when the KMS died commit the rows they had prepared; no others.
+      expect(t.moved).toBeGreaterThan(0);
       expect(t.moved).toBeLessThan(SEEDED);
       const mid = await envelopeCensus(ctx.store);
       expect(mid.mismatched).toBe(0);
@@ -107,10 +108,11 @@ describe.each(testDatabaseNames())('keks rewrap faults and paths on %s', (db) =>
     // dave's row now holds erin's envelope: it opens only with erin's binding.
     await ctx.store.transaction((t) => t.manager.query(`UPDATE user_keys SET wrapped_password_key = ${db === 'postgres' ? '$1' : '?'} WHERE user_id = ${db === 'postgres' ? '$2' : '?'}`, [other.keys.wrappedPasswordKey, u.id]));
     await expect(rewrapEnvelopes(ctx.store, ctx.kms, { to: 'local://elsewhere', configuredKeks: [LOCAL, target] })).rejects.toThrow(RewrapError);
+    const underLocal = await countUnder(ctx.store, LOCAL);
     const s = await rewrapEnvelopes(ctx.store, ctx.kms, { to: target, configuredKeks: [LOCAL, target] });
     const t = s.tables.find((x) => x.table === 'user_keys')!;
     expect(t.failed).toEqual([{ key: u.id, reason: expect.stringContaining('does not open') }]);
-    expect(t.moved).toBe(1);
+    expect(t.moved).toBe(underLocal - 1);
     expect(await countUnder(ctx.store, LOCAL)).toBe(1);
   });
 
@@ -137,7 +139,7 @@ describe.each(testDatabaseNames())('keks rewrap faults and paths on %s', (db) =>
     expect(rest.code).toBe(left ? 1 : 0);
     const status = await startCli(['keks', 'status'], env).done;
     expect(status.stderr + status.stdout).toContain(`user_keys\t${target}\t1\t`);
-  });
+  }, 180_000);
 });
 
 describe.each(testDatabaseNames())('keks rewrap native and per-user paths on %s', (db) => {
