@@ -246,7 +246,7 @@ describe('Helm chart with the optional parts enabled', () => {
 
 describe('values.schema.json', () => {
   const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8'));
-  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true }); // a sloppy schema keyword fails here, not silently in helm
   const validate = ajv.compile(schema);
   const check = (over: Record<string, any>) => {
     const ok = validate(merge(defaultValues(), over));

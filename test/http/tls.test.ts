@@ -13,6 +13,9 @@ import { createTlsServer, readTlsPair, watchTlsFiles } from '../../server/http/t
 import { createLogger } from '../../server/log';
 import { ConfigError } from '../../server/errors';
 import { listening, servingPid, sleep, startServe, type ClusterProcess } from '../cluster/support';
+import { freePort } from '../bench/http/processes';
+import { samlServerEnv } from '../support/saml-server-env';
+import { request as httpsRequest } from 'node:https';
 
 /**
  * In-process TLS: a real https server on a test CA's certificate, verified by the client; the pair
@@ -29,7 +32,10 @@ beforeAll(() => {
 });
 afterAll(() => pki.cleanup());
 
-/** Another certificate for 127.0.0.1 from the same test CA, with a key of its own. */
+/**
+ * Another certificate for 127.0.0.1 from the same test CA, with a key of its own. openssl runs
+ * synchronously: call it before a server in this process starts (a blocked event loop fails /healthz).
+ */
 function issue(): { cert: string; key: string; fingerprint: string } {
   const name = `leaf${++n}`;
   const f = (x: string) => join(pki.dir, `${name}.${x}`);
@@ -67,13 +73,12 @@ async function peer(port: number): Promise<{ fingerprint: string; serial: string
 }
 
 /** GET over https, verifying the server with the test CA. */
-async function get(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const { request } = await import('node:https');
+async function get(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; cookies: string[] }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, url), { ca: pki.ca, headers, agent: false }, (res) => {
+    const req = httpsRequest(new URL(path, url), { ca: pki.ca, headers, agent: false }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
+      res.on('end', () => resolve({ status: res.statusCode!, body, cookies: res.headers['set-cookie'] ?? [] }));
     });
     req.on('error', reject);
     req.end();
@@ -152,6 +157,7 @@ describe('serve with CS_TLS_CERT_FILE / CS_TLS_KEY_FILE', () => {
 
   it('serves https verified against the CA, no plain http, and reloads a replaced pair for new connections', async () => {
     const lines: string[] = [];
+    const next = issue();
     running = await serve(env({ CS_TLS_RELOAD_INTERVAL_MS: '3600000' }), (l) => lines.push(l));
     expect(running.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(lines.join('\n')).toContain(`listening on ${running.url}`);
@@ -173,7 +179,6 @@ describe('serve with CS_TLS_CERT_FILE / CS_TLS_KEY_FILE', () => {
       const s = tlsConnect({ host: '127.0.0.1', port, ca: pki.ca }, () => resolve(s));
       s.on('error', reject);
     });
-    const next = issue();
     install(dir, next);
     // The periodic check is an hour away: this is the directory watcher's doing.
     await until('the new certificate', async () => (await peer(port)).fingerprint === next.fingerprint);
@@ -184,19 +189,18 @@ describe('serve with CS_TLS_CERT_FILE / CS_TLS_KEY_FILE', () => {
   });
 
   it('keeps serving the old certificate when the replacement is broken, and takes the next good one', async () => {
+    const [wrongKey, otherCert, good] = [issue(), issue(), issue()];
     running = await serve(env({ CS_TLS_RELOAD_INTERVAL_MS: '200' }), () => undefined);
     const port = Number(new URL(running.url).port);
     const first = new X509Certificate(pki.cert).fingerprint256;
-    const wrongKey = issue();
     // The certificate of one pair with the key of another, then a truncated certificate.
-    install(dir, { cert: issue().cert, key: wrongKey.key });
+    install(dir, { cert: otherCert.cert, key: wrongKey.key });
     await sleep(1000);
     expect((await peer(port)).fingerprint).toBe(first);
     install(dir, { cert: pki.cert.slice(0, 200), key: pki.key });
     await sleep(1000);
     expect((await peer(port)).fingerprint).toBe(first);
     expect((await get(running.url, '/healthz')).status).toBe(200);
-    const good = issue();
     install(dir, good);
     await until('the good replacement', async () => (await peer(port)).fingerprint === good.fingerprint);
   });
@@ -260,6 +264,30 @@ describe('Express behind in-process TLS', () => {
       expect(JSON.parse((await get(url, '/p', { 'X-Forwarded-Proto': 'http' })).body)).toEqual({ secure: true, protocol: 'https' });
     } finally {
       await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('cookies over in-process TLS', () => {
+  it('the console sign-in cookie is Secure on the TLS port; a client X-Forwarded-Proto changes nothing', async () => {
+    const dir = tempDir();
+    install(dir, { cert: pki.cert, key: pki.key });
+    const port = await freePort();
+    const { idp, env } = await samlServerEnv({ dir, port, spName: 'crypto-server-tls-sp', client: { clientId: 'tls-test', redirectUri: 'http://127.0.0.1/callback' } });
+    let running: Running | undefined;
+    try {
+      running = await serve({ ...env, CS_LOG_LEVEL: 'silent', CS_PUBLIC_URL: `https://127.0.0.1:${port}`, CS_TLS_CERT_FILE: join(dir, 'tls.crt'), CS_TLS_KEY_FILE: join(dir, 'tls.key') }, () => undefined);
+      for (const headers of [{}, { 'X-Forwarded-Proto': 'http' }] as Record<string, string>[]) {
+        const { cookies } = await get(running.url, '/admin/login', headers);
+        const signIn = cookies.find((c) => c.startsWith('cs_admin_signin='));
+        expect(signIn).toBeDefined();
+        expect(signIn!.split(/;\s*/)).toContain('Secure');
+        expect(signIn).toMatch(/HttpOnly/);
+      }
+    } finally {
+      await running?.stop();
+      await idp.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
