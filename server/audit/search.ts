@@ -3,7 +3,6 @@ import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import { AuditEventEntity, type AuditEventRow } from '../../entities';
 import { ValidationError } from '../errors';
 import type { Store } from '../repositories/store';
-import { ownWrites } from '../repositories/runner';
 
 /**
  * Reading the audit log: filtered search with keyset paging (newest first) for the CLI and the
@@ -209,10 +208,12 @@ function filtered(m: EntityManager, f: AuditFilters): SelectQueryBuilder<AuditEv
 
 /**
  * On SQLite the server's single connection may be inside another call chain's open transaction; a
- * plain read there would see rows that may yet roll back. `ownWrites` reads in the store's turn
- * there, so only committed rows are seen; other engines read on a pooled connection of their own.
+ * plain read there would see rows that may yet roll back, so it reads in the store's turn (as
+ * `ownWrites` does) — unless the caller already holds that turn, where waiting for it would
+ * deadlock. Other engines read on a pooled connection of their own.
  */
-export const committedRead = <T>(store: Store, fn: (m: EntityManager) => Promise<T>): Promise<T> => ownWrites(store, (m) => m)(fn);
+export const committedRead = <T>(store: Store, fn: (m: EntityManager) => Promise<T>): Promise<T> =>
+  store.driver === 'better-sqlite3' && !store.inTransaction ? store.transaction((tx) => fn(tx.manager)) : fn(store.repos.manager);
 
 /** The same types whatever the engine: id a number; seq (BIGINT) a string, as PostgreSQL and MariaDB return it. */
 function normalised(r: AuditEventRow): AuditEventRow {

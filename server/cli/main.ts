@@ -11,6 +11,7 @@ import { registerToken } from './token';
 import { registerOutbox } from './outbox';
 import { registerGroups } from './groups';
 import { registerImportKeyConnector } from './import-key-connector';
+import { registerAudit } from './audit';
 
 export { describeFailure };
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerOutbox(program);
   registerGroups(program);
   registerImportKeyConnector(program);
+  registerAudit(program);
   return program;
 }
 
