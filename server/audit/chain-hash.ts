@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AuditEventRow } from '../../entities/audit-event';
 
 /**
  * The audit chain's hash (docs/operations.md, "Audit integrity"). Part of the stored format:
@@ -9,19 +10,11 @@ import { createHash } from 'node:crypto';
 export const GENESIS_HASH = '0'.repeat(64);
 
 /** The fields a row's hash covers, as stored (seq as a decimal string: drivers return bigint as string). */
-export interface ChainedFields {
+export type ChainedFields = Pick<AuditEventRow, 'at' | 'requestId' | 'actor' | 'action' | 'targetType' | 'targetId' | 'kekUri' | 'detail'> & {
   seq: string;
-  at: string;
-  requestId: string | null;
-  actor: string;
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  kekUri: string | null;
   outcome: string;
-  detail: string | null;
   prevHash: string;
-}
+};
 
 /**
  * SHA-256 (hex) over a JSON array in fixed field order: JSON gives every string and null one

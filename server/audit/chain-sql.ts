@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { ChainedFields } from './chain-hash';
 
 /** Raw reads of the audit chain for verify, seal and prune: placeholders and bigint params per driver. */
 export interface ChainSql {
@@ -22,20 +23,7 @@ export function chainSql(on: DataSource | EntityManager): ChainSql {
 export const AUDIT_ROW_COLUMNS = 'seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash, hash';
 
 /** A stored audit row as the chain sees it. */
-export interface StoredChainRow {
-  seq: bigint;
-  at: string;
-  requestId: string | null;
-  actor: string;
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  kekUri: string | null;
-  outcome: string;
-  detail: string | null;
-  prevHash: string | null;
-  hash: string | null;
-}
+export type StoredChainRow = Omit<ChainedFields, 'seq' | 'prevHash'> & { seq: bigint; prevHash: string | null; hash: string | null };
 
 const opt = (v: unknown) => (v == null ? null : String(v));
 

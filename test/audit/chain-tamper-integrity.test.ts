@@ -4,6 +4,7 @@ import { verifyAuditChain } from '../../server/audit/verify';
 import { sealAuditHead } from '../../server/audit/seal';
 import { pruneAudit } from '../../server/audit/prune';
 import { chainHash, GENESIS_HASH } from '../../server/audit/chain-hash';
+import { storedRow } from '../../server/audit/chain-sql';
 
 /**
  * Each tampering a database administrator could do, done with raw SQL on a real database; verify
@@ -24,6 +25,15 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
   const seal = () => sealAuditHead(ctx.store, ctx.kms, ctx.config.kms.kekUri);
   const hashAt = async (seq: number) => String((await q(`SELECT hash FROM audit_events WHERE seq = ${p(1)}`, [seq]))[0].hash);
   const setSeq = (from: number, to: number) => q(`UPDATE audit_events SET seq = ${p(1)} WHERE seq = ${p(2)}`, [to, from]);
+  /** The hash an attacker computes for a stored row (the algorithm is public). */
+  const rehash = (r: Record<string, unknown>, prevHash: string) => chainHash({ ...storedRow(r), seq: String(r.seq), prevHash });
+  const ROW_COLUMNS = 'seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash, hash';
+
+  /** A row the attacker makes up, hashed correctly over `prevHash`. */
+  async function insertForged(seq: number, prevHash: string): Promise<void> {
+    const r = { seq, at: new Date().toISOString(), request_id: null, actor: 'user:mallory', action: 'password-key.unwrap', target_type: null, target_id: null, kek_uri: null, outcome: 'success', detail: null };
+    await q(`INSERT INTO audit_events (${ROW_COLUMNS}) VALUES (${Array.from({ length: 12 }, (_, i) => p(i + 1)).join(', ')})`, [...Object.values(r), prevHash, rehash(r, prevHash)]);
+  }
 
   /** `n` rows from the writers the app uses (stand-alone, group commit, transaction). */
   async function write(n: number): Promise<void> {
@@ -63,16 +73,12 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
   test('inserted row, later rows renumbered, its own hash computed correctly', async () => {
     await q('UPDATE audit_events SET seq = seq + 1000000 WHERE seq > 6');
     await q('UPDATE audit_events SET seq = seq - 999999 WHERE seq > 1000000');
-    const prevHash = await hashAt(6);
-    const row = { seq: '7', at: new Date().toISOString(), requestId: null, actor: 'user:mallory', action: 'password-key.unwrap', targetType: null, targetId: null, kekUri: null, outcome: 'success', detail: null, prevHash };
-    await q(`INSERT INTO audit_events (seq, at, actor, action, outcome, prev_hash, hash) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)})`, [7, row.at, row.actor, row.action, row.outcome, prevHash, chainHash(row)]);
+    await insertForged(7, await hashAt(6));
     expect(await problem()).toBe('seq 8: link mismatch (prev_hash is not the hash of seq 7: row inserted, or rows rewritten)');
   });
 
   test('inserted row appended after the head, chained correctly', async () => {
-    const prevHash = await hashAt(12);
-    const row = { seq: '13', at: new Date().toISOString(), requestId: null, actor: 'user:mallory', action: 'password-key.unwrap', targetType: null, targetId: null, kekUri: null, outcome: 'success', detail: null, prevHash };
-    await q(`INSERT INTO audit_events (seq, at, actor, action, outcome, prev_hash, hash) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)})`, [13, row.at, row.actor, row.action, row.outcome, prevHash, chainHash(row)]);
+    await insertForged(13, await hashAt(12));
     expect(await problem()).toBe('seq 13: beyond the chain head at seq 12 (row inserted)');
   });
 
@@ -98,9 +104,8 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
     await q(`UPDATE audit_events SET outcome = 'failure' WHERE seq = 2`);
     // Everything a DBA can recompute: every hash and link from seq 2 on, and the head.
     let prevHash = await hashAt(1);
-    for (const r of await q(`SELECT seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail FROM audit_events WHERE seq >= 2 ORDER BY seq`)) {
-      const s = (k: string) => (r[k] == null ? null : String(r[k]));
-      const hash = chainHash({ seq: String(r.seq), at: String(r.at), requestId: s('request_id'), actor: String(r.actor), action: String(r.action), targetType: s('target_type'), targetId: s('target_id'), kekUri: s('kek_uri'), outcome: String(r.outcome), detail: s('detail'), prevHash });
+    for (const r of await q(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq >= 2 ORDER BY seq`)) {
+      const hash = rehash(r, prevHash);
       await q(`UPDATE audit_events SET prev_hash = ${p(1)}, hash = ${p(2)} WHERE seq = ${p(3)}`, [prevHash, hash, Number(r.seq)]);
       prevHash = hash;
     }
@@ -115,9 +120,8 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
 
   test('forged seal: the attacker rewrites the chain and moves the seal\'s hash along', async () => {
     await q(`UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 8`);
-    const r = (await q(`SELECT seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash FROM audit_events WHERE seq = 8`))[0];
-    const s = (k: string) => (r[k] == null ? null : String(r[k]));
-    const hash = chainHash({ seq: '8', at: String(r.at), requestId: s('request_id'), actor: String(r.actor), action: String(r.action), targetType: s('target_type'), targetId: s('target_id'), kekUri: s('kek_uri'), outcome: String(r.outcome), detail: s('detail'), prevHash: String(r.prev_hash) });
+    const r = (await q(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq = 8`))[0];
+    const hash = rehash(r, String(r.prev_hash));
     await q(`UPDATE audit_events SET hash = ${p(1)} WHERE seq = 8`, [hash]);
     await q(`UPDATE audit_events SET prev_hash = ${p(1)} WHERE seq = 9`, [hash]);
     await q(`UPDATE audit_seals SET hash = ${p(1)}`, [hash]);
@@ -166,12 +170,9 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
     });
 
     test('rows before the checkpoint reappearing are reported', async () => {
-      const [old] = await q(`SELECT seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash, hash FROM audit_events WHERE seq = 3`);
+      const [old] = await q(`SELECT ${ROW_COLUMNS} FROM audit_events WHERE seq = 3`);
       await pruneBeforeSeq6();
-      await q(
-        `INSERT INTO audit_events (seq, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, prev_hash, hash) VALUES (${Array.from({ length: 12 }, (_, i) => p(i + 1)).join(', ')})`,
-        [old.seq, old.at, old.request_id, old.actor, old.action, old.target_type, old.target_id, old.kek_uri, old.outcome, old.detail, old.prev_hash, old.hash],
-      );
+      await q(`INSERT INTO audit_events (${ROW_COLUMNS}) VALUES (${Array.from({ length: 12 }, (_, i) => p(i + 1)).join(', ')})`, Object.values(old));
       expect(await problem()).toBe('seq 3: row at or before the prune checkpoint at seq 5 (rows reappeared or inserted)');
     });
 
