@@ -12,6 +12,7 @@ import type { EntityManager } from 'typeorm';
 import type { UserKeysRow } from '../../entities';
 import type { SqlCondition, SqlDialect } from '../filter-sql';
 import type { ListedUser } from '../resources';
+import { truthy, userKeysRowOf } from '../../server/repositories/hot-queries';
 
 export interface UserListQuery {
   where?: SqlCondition;
@@ -61,8 +62,6 @@ function param(dialect: SqlDialect, values: unknown[], v: unknown): string {
 const LIVE = 'u.deleted_at IS NULL';
 const COLUMNS = 'u.id, u.user_name, u.external_id, u.active, u.scim_attributes, u.created_at, u.updated_at, u.version, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at';
 
-const truthy = (v: unknown) => v === true || v === 1 || v === '1' || v === 't';
-
 function userOf(r: Raw): ListedUser {
   return {
     id: String(r.id),
@@ -73,19 +72,6 @@ function userOf(r: Raw): ListedUser {
     createdAt: String(r.created_at),
     updatedAt: String(r.updated_at),
     version: Number(r.version),
-  };
-}
-
-function keysOf(r: Raw): UserKeysRow | undefined {
-  if (r.key_alg == null) return undefined;
-  return {
-    userId: String(r.id),
-    keyAlg: String(r.key_alg),
-    publicJwk: String(r.public_jwk),
-    privateJwe: String(r.private_jwe),
-    wrappedPasswordKey: String(r.wrapped_password_key),
-    kekUri: String(r.kek_uri),
-    createdAt: String(r.keys_created_at),
   };
 }
 
@@ -120,7 +106,7 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
   const rows = raw.map(userOf);
   const keys = new Map<string, UserKeysRow>();
   for (const r of raw) {
-    const k = keysOf(r);
+    const k = userKeysRowOf(String(r.id), r);
     if (k) keys.set(k.userId, k);
   }
   const total = knownTotal(q, rows.length) ?? (await (early ?? count()));

@@ -74,23 +74,25 @@ export interface HotQueries {
   close(): void;
 }
 
-const truthy = (v: unknown) => v === true || v === 1 || v === '1' || v === 't';
+export const truthy = (v: unknown) => v === true || v === 1 || v === '1' || v === 't';
+
+/** A user_keys row from a users ⟕ user_keys row (its created_at as keys_created_at); null when the user has none. */
+export function userKeysRowOf(userId: string, r: Raw): UserKeysRow | null {
+  if (r.key_alg == null) return null;
+  return {
+    userId,
+    keyAlg: String(r.key_alg),
+    publicJwk: String(r.public_jwk),
+    privateJwe: String(r.private_jwe),
+    wrappedPasswordKey: String(r.wrapped_password_key),
+    kekUri: String(r.kek_uri),
+    createdAt: String(r.keys_created_at),
+  };
+}
 
 function lookupOf(userId: string, r: Raw | undefined): UserKeysLookup | null {
   if (!r) return null;
-  const keys: UserKeysRow | null =
-    r.key_alg == null
-      ? null
-      : {
-          userId,
-          keyAlg: String(r.key_alg),
-          publicJwk: String(r.public_jwk),
-          privateJwe: String(r.private_jwe),
-          wrappedPasswordKey: String(r.wrapped_password_key),
-          kekUri: String(r.kek_uri),
-          createdAt: String(r.keys_created_at),
-        };
-  return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys };
+  return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys: userKeysRowOf(userId, r) };
 }
 
 const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail, e.seq, e.prevHash, e.hash];
