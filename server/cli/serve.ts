@@ -35,7 +35,8 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
     const t = config.server;
     // Expired header/request timers are swept on this interval, so it bounds how late they fire.
     const options = { connectionsCheckingInterval: Math.min(1000, t.headersTimeoutMs / 2) };
-    const s = t.tls ? (createTlsServer(t.tls, options, app, log) as unknown as Server) : createServer(options, app);
+    // A client that connects and never completes the TLS handshake gets no longer than one that never sends headers.
+    const s = t.tls ? (createTlsServer(t.tls, { ...options, handshakeTimeout: t.headersTimeoutMs }, app, log) as unknown as Server) : createServer(options, app);
     s.headersTimeout = t.headersTimeoutMs;
     s.requestTimeout = t.requestTimeoutMs; // whole request, body included: a slow upload gets a 408
     s.keepAliveTimeout = t.keepAliveTimeoutMs;

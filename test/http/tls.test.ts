@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,6 +205,18 @@ describe('serve with CS_TLS_CERT_FILE / CS_TLS_KEY_FILE', () => {
     expect((await get(running.url, '/healthz')).status).toBe(200);
     install(dir, good);
     await until('the good replacement', async () => (await peer(port)).fingerprint === good.fingerprint);
+  });
+
+  it('closes a connection that never completes the TLS handshake within CS_HEADERS_TIMEOUT_MS', async () => {
+    running = await serve(env({ CS_HEADERS_TIMEOUT_MS: '1000' }), () => undefined);
+    const socket = connect(Number(new URL(running.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const opened = performance.now();
+    socket.on('error', () => undefined);
+    await once(socket, 'close');
+    const ms = performance.now() - opened;
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(ms).toBeLessThan(1000 + 3000);
   });
 
   it('refuses to start on a bad pair, naming the settings', async () => {
