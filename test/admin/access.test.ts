@@ -165,6 +165,24 @@ describe.each(testDatabaseNames())('console access on %s', (kind) => {
     expect((await ctx.store.repos.audit.recent(5, { action: 'admin.outbox.retry', outcome: 'refused' }))[0]).toMatchObject({ targetId: '999999' });
   });
 
+  test('Audit pages by keyset (50 a page, Older events), and a bad filter is a 400 page naming it', async () => {
+    const admin = await session(adminId);
+    const get = (path: string) => request(app).get(path).set('Cookie', sessionCookie(admin.token));
+    for (let i = 0; i < 60; i++) await ctx.store.audit({ actor: 'test', action: 'paging.probe', outcome: 'success', targetType: 'probe', targetId: String(i) });
+    const first = await get('/admin/audit?action=paging.probe').expect(200);
+    const ids = (html: string) => [...html.matchAll(/<td>probe (\d+)<\/td>/g)].map((m) => Number(m[1]));
+    expect(ids(first.text)).toEqual(Array.from({ length: 50 }, (_, i) => 59 - i));
+    const next = /id="audit-next" href="([^"]+)"/.exec(first.text)![1].replace(/&amp;/g, '&');
+    const second = await get(next).expect(200);
+    expect(ids(second.text)).toEqual(Array.from({ length: 10 }, (_, i) => 9 - i));
+    expect(second.text).not.toContain('audit-next');
+    const bad = await get('/admin/audit?since=yesterday-ish').expect(400);
+    expect(bad.text).toContain('since');
+    expect(bad.text).toMatch(/ISO 8601|relative/);
+    expect(bad.text).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+    await get('/admin/audit/export?outcome=maybe').expect(400);
+  });
+
   test('rights are re-checked per request: removed from the group, the same session gets 403', async () => {
     const admin = await session(adminId);
     await request(app).get('/admin/tokens').set('Cookie', sessionCookie(admin.token)).expect(200);
