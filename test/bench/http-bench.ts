@@ -6,7 +6,7 @@ import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
 import { combine, runLoad, type LoadResult, type LoadSpec } from './http/load';
-import { backendsCpuDelta, databaseBackendsCpuMs, startNode, type Started } from './http/processes';
+import { databaseWork, databaseWorkDelta, startNode, type Started } from './http/processes';
 import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
 import { summarizeProfiles } from './http/profile-summary';
@@ -93,9 +93,13 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
     if (o.only && !o.only.test(path)) return;
     await runLoad({ ...cs, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
     const dbUrl = server.env.CS_DATABASE_URL;
-    const dbBefore = dbUrl ? await databaseBackendsCpuMs(dbUrl) : undefined;
+    const dbBefore = dbUrl ? await databaseWork(dbUrl) : undefined;
     const csResult = await runLoad(cs, server.process.pid);
-    if (dbUrl && dbBefore) csResult.dbCpuMsPerRequest = backendsCpuDelta(dbBefore, await databaseBackendsCpuMs(dbUrl)) / Math.max(1, csResult.ok + csResult.failed);
+    if (dbUrl && dbBefore) {
+      const d = databaseWorkDelta(dbBefore, await databaseWork(dbUrl));
+      const answered = Math.max(1, csResult.ok + csResult.failed);
+      Object.assign(csResult, { dbCpuMsPerRequest: d.cpuMs / answered, dbCommitsPerRequest: d.commits / answered });
+    }
     let limitResult: LoadResult | undefined;
     if (lim) {
       await runLoad({ ...lim, seconds: WARM_UP_SECONDS, runId: `${runId}w` });
@@ -266,6 +270,7 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
     const cpu = [
       r.cs.cpuMsPerRequest === undefined ? '' : `server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`,
       r.cs.dbCpuMsPerRequest === undefined ? '' : `PostgreSQL backends ${r.cs.dbCpuMsPerRequest.toFixed(2)} ms/request`,
+      r.cs.dbCommitsPerRequest === undefined ? '' : `${r.cs.dbCommitsPerRequest.toFixed(2)} transactions/request (reads included)`,
     ].filter(Boolean).join(', ');
     const notes = [cpu, failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
     console.log(`| ${r.path} | ${r.connections} | ${r.cs.rps.toFixed(r.cs.rps < 10 ? 1 : 0)} | ${ms(r.cs.p50ms)} | ${ms(r.cs.p99ms)} | ${limit} | ${mb(r.cs.rssBytes)} | ${r.cs.ok} | ${notes} |`);

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { DATABASE_FACTORIES, testDatabaseNames } from '../support/databases';
+import { ENTRA_DISABLE_USER } from '../scim/idp-bodies';
 import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, provisionUser, scimToken, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
 
 /**
@@ -175,5 +176,35 @@ describe.each(testDatabaseNames())('one-time codes and rate limits across worker
     }
     expect(servedBy.size).toBe(2);
     expect(statuses).toEqual([...Array(20).fill(200), ...Array(10).fill(429)]);
+  });
+});
+
+describe.each(testDatabaseNames())('the key API fast path on two workers (%s)', (name) => {
+  it('unwraps on both workers, and a SCIM deactivation through one refuses the next request on each', async () => {
+    const p = await start({ workers: 2, db: await DATABASE_FACTORIES[name]() });
+    const alice = await provisionUser(p, 'alice');
+    const { code, verifier } = await oneTimeCode(p, alice);
+    const [t] = await connectionsOnTwoWorkers(p);
+    const token = JSON.parse((await t.request('POST', '/oauth/token', tokenRequestBody(code, verifier))).body).access_token as string;
+    const bearer = { authorization: `Bearer ${token}` };
+    const [m] = await connectionsOnTwoWorkers(p);
+    const me = JSON.parse((await m.request('GET', '/api/keys/me', undefined, bearer)).body) as { userId: string; wrappedPasswordKey: string };
+    const unwrapBody = { type: 'application/json', text: JSON.stringify({ wrappedPasswordKey: me.wrappedPasswordKey }) };
+
+    const [a, b] = await connectionsOnTwoWorkers(p);
+    const before = await Promise.all([a, b].map((c) => c.request('POST', '/api/keys/password-key/unwrap', unwrapBody, bearer)));
+    expect(before.map((r) => r.status)).toEqual([200, 200]);
+    expect(JSON.parse(before[0]!.body).passwordKey).toBe(JSON.parse(before[1]!.body).passwordKey);
+
+    // The token first: an open connection that stays silent meanwhile would time out (408).
+    const scim = { authorization: `Bearer ${await scimToken(p)}` };
+    const [s] = await connectionsOnTwoWorkers(p);
+    const disable = await s.request('PATCH', `/scim/v2/Users/${me.userId}`, { type: 'application/scim+json', text: ENTRA_DISABLE_USER }, scim);
+    expect(disable.status).toBe(200);
+
+    const [c, d] = await connectionsOnTwoWorkers(p);
+    const after = await Promise.all([c, d].map((conn) => conn.request('POST', '/api/keys/password-key/unwrap', unwrapBody, bearer)));
+    expect(after.map((r) => r.status)).toEqual([403, 403]);
+    for (const r of after) expect(JSON.parse(r.body)).toMatchObject({ code: 'user_inactive' });
   });
 });

@@ -34,6 +34,10 @@ export interface LoadResult {
   rssBytes?: number;
   /** CPU time the target process tree used per answered request (2xx or not), ms. */
   cpuMsPerRequest?: number;
+  /** CPU time the database's PostgreSQL backends used per answered request, ms. */
+  dbCpuMsPerRequest?: number;
+  /** PostgreSQL transactions committed in the database (autocommit reads included) per answered request. */
+  dbCommitsPerRequest?: number;
 }
 
 /** Throughput and percentiles from the 2xx response times (any order) of a run of `seconds`. */

@@ -126,11 +126,41 @@ export function treeRss(pid: number): number {
  * cores, CPU time per request hardly moves.
  */
 export function treeCpuMs(pid: number): number {
+  return overTree(pid, cpuMsOf);
+}
+
+function cpuMsOf(pid: number): number {
   const ticksPerSecond = 100; // USER_HZ on Linux
-  return overTree(pid, (p) => {
-    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-    // Fields after the command (which may hold spaces), from field 3 on: utime and stime are 14 and 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond;
-  });
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command (which may hold spaces), from field 3 on: utime and stime are 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond;
+}
+
+/** What a PostgreSQL database has done so far: CPU ms of each backend serving it (by pid), and its commits. */
+export interface DatabaseWork {
+  backendsCpuMs: Map<number, number>;
+  commits: number;
+}
+
+/** Reads `DatabaseWork` for `url`'s database, apart from other databases on the same server. */
+export async function databaseWork(url: string): Promise<DatabaseWork> {
+  const { Client } = await import('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    // Statistics reach pg_stat_database within a second or so; over a 5 s run that is close enough.
+    const stats = await client.query<{ xact_commit: string }>('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()');
+    return { backendsCpuMs: new Map(rows.map((r) => [r.pid, overTree(r.pid, cpuMsOf)])), commits: Number(stats.rows[0]?.xact_commit ?? 0) };
+  } finally {
+    await client.end();
+  }
+}
+
+/** Backend CPU ms and commits between two readings; a backend that ended meanwhile is not counted. */
+export function databaseWorkDelta(before: DatabaseWork, after: DatabaseWork): { cpuMs: number; commits: number } {
+  let cpuMs = 0;
+  for (const [pid, ms] of after.backendsCpuMs) cpuMs += ms - (before.backendsCpuMs.get(pid) ?? 0);
+  return { cpuMs, commits: after.commits - before.commits };
 }
