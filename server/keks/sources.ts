@@ -1,7 +1,8 @@
 import { Brackets, type EntityManager, type EntitySchema, type ObjectLiteral, type SelectQueryBuilder } from 'typeorm';
 import type { BindingContext } from '../../kms-adapters/types';
-import { GroupKeysEntity, GroupKeyVersionEntity, KeyConnectorUserKeyEntity, SigningKeyEntity, UserKeysEntity } from '../../entities';
+import { AuditSealEntity, GroupKeysEntity, GroupKeyVersionEntity, KeyConnectorUserKeyEntity, SigningKeyEntity, UserKeysEntity } from '../../entities';
 import { binding } from '../keys/binding';
+import { encodeEnvelope } from '../../kms-adapters/envelope';
 import { signingKeyBinding } from '../auth/signing-keys';
 
 /**
@@ -38,8 +39,11 @@ interface ColumnSpec<R extends ObjectLiteral> {
   entity: EntitySchema<R>;
   keys: readonly (keyof R & string)[];
   envelope: keyof R & string;
-  kek: keyof R & string;
+  /** The KEK URI column; without one, rows are selected by the envelope's own prefix. */
+  kek?: keyof R & string;
   binding: (row: R) => BindingContext;
+  /** Further columns `binding` reads, beyond the keys. */
+  bindingColumns?: readonly (keyof R & string)[];
   userId?: (row: R) => string;
 }
 
@@ -52,9 +56,13 @@ export function columnSource<R extends ObjectLiteral>(spec: ColumnSpec<R>): Enve
     userId: spec.userId?.(r),
   });
   const select = (m: EntityManager): SelectQueryBuilder<R> =>
-    m.createQueryBuilder(spec.entity, 't').select([...spec.keys, spec.envelope].map((c) => `t.${c}`));
+    m.createQueryBuilder(spec.entity, 't').select([...spec.keys, ...(spec.bindingColumns ?? []), spec.envelope].map((c) => `t.${c}`));
   const filtered = (q: SelectQueryBuilder<R>, f: KekFilter): SelectQueryBuilder<R> => {
     if ('all' in f) return q;
+    if (!spec.kek) {
+      if (f.from !== undefined) q.andWhere(`t.${spec.envelope} LIKE :from ESCAPE '!'`, { from: envelopePrefix(f.from) });
+      return q.andWhere(`t.${spec.envelope} NOT LIKE :to ESCAPE '!'`, { to: envelopePrefix(f.notUnder) });
+    }
     if (f.from !== undefined) q.andWhere(`t.${spec.kek} = :from`, { from: f.from });
     // Per-user targets move between providers: a row on the target's scheme is already there.
     return f.notUnderScheme ? q.andWhere(`t.${spec.kek} NOT LIKE :scheme`, { scheme: `${f.notUnder}%` }) : q.andWhere(`t.${spec.kek} <> :to`, { to: f.notUnder });
@@ -85,7 +93,7 @@ export function columnSource<R extends ObjectLiteral>(spec: ColumnSpec<R>): Enve
     count: (m, filter) => filtered(select(m).where('1 = 1'), filter).getCount(),
     async swap(m, row, envelope, kekUri) {
       const where = Object.fromEntries([...spec.keys.map((k, i) => [k, row.key[i]]), [spec.envelope, row.envelope]]);
-      const r = await m.update(spec.entity, where, { [spec.envelope]: envelope, [spec.kek]: kekUri } as never);
+      const r = await m.update(spec.entity, where, (spec.kek ? { [spec.envelope]: envelope, [spec.kek]: kekUri } : { [spec.envelope]: envelope }) as never);
       return (r.affected ?? 0) === 1;
     },
     async reread(m, key) {
@@ -95,11 +103,17 @@ export function columnSource<R extends ObjectLiteral>(spec: ColumnSpec<R>): Enve
   };
 }
 
+/** `LIKE` pattern of every envelope under `kekUri` (the URI is the envelope's second field), `!` escaping. */
+function envelopePrefix(kekUri: string): string {
+  return `${encodeEnvelope({ kekUri, ciphertext: Buffer.from([0]) }).split('.').slice(0, 2).join('.')}.`.replace(/[!%_]/g, '!$&') + '%';
+}
+
 export const ENVELOPE_SOURCES: readonly EnvelopeSource[] = [
   columnSource({ table: 'user_keys', entity: UserKeysEntity, keys: ['userId'], envelope: 'wrappedPasswordKey', kek: 'kekUri', binding: (r) => binding.passwordKey(r.userId), userId: (r) => r.userId }),
   columnSource({ table: 'group_key_versions', entity: GroupKeyVersionEntity, keys: ['groupId', 'version'], envelope: 'wrappedMembershipKey', kek: 'kekUri', binding: (r) => binding.membershipKey(r.groupId, Number(r.version)) }),
   // The current version's mirror: `keyVersion` must be read for its binding.
   columnSource({ table: 'group_keys', entity: GroupKeysEntity, keys: ['groupId', 'keyVersion'], envelope: 'wrappedMembershipKey', kek: 'kekUri', binding: (r) => binding.membershipKey(r.groupId, Number(r.keyVersion)) }),
   columnSource({ table: 'signing_keys', entity: SigningKeyEntity, keys: ['kid'], envelope: 'wrappedPrivateJwk', kek: 'kekUri', binding: (r) => signingKeyBinding(r.kid) }),
+  columnSource({ table: 'audit_seals', entity: AuditSealEntity, keys: ['id'], envelope: 'envelope', bindingColumns: ['kind', 'seq', 'hash'], binding: (r) => binding.auditSeal(r.kind, String(r.seq), r.hash) }),
   columnSource({ table: 'key_connector_user_keys', entity: KeyConnectorUserKeyEntity, keys: ['sub'], envelope: 'wrappedKey', kek: 'kekUri', binding: (r) => binding.keyConnectorUserKey(r.sub) }),
 ];

@@ -45,19 +45,20 @@ export async function envelopeCensus(store: Store): Promise<{ byKek: Record<stri
   const byKek: Record<string, number> = {};
   let mismatched = 0;
   let total = 0;
-  const columns: Record<string, [string, string]> = {
+  const columns: Record<string, [string, string | null]> = {
     user_keys: ['wrapped_password_key', 'kek_uri'],
     group_key_versions: ['wrapped_membership_key', 'kek_uri'],
     group_keys: ['wrapped_membership_key', 'kek_uri'],
     signing_keys: ['wrapped_private_jwk', 'kek_uri'],
     key_connector_user_keys: ['wrapped_key', 'kek_uri'],
+    audit_seals: ['envelope', null],
   };
   for (const s of ENVELOPE_SOURCES) {
     const [env, kek] = columns[s.table];
-    const rows = (await store.dataSource.query(`SELECT ${env} AS e, ${kek} AS k FROM ${s.table}`)) as { e: string; k: string }[];
+    const rows = (await store.dataSource.query(`SELECT ${env} AS e${kek ? `, ${kek} AS k` : ''} FROM ${s.table}`)) as { e: string; k?: string }[];
     for (const r of rows) {
       const uri = decodeEnvelope(r.e).kekUri;
-      if (uri !== r.k) mismatched++;
+      if (kek && uri !== r.k) mismatched++;
       byKek[uri] = (byKek[uri] ?? 0) + 1;
       total++;
     }
