@@ -5,6 +5,7 @@ import { checkAdapter } from './check';
 import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './types';
 import { canonicalContext } from './associated-data';
 import { ConfigError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
+import { secretFileExposure } from './secret-file';
 
 /**
  * `local://NAME` — AES-256-GCM with KEKs derived from one master key (HKDF-SHA256, info names the
@@ -84,8 +85,8 @@ export class LocalAdapter implements KmsAdapter {
 /** Reads the master key file, or creates it (0600, exclusive) when allowed. */
 export function loadOrCreateMasterKey(path: string, create: boolean): { key: Buffer; created: boolean } {
   if (existsSync(path)) {
-    const mode = statSync(path).mode & 0o077;
-    if (mode !== 0) throw new ConfigError(`local master key file ${path} is readable by group or others; chmod 600 it`);
+    const exposed = secretFileExposure(statSync(path));
+    if (exposed) throw new ConfigError(`local master key file ${path} is readable by ${exposed === 'group' ? 'a group this process is not in, or group-writable' : 'others'}; chmod 600 it`);
     const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
     if (key.length !== 32) throw new ConfigError(`local master key file ${path} does not hold 32 base64-encoded bytes`);
     return { key, created: false };

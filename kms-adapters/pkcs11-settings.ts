@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { ConfigError } from '../server/errors';
+import { secretFileExposure } from './secret-file';
 
 /**
  * Settings of the PKCS#11 adapter, validated once at start-up. Messages name the environment
@@ -55,7 +56,8 @@ function readPin(pin: unknown, pinFile: unknown): string {
   }
   if (typeof pinFile !== 'string' || !isAbsolute(pinFile)) throw new ConfigError('CS_PKCS11_PIN_FILE: must be an absolute path');
   if (!existsSync(pinFile) || !statSync(pinFile).isFile()) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} does not exist or is not a file`);
-  if ((statSync(pinFile).mode & 0o077) !== 0) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is readable by group or others; chmod 600 it`);
+  const exposed = secretFileExposure(statSync(pinFile));
+  if (exposed) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is readable by ${exposed === 'group' ? 'a group this process is not in, or group-writable' : 'others'}; chmod 600 it`);
   // Editors and `echo` add one trailing newline; it is not part of the PIN.
   const fromFile = readFileSync(pinFile, 'utf8').replace(/\r?\n$/, '');
   if (fromFile === '') throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is empty`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { runKmsContract } from './contract';
@@ -212,13 +212,25 @@ describe('pkcs11 adapter configuration', () => {
     expect(err.message).not.toContain(wrongPin);
   });
 
-  test('the PIN may come from a 0600 file; a group-readable one is refused', async () => {
+  test('the PIN may come from a 0600 file, or 0440 in its own group (Kubernetes fsGroup); readable by another group or others is refused', async () => {
     const file = join(hsm.dir, 'pin');
     writeFileSync(file, `${hsm.pin}\n`, { mode: 0o600 });
     const a = await createAdapter({ settings: { module: hsm.module, pinFile: file, token: 'cs-main' } });
     await a.close();
-    chmodSync(file, 0o640);
-    await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*chmod 600/);
+    chmodSync(file, 0o440);
+    chownSync(file, process.getuid!(), process.getgid!());
+    const b = await createAdapter({ settings: { module: hsm.module, pinFile: file, token: 'cs-main' } });
+    await b.close();
+    chmodSync(file, 0o644);
+    await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*readable by others; chmod 600/);
+    chmodSync(file, 0o660);
+    await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*group-writable; chmod 600/);
+    if (process.getuid!() === 0) {
+      // Only root can give a file to a group it is not in.
+      chmodSync(file, 0o640);
+      chownSync(file, 0, 54_321);
+      await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*a group this process is not in/);
+    }
   });
 
   test.each([
