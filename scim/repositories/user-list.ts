@@ -6,7 +6,7 @@
  * than COUNT(*) on the live-users index.
  *
  * Pages deeper than the first skip over ids alone in a derived table (the live-users index, or the
- * filter's), then join the page's rows and keys.
+ * filter's), from whichever end of the list is nearer, then join the page's rows and keys.
  */
 import type { EntityManager } from 'typeorm';
 import type { UserKeysRow } from '../../entities';
@@ -91,24 +91,42 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
   const values: unknown[] = [];
   const where = q.where ? ` AND ${positional(q.where.sql, q.where.params, dialect, values)}` : '';
   const dir = q.descending ? 'DESC' : 'ASC';
+  const back = q.descending ? 'ASC' : 'DESC';
   // A stable order: the requested column, then id (unique), so pages never overlap or skip.
   const order = q.orderBy ? `${q.orderBy} ${dir}, u.id ASC` : 'u.created_at ASC, u.id ASC';
-  const limit = `LIMIT ${param(dialect, values, q.count)} OFFSET ${param(dialect, values, q.startIndex - 1)}`;
-  const sql =
-    q.startIndex === 1
-      ? `SELECT ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE ${LIVE}${where} ORDER BY ${order} ${limit}`
-      : `SELECT ${COLUMNS} FROM (SELECT u.id FROM users u WHERE ${LIVE}${where} ORDER BY ${order} ${limit}) p ` +
-        `JOIN users u ON u.id = p.id LEFT JOIN user_keys k ON k.user_id = u.id ORDER BY ${order}`;
-  // Unfiltered lists are full pages until the end: on a pool, count beside the page.
-  const early = !q.where && dialect !== 'sqlite' ? count() : undefined;
-  early?.catch(() => undefined);
-  const raw = (await m.query(sql, values)) as Raw[];
+  const reverse = q.orderBy ? `${q.orderBy} ${back}, u.id DESC` : 'u.created_at DESC, u.id DESC';
+  const skip = q.startIndex - 1;
+  let raw: Raw[];
+  let total: number;
+  if (skip === 0) {
+    const limit = `LIMIT ${param(dialect, values, q.count)}`;
+    // Unfiltered lists are full pages until the end: on a pool, count beside the page.
+    const early = !q.where && dialect !== 'sqlite' ? count() : undefined;
+    early?.catch(() => undefined);
+    raw = (await m.query(`SELECT ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE ${LIVE}${where} ORDER BY ${order} ${limit}`, values)) as Raw[];
+    total = knownTotal(q, raw.length) ?? (await (early ?? count()));
+  } else {
+    // A deep page: the total first (a full page needs it anyway); a page in the second half of the
+    // list is then read walking the index from the end, so skipping costs what is left, not what
+    // came before. The page's ids come from a derived table (index only); rows and keys are joined after.
+    total = await count();
+    const left = total - skip;
+    if (left <= 0) return { total, rows: [], keys: new Map() };
+    const n = Math.min(q.count, left);
+    const fromEnd = left - n;
+    const backwards = fromEnd < skip;
+    const limit = `LIMIT ${param(dialect, values, n)} OFFSET ${param(dialect, values, backwards ? fromEnd : skip)}`;
+    raw = (await m.query(
+      `SELECT ${COLUMNS} FROM (SELECT u.id FROM users u WHERE ${LIVE}${where} ORDER BY ${backwards ? reverse : order} ${limit}) p ` +
+        `JOIN users u ON u.id = p.id LEFT JOIN user_keys k ON k.user_id = u.id ORDER BY ${order}`,
+      values,
+    )) as Raw[];
+  }
   const rows = raw.map(userOf);
   const keys = new Map<string, UserKeysRow>();
   for (const r of raw) {
     const k = userKeysRowOf(String(r.id), r);
     if (k) keys.set(k.userId, k);
   }
-  const total = knownTotal(q, rows.length) ?? (await (early ?? count()));
   return { total, rows, keys };
 }
