@@ -28,9 +28,15 @@ export class AdminQueries {
     );
   }
 
+  /** Refused /scim/v2 requests (`scim.refused`, scim/refusal-audit.ts) and other non-successes of SCIM callers, newest first. */
   scimRefusals(limit: number): Promise<AuditEventRow[]> {
     return this.read((m) =>
-      m.createQueryBuilder(AuditEventEntity, 'a').where('a.actor LIKE :p AND a.outcome <> :ok', { p: 'scim:%', ok: 'success' }).orderBy('a.id', 'DESC').limit(limit).getMany(),
+      m
+        .createQueryBuilder(AuditEventEntity, 'a')
+        .where('(a.action = :refused OR (a.actor LIKE :p AND a.outcome <> :ok))', { refused: 'scim.refused', p: 'scim:%', ok: 'success' })
+        .orderBy('a.id', 'DESC')
+        .limit(limit)
+        .getMany(),
     );
   }
 

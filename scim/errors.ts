@@ -4,7 +4,7 @@
  * core (server/errors.ts), scimmy's SCIMError, body-parser failures and our input checks all end
  * up here. Unknown errors become a generic 500 without internals.
  */
-import type { ErrorRequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, Response } from 'express';
 import { AppError, ConflictError } from '../server/errors';
 import { toAppError } from '../server/http/problem';
 import { UnknownAttributeError } from './idp-quirks';
@@ -70,8 +70,11 @@ export function sendScimError(res: Response, mapped: MappedError): void {
   res.status(mapped.status).type(SCIM_CONTENT_TYPE).send(JSON.stringify(mapped.body));
 }
 
-export function scimErrorHandler(log?: { error: (obj: object, msg: string) => void; info: (obj: object, msg: string) => void }): ErrorRequestHandler {
-  return (err, req, res, next) => {
+/** Called for every 4xx but 404 (an answer, not a refusal) before it is sent (scim/refusal-audit.ts); the response waits for it, never fails by it. */
+export type OnRefused = (req: Request, res: Response, mapped: MappedError) => Promise<void>;
+
+export function scimErrorHandler(log?: { error: (obj: object, msg: string) => void; info: (obj: object, msg: string) => void }, onRefused?: OnRefused): ErrorRequestHandler {
+  return async (err, req, res, next) => {
     if (res.headersSent) return next(err);
     const mapped = mapError(err);
     const entry = { requestId: req.requestId, method: req.method, path: req.path, status: mapped.status, scimType: mapped.body.scimType };
@@ -81,7 +84,8 @@ export function scimErrorHandler(log?: { error: (obj: object, msg: string) => vo
     } else {
       // What the IdP did wrong, for the operator; never the body (it may carry personal data).
       log?.info({ ...entry, detail: mapped.body.detail }, 'scim request refused');
+      if (onRefused && mapped.status >= 400 && mapped.status < 500 && mapped.status !== 404) await onRefused(req, res, mapped).catch(() => undefined);
     }
-    sendScimError(res, mapped);
+    if (!res.headersSent) sendScimError(res, mapped);
   };
 }

@@ -8,6 +8,7 @@ import type { AppDeps } from '../server/http/app';
 import { NotFoundError } from '../server/errors';
 import { discoveryRouter } from './discovery';
 import { scimErrorHandler } from './errors';
+import { scimRefusalAuditOf } from './refusal-audit';
 import { groupsRouter } from './groups';
 import { checkPatchStrings } from './limits';
 import { rateLimitPerToken } from './rate-limit';
@@ -75,6 +76,7 @@ export function scimRouter(deps: AppDeps): Router {
   r.use('/Users', usersRouter(service));
   r.use('/Groups', groupsRouter(service));
   r.use((req, _res, next) => next(new NotFoundError(`no SCIM endpoint for ${req.method} ${req.path}`)));
-  r.use(scimErrorHandler(deps.log));
+  const refusals = scimRefusalAuditOf(deps.store, { onError: (err) => deps.log.warn({ err: { message: (err as Error)?.message } }, 'scim refusal not audited') });
+  r.use(scimErrorHandler(deps.log, (req, res, mapped) => refusals.refused(req, (res.locals.scimToken as { id: string } | undefined)?.id, mapped)));
   return r;
 }

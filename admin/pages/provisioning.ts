@@ -6,6 +6,20 @@ import { reasonOf } from './sign-ins';
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
+function detailOf(detail: string | null): Record<string, unknown> {
+  try {
+    return (JSON.parse(detail ?? '{}') as Record<string, unknown>) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** Refusals folded into this row by the SCIM refusal audit's rate bound (scim/refusal-audit.ts). */
+function suppressedOf(detail: string | null): number {
+  const n = detailOf(detail).suppressed;
+  return typeof n === 'number' && n > 0 ? n : 0;
+}
+
 /** SCIM activity per token (from the audit trail), refused SCIM requests, and the webhook outbox. */
 export async function provisioningPage(svc: ConsoleServices, csrf: string): Promise<Html> {
   const now = Date.now();
@@ -16,7 +30,7 @@ export async function provisioningPage(svc: ConsoleServices, csrf: string): Prom
       const id = e.actor.slice('scim:'.length);
       const t = byToken.get(id) ?? { changes: 0, errors: 0, hours: new Map() };
       if (e.outcome === 'success') t.changes++;
-      else t.errors++;
+      else t.errors += 1 + suppressedOf(e.detail);
       const hour = Math.floor(Date.parse(e.at) / HOUR_MS) * HOUR_MS;
       t.hours.set(hour, (t.hours.get(hour) ?? 0) + 1);
       byToken.set(id, t);
@@ -30,11 +44,24 @@ export async function provisioningPage(svc: ConsoleServices, csrf: string): Prom
       .filter((t) => byToken.has(t.id))
       .map((t) => ({ name: t.name, points: [...byToken.get(t.id)!.hours].sort((a, b) => a[0] - b[0]).map(([h, n]) => ({ t: Math.min(h + HOUR_MS / 2, now), v: n })) }));
     return html`${table(['token', 'id', 'state', 'changes (24 h)', 'errors (24 h)', 'last seen'], rows, 'no SCIM tokens yet: crypto-server token create --scope scim')}
-${lineChart({ title: 'Audited SCIM changes per hour, last 24 hours', unit: 'events', series, from: now - DAY_MS, to: now })}`;
+${lineChart({ title: 'Audited SCIM events per hour (changes and refusals), last 24 hours', unit: 'events', series, from: now - DAY_MS, to: now })}`;
   });
   const refused = await widget('Refused SCIM requests', async () => {
-    const rows = await svc.queries.scimRefusals(20);
-    return table(['at', 'token', 'action', 'outcome', 'reason'], rows.map((e) => [e.at, e.actor.slice('scim:'.length), e.action, e.outcome, reasonOf(e.detail)]), 'none');
+    const [rows, tokens] = await Promise.all([svc.queries.scimRefusals(20), svc.tokens.list()]);
+    const names = new Map(tokens.map((t) => [t.id, t.name]));
+    return table(
+      ['at', 'caller', 'request', 'status', 'reason', 'more like it'],
+      rows.map((e) => {
+        const d = detailOf(e.detail);
+        const id = e.actor.startsWith('scim:') ? e.actor.slice('scim:'.length) : undefined;
+        const caller = id ? `${names.get(id) ?? 'token'} (${id})` : `anonymous${d.from ? ` from ${String(d.from)}` : ''}`;
+        const request = e.action === 'scim.refused' ? `${String(d.method ?? '')} ${String(d.path ?? '')}` : e.action;
+        const status = d.status !== undefined ? `${String(d.status)}${d.scimType ? ` ${String(d.scimType)}` : ''}` : e.outcome;
+        const more = suppressedOf(e.detail);
+        return [e.at, caller, request, status, reasonOf(e.detail), more ? html`<span data-suppressed="${String(more)}">+${String(more)} not recorded one by one</span>` : ''];
+      }),
+      'none',
+    );
   });
   const outbox = await widget('Outbox', async () => {
     const webhook = svc.deps.config.scim.webhook;
