@@ -12,6 +12,7 @@ import { registerOutbox } from './outbox';
 import { registerGroups } from './groups';
 import { registerImportKeyConnector } from './import-key-connector';
 import { registerAudit } from './audit';
+import { addAuditIntegrityCommands } from './audit-integrity';
 
 export { describeFailure };
 
@@ -29,7 +30,7 @@ export function buildProgram(): Command {
   registerOutbox(program);
   registerGroups(program);
   registerImportKeyConnector(program);
-  registerAudit(program);
+  addAuditIntegrityCommands(registerAudit(program));
   return program;
 }
 
