@@ -92,3 +92,27 @@ describe.each(testDatabaseNames())('audit chain (%s)', (kind) => {
     expect((await verifyAuditChain(ctx.store.dataSource, ctx.kms)).ok).toBe(true);
   });
 });
+
+/** CS_AUDIT_CHAIN=off (for measuring): rows keep seq in commit order but carry no hash, and verify says so. */
+describe.each(testDatabaseNames())('audit chain off (%s)', (kind) => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext(kind, { CS_AUDIT_CHAIN: 'off' });
+  });
+  afterAll(async () => ctx?.cleanup());
+
+  test('rows are numbered without gaps, unhashed; verify stops at the first', async () => {
+    await Promise.all([
+      ctx.store.auditCommitted({ actor: 'test', action: 'hot', outcome: 'success' }),
+      ctx.store.auditCommitted({ actor: 'test', action: 'hot', outcome: 'success' }),
+      ctx.store.audit({ actor: 'test', action: 'refusal', outcome: 'refused' }),
+    ]);
+    const rows = (await ctx.store.dataSource.query('SELECT seq, prev_hash, hash FROM audit_events ORDER BY seq')) as Record<string, unknown>[];
+    expect(rows.map((r) => [Number(r.seq), r.prev_hash, r.hash])).toEqual([
+      [1, null, null],
+      [2, null, null],
+      [3, null, null],
+    ]);
+    expect((await verifyAuditChain(ctx.store.dataSource, ctx.kms)).problem).toBe('seq 1: not chained (no hash: written with CS_AUDIT_CHAIN=off, or the hash was removed)');
+  });
+});
