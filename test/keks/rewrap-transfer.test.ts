@@ -8,7 +8,7 @@ import { listen, type Listening } from '../support/http-server';
 import { createApp } from '../../server/http/app';
 import { binding } from '../../server/keys/binding';
 import { UnwrapRefusedError } from '../../server/errors';
-import { countUnder, envelopeCensus, seedPasswordKeys, startCli, waitFor } from './support';
+import { countUnder, envelopeCensus, seedPasswordKeys, startCli, whileRunning } from './support';
 
 /**
  * `keks rewrap` moving every stored envelope from the local KEK to a KEK in a real PKCS#11 token
@@ -99,7 +99,7 @@ describe.each(testDatabaseNames())('keks rewrap local → pkcs11 on %s', (db) =>
 
       // Killed halfway: a batch is one transaction, so each row is either moved or untouched.
       const first = startCli(['keks', 'rewrap', '--to', target, '--batch', '100'], env);
-      await waitFor(async () => (await countUnder(f.store, target)) >= COUNT[db] / 2, 180_000);
+      await whileRunning(first.done, async () => (await countUnder(f.store, target)) >= COUNT[db] / 2, 180_000);
       first.child.kill('SIGKILL');
       const killed = await first.done;
       expect(killed.code).toBe(-1);

@@ -97,6 +97,16 @@ export async function waitFor(cond: () => Promise<boolean>, ms = 60_000, every =
   }
 }
 
+/** Waits for `cond` while `run` is still going: a run that ends first fails with its output. */
+export function whileRunning(run: Promise<CliResult>, cond: () => Promise<boolean>, ms = 120_000): Promise<void> {
+  return Promise.race([
+    waitFor(cond, ms),
+    run.then((r) => {
+      throw new Error(`the command ended first (exit ${r.code}): ${r.stdout}${r.stderr}`);
+    }),
+  ]);
+}
+
 export async function countUnder(store: Store, kekUri: string): Promise<number> {
   const [r] = (await store.dataSource.query(`SELECT COUNT(*) AS n FROM user_keys WHERE kek_uri = ${store.driver === 'postgres' ? '$1' : '?'}`, [kekUri])) as { n: string | number }[];
   return Number(r.n);
