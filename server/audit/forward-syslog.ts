@@ -20,7 +20,9 @@ export interface SyslogTlsOptions {
 
 /** One RFC 5424 message per event, RFC 5425 octet-counted over one long-lived TLS connection. */
 export class SyslogTlsSink implements AuditSink {
+  /** Set while connecting too, so close() can cut a handshake that hangs. */
   private socket?: TLSSocket;
+  private ready = false;
   private broken?: Error;
 
   constructor(
@@ -54,14 +56,14 @@ export class SyslogTlsSink implements AuditSink {
     const frames = Buffer.concat(rows.map((r) => octetFrame(this.message(r))));
     await new Promise<void>((resolve, reject) => socket.write(frames, (err) => (err ? reject(err) : resolve())));
     await new Promise((r) => setTimeout(r, this.opts.confirmMs ?? 250));
-    if (this.broken || socket.destroyed) throw this.broken ?? new Error('the syslog connection closed');
+    if (this.socket !== socket || this.broken || socket.destroyed) throw this.broken ?? new Error('the syslog connection closed');
   }
 
   private connected(): Promise<TLSSocket> {
-    if (this.socket && !this.broken && !this.socket.destroyed) return Promise.resolve(this.socket);
+    if (this.socket && this.ready && !this.broken && !this.socket.destroyed) return Promise.resolve(this.socket);
     this.drop();
     return new Promise<TLSSocket>((resolve, reject) => {
-      const s = connect({
+      const s = (this.socket = connect({
         host: this.host,
         port: this.port,
         servername: /^[\d.:]+$/.test(this.host) ? undefined : this.host,
@@ -71,21 +73,23 @@ export class SyslogTlsSink implements AuditSink {
         // Always verified: an audit stream to an impostor would leak who opened which key.
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-      });
+      }));
       const timer = setTimeout(() => s.destroy(Object.assign(new Error(`TLS connection to ${this.host}:${this.port} timed out`), { code: 'ETIMEDOUT' })), this.opts.connectTimeoutMs ?? 10_000);
       s.once('secureConnect', () => {
         clearTimeout(timer);
-        this.socket = s;
-        this.broken = undefined;
+        this.ready = true;
         resolve(s);
       });
+      // State belongs to the current socket: a dropped one closing late must not mark its successor broken.
       s.on('error', (err) => {
         clearTimeout(timer);
-        this.broken = err;
+        if (this.socket === s) this.broken = err;
         reject(err);
       });
       s.on('close', () => {
-        this.broken ??= new Error('the syslog server closed the connection');
+        clearTimeout(timer);
+        if (this.socket === s) this.broken ??= new Error('the syslog server closed the connection');
+        reject(new Error('the connection closed before the TLS handshake completed'));
       });
       // A receiver sends nothing back in RFC 5425; read and drop whatever comes so the socket never stalls.
       s.on('data', () => undefined);
@@ -95,13 +99,17 @@ export class SyslogTlsSink implements AuditSink {
   private drop(): void {
     this.socket?.destroy();
     this.socket = undefined;
+    this.ready = false;
     this.broken = undefined;
   }
 
   async close(): Promise<void> {
     const s = this.socket;
+    const ready = this.ready;
     this.socket = undefined;
+    this.ready = false;
     if (!s || s.destroyed) return;
+    if (!ready) return void s.destroy();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         s.destroy();

@@ -66,11 +66,16 @@ export class AuditForwarder {
     return this;
   }
 
-  /** Ends the loops after their current batch, gives the leases back, closes the sinks. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the loops, gives the leases back, closes the sinks. A batch still being sent after
+   * `boundMs` (a hung sink) is cut by closing its sink; its events stay behind the cursor.
+   */
+  async stop(boundMs = 2000): Promise<void> {
     this.stopped = true;
     for (const w of this.wake) w();
-    await Promise.all(this.loops);
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.loops), new Promise((r) => (t = setTimeout(r, boundMs)))]);
+    clearTimeout(t);
     await Promise.all(
       this.sinks.map(async (s) => {
         await this.cursors((r) => r.release(s.name, this.holder)).catch(() => undefined);
