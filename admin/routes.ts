@@ -144,7 +144,8 @@ export function adminRoutes(deps: AppDeps, auth: AuthServices): Router {
         if (req.method === 'GET' && req.path === '/') return send(res, 200, 'Set up Crypto Server', await startPage(svc, false), '/admin/');
         return refusal(res, 401, 'Sign-in is not configured', 'The console needs SAML sign-in: configure the identity provider (see the start page) and restart.', false);
       }
-      const read = await readSession(auth.signingKeys, sessionOptions, readCookie(req.headers.cookie, SESSION_COOKIE));
+      let read = await readSession(auth.signingKeys, sessionOptions, readCookie(req.headers.cookie, SESSION_COOKIE));
+      if ('session' in read && (await svc.revocations.isRevoked(read.session.jti))) read = { refused: 'signed out' };
       if ('refused' in read) {
         if (readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined) res.append('Set-Cookie', cookie(SESSION_COOKIE, '', { maxAgeSeconds: 0, secure: secure(req), sameSite: 'Strict' }));
         if (req.method === 'GET') return res.redirect(303, '/admin/login');
@@ -220,14 +221,25 @@ export function adminRoutes(deps: AppDeps, auth: AuthServices): Router {
       if (!parsed.success) throw new ValidationError(parsed.error.issues.map((i) => i.message).join('; '));
       const { name, scope, expiresDays, allowFrom } = parsed.data;
       const expiresAt = expiresDays ? new Date(Date.now() + expiresDays * 86_400_000) : undefined;
-      const { token, info } = await svc.tokens.create({ name, scope, expiresAt, allowedAddresses: allowFrom });
+      const { info, revealId } = await svc.createToken(admin(res).session.jti, { name, scope, expiresAt, allowedAddresses: allowFrom });
       await deps.store.audit({ ...ctxOf(req, actor(res)), action: 'admin.token.create', outcome: 'success', targetType: 'token', targetId: info.id, detail: { scope: info.scope, name: info.name } });
-      send(res, 201, 'Tokens', await tokensPage(svc, admin(res).session.csrf, { token, name: info.name, scope: info.scope }), '/admin/tokens');
+      // Post/Redirect/Get: a reload of the page that shows the token cannot create a second one.
+      res.redirect(303, `/admin/tokens/created/${revealId}`);
     } catch (err) {
       const e = toAppError(err);
       if (e.status !== 400) return next(err);
       await deps.store.audit({ ...ctxOf(req, actor(res)), action: 'admin.token.create', outcome: 'refused', detail: { reason: e.message.slice(0, 300) } }).catch(() => undefined);
       send(res, 400, 'Tokens', await tokensPage(svc, admin(res).session.csrf, undefined, e.message).catch(() => html`<p class="error">${e.message}</p>`), '/admin/tokens');
+    }
+  });
+
+  r.get('/tokens/created/:id', async (req, res, next) => {
+    try {
+      const created = await svc.reveals.take(admin(res).session.jti, String(req.params.id));
+      const notice = created ? undefined : 'This token was already shown (or two minutes have passed, or it was created in another session); it is never shown again. Revoke it and create a new one if it was not copied.';
+      send(res, 200, 'Tokens', await tokensPage(svc, admin(res).session.csrf, created, undefined, notice), '/admin/tokens');
+    } catch (err) {
+      next(err);
     }
   });
 
@@ -255,7 +267,13 @@ export function adminRoutes(deps: AppDeps, auth: AuthServices): Router {
     }
   });
 
-  r.post('/logout', async (req, res) => {
+  r.post('/logout', async (req, res, next) => {
+    try {
+      // Revoked in the database first: a copy of the cookie must stop working on every replica.
+      await svc.revocations.revoke(admin(res).session.jti, admin(res).session.expiresAt);
+    } catch (err) {
+      return next(err);
+    }
     res.append('Set-Cookie', cookie(SESSION_COOKIE, '', { maxAgeSeconds: 0, secure: secure(req), sameSite: 'Strict' }));
     await deps.store.audit({ ...ctxOf(req, actor(res)), action: 'admin.logout', outcome: 'success', targetType: 'user', targetId: admin(res).userId }).catch(() => undefined);
     res.locals.admin = undefined;

@@ -11,6 +11,9 @@ import { AdminQueries } from './repository';
 import { OutboxRepository } from '../scim/repositories/outbox';
 import { AdminAccess } from './access';
 import { latencyHistory } from './latency-history';
+import { SessionRevocations } from './session-revocations';
+import { TokenReveals, type CreatedToken } from './token-reveals';
+import type { PublicTokenInfo } from '../scim/tokens';
 
 /**
  * The console's one seam into the rest of the server: the services and queries its pages read
@@ -49,12 +52,31 @@ export class ConsoleServices {
   readonly tokens: TokenService;
   readonly access: AdminAccess;
   readonly latency = latencyHistory;
+  readonly revocations: SessionRevocations;
+  readonly reveals: TokenReveals;
   private kekChecks?: { at: number; result: Promise<Check[]> };
 
   constructor(readonly deps: ConsoleDeps) {
     this.queries = new AdminQueries(deps.store);
     this.tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
     this.access = new AdminAccess(deps.config.admin, deps.store, this.queries);
+    this.revocations = new SessionRevocations(deps.store);
+    this.reveals = new TokenReveals(deps.store, deps.kms, deps.config.kms.kekUri);
+  }
+
+  /**
+   * As `crypto-server token create`, then parks the token for the session to see once (PRG). If it
+   * cannot be parked (KMS or database down), the token is revoked: nobody could ever see it.
+   */
+  async createToken(sessionJti: string, input: Parameters<TokenService['create']>[0]): Promise<{ info: PublicTokenInfo; revealId: string }> {
+    const { token, info } = await this.tokens.create(input);
+    const created: CreatedToken = { token, name: info.name, scope: info.scope };
+    try {
+      return { info, revealId: await this.reveals.park(sessionJti, created) };
+    } catch (err) {
+      await this.tokens.revoke(info.id).catch(() => undefined);
+      throw err;
+    }
   }
 
   get samlConfigured(): boolean {

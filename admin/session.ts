@@ -8,6 +8,7 @@ import { TOKEN_ALG } from '../server/auth/tokens';
  * private half wrapped by the KMS), so no session table and any replica can check it. It has its
  * own `typ` and audience, so it is never accepted as an access token and vice versa. It carries
  * a random CSRF token that every POST form must echo. Never renewed: expiry means a new sign-in.
+ * Sign out revokes the session's jti in the database, so a copied cookie dies with it everywhere.
  */
 export const SESSION_COOKIE = 'cs_admin';
 /** Binds a sign-in to the browser that started it (login CSRF): its digest travels as the PKCE challenge. */
@@ -20,6 +21,8 @@ export interface AdminSession {
   byAttribute: boolean;
   csrf: string;
   expiresAt: number;
+  /** The session's id: Sign out revokes it (admin/session-revocations.ts); a new token is shown to it only. */
+  jti: string;
 }
 
 export interface SessionOptions {
@@ -33,6 +36,7 @@ export async function mintSession(keys: SigningKeyService, o: SessionOptions, s:
   const csrf = randomBytes(24).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const exp = now + o.minutes * 60;
+  const jti = randomBytes(12).toString('hex');
   const token = await new SignJWT({ attr: s.byAttribute, csrf })
     .setProtectedHeader({ alg: TOKEN_ALG, typ: SESSION_TYP, kid: key.kid })
     .setIssuer(o.issuer)
@@ -40,9 +44,9 @@ export async function mintSession(keys: SigningKeyService, o: SessionOptions, s:
     .setSubject(s.userId)
     .setIssuedAt(now)
     .setExpirationTime(exp)
-    .setJti(randomBytes(12).toString('hex'))
+    .setJti(jti)
     .sign(key.privateKey);
-  return { token, session: { userId: s.userId, byAttribute: s.byAttribute, csrf, expiresAt: exp * 1000 } };
+  return { token, session: { userId: s.userId, byAttribute: s.byAttribute, csrf, expiresAt: exp * 1000, jti } };
 }
 
 /** The session the cookie holds, or why it is refused. */
@@ -53,9 +57,9 @@ export async function readSession(keys: SigningKeyService, o: SessionOptions, to
     if (header.typ !== SESSION_TYP || header.alg !== TOKEN_ALG || typeof header.kid !== 'string') return { refused: 'not a console session' };
     const key = await keys.verificationKey(header.kid);
     if (!key) return { refused: 'signed by an unknown key' };
-    const { payload } = await jwtVerify(token, key, { algorithms: [TOKEN_ALG], typ: SESSION_TYP, issuer: o.issuer, audience: o.audience, currentDate: now, requiredClaims: ['sub', 'exp', 'csrf'] });
-    if (typeof payload.csrf !== 'string' || typeof payload.sub !== 'string') return { refused: 'malformed session' };
-    return { session: { userId: payload.sub, byAttribute: payload.attr === true, csrf: payload.csrf, expiresAt: payload.exp! * 1000 } };
+    const { payload } = await jwtVerify(token, key, { algorithms: [TOKEN_ALG], typ: SESSION_TYP, issuer: o.issuer, audience: o.audience, currentDate: now, requiredClaims: ['sub', 'exp', 'csrf', 'jti'] });
+    if (typeof payload.csrf !== 'string' || typeof payload.sub !== 'string' || typeof payload.jti !== 'string') return { refused: 'malformed session' };
+    return { session: { userId: payload.sub, byAttribute: payload.attr === true, csrf: payload.csrf, expiresAt: payload.exp! * 1000, jti: payload.jti } };
   } catch (err) {
     const code = (err as { code?: string }).code;
     return { refused: code === 'ERR_JWT_EXPIRED' ? 'session expired' : 'invalid session' };

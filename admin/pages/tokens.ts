@@ -3,12 +3,13 @@ import type { ConsoleServices } from '../services';
 import { TOKEN_SCOPES } from '../../scim/tokens';
 
 /** Token list with revoke buttons and the create form; a just-created token is shown once. */
-export async function tokensPage(svc: ConsoleServices, csrf: string, created?: { token: string; name: string; scope: string }, error?: string): Promise<Html> {
+export async function tokensPage(svc: ConsoleServices, csrf: string, created?: { token: string; name: string; scope: string }, error?: string, notice?: string): Promise<Html> {
   const rows = await svc.tokens.list();
   const now = new Date().toISOString();
   const state = (t: (typeof rows)[number]) => (t.revoked_at ? `revoked ${t.revoked_at}` : t.expires_at && t.expires_at <= now ? `expired ${t.expires_at}` : 'active');
   return html`${created ? html`<div class="created" role="status"><p>New ${created.scope} token "${created.name}" — copy it now, it is shown only once:</p><code id="new-token">${created.token}</code></div>` : ''}
 ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
+${notice ? html`<p class="note" id="already-shown" role="status">${notice}</p>` : ''}
 ${table(
   ['name', 'id', 'scope', 'state', 'created', 'last used', 'only from', ''],
   rows.map((t) => [

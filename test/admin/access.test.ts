@@ -65,7 +65,7 @@ describe.each(testDatabaseNames())('console access on %s', (kind) => {
   test('the route list is the one the tests walk (pages, forms, sign-in)', () => {
     const all = routesOf(auth, ctx).map((r) => `${r.method} ${r.path}`);
     for (const p of PUBLIC_ROUTES) expect(all).toContain(p);
-    expect(all).toEqual(expect.arrayContaining(['GET /', 'GET /status', 'GET /tokens', 'POST /tokens', 'POST /tokens/:id/revoke', 'POST /outbox/:seq/retry', 'POST /logout', 'GET /audit/export']));
+    expect(all).toEqual(expect.arrayContaining(['GET /', 'GET /status', 'GET /tokens', 'POST /tokens', 'GET /tokens/created/:id', 'POST /tokens/:id/revoke', 'POST /outbox/:seq/retry', 'POST /logout', 'GET /audit/export']));
   });
 
   test('every non-public route: no session → sign-in or 401; bad cookies likewise; non-admin → 403; admin → served', async () => {
@@ -123,7 +123,8 @@ describe.each(testDatabaseNames())('console access on %s', (kind) => {
 
   test('a CSRF-checked POST does its work once, and is audited; the token it made works and its revoke sticks', async () => {
     const admin = await session(adminId);
-    const created = await request(app).post('/admin/tokens').set('Cookie', sessionCookie(admin.token)).type('form').send({ csrf: admin.session.csrf, name: 'ci', scope: 'backend' }).expect(201);
+    const posted = await request(app).post('/admin/tokens').set('Cookie', sessionCookie(admin.token)).type('form').send({ csrf: admin.session.csrf, name: 'ci', scope: 'backend' }).expect(303);
+    const created = await request(app).get(posted.headers.location).set('Cookie', sessionCookie(admin.token)).expect(200);
     const token = /cst_[0-9a-f]{24}\.[A-Za-z0-9_-]{43}/.exec(created.text)![0];
     const id = token.slice(4, 28);
     const rows = await ctx.store.repos.manager.find(ApiTokenEntity, { where: { name: 'ci' } });

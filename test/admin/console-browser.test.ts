@@ -140,7 +140,8 @@ describe('administrator console in a real browser', () => {
       await page.click('nav >> text=Provisioning');
       const entra = page.locator('table tr:has-text("Entra ID")').first();
       expect(await entra.locator('td').nth(3).textContent()).toBe('5'); // five users created
-      expect(Number(await entra.locator('td').nth(4).textContent())).toBeGreaterThanOrEqual(0);
+      expect(Number(await entra.locator('td').nth(4).textContent())).toBeGreaterThanOrEqual(1); // the 409 below, audited as scim.refused
+      expect(await page.textContent('main')).toContain('409 uniqueness');
       expect(await page.locator('figure.chart svg circle.point').count()).toBeGreaterThan(0);
       await shot(page, 'provisioning');
 
@@ -173,7 +174,13 @@ describe('administrator console in a real browser', () => {
       const created = (await page.textContent('#new-token'))!.trim();
       expect(created).toMatch(/^cst_[0-9a-f]{24}\.[A-Za-z0-9_-]{43}$/);
       await shot(page, 'tokens-created');
+      expect(page.url()).toMatch(/\/admin\/tokens\/created\/[A-Za-z0-9_-]{24}$/); // Post/Redirect/Get
       expect((await scim('GET', '/Users?count=1', created)).status).toBe(200);
+      // A reload asks again for the page, not the POST: no second token, and the secret is gone.
+      await page.reload();
+      expect(await page.textContent('#already-shown')).toContain('already shown');
+      expect(await page.content()).not.toContain(created);
+      expect((await new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m))).list()).filter((t) => t.name === 'Okta')).toHaveLength(1);
 
       // Shown once: the list page never shows it again.
       await page.click('nav >> text=Tokens');
