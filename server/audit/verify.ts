@@ -59,7 +59,8 @@ async function walk(sql: ChainSql, kms: KmsRegistry, opts: VerifyOptions, result
   let expectedPrev: string | undefined = checkpoint?.hash ?? GENESIS_HASH;
   if (opts.since !== undefined) {
     const start = await startOf(sql, opts.since);
-    if (start !== undefined && start > expectedSeq) {
+    if (start === undefined) return; // no row at or after that time: nothing to check
+    if (start > expectedSeq) {
       expectedSeq = start;
       expectedPrev = undefined;
     }
