@@ -19,23 +19,9 @@ import { ForwardCursorRepository } from '../../server/audit/forward-cursors';
 import { lastAuditSeq } from '../../server/audit/search';
 import { TcpProxy } from '../fault/tcp-proxy';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
+import { recordingLog, sleep, until } from './forward-support';
 
 const ROOT = join(__dirname, '..', '..');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-function recordingLog() {
-  const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
-  return { lines, warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }), info: (obj: object, msg: string) => void lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }) };
-}
-
 const viaProxy = (url: string, port: number) => url.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${port}`);
 const portOf = (url: string) => Number(/127\.0\.0\.1:(\d+)/.exec(url)![1]);
 

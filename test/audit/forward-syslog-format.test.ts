@@ -3,6 +3,9 @@ import { formatRfc5424, octetFrame } from '../../server/audit/forward-syslog-for
 import { readOctetFrames } from './forward-syslog-receiver';
 
 const BOM = '\uFEFF';
+/** The fields of RFC 5424's examples 3 and 4, and their first structured-data element. */
+const EVNTSLOG = { facility: 20, severity: 5, timestamp: '2003-10-11T22:14:15.003Z', hostname: 'mymachine.example.com', appName: 'evntslog', msgId: 'ID47' };
+const EXAMPLE_SD: [string, [string, string][]] = ['exampleSDID@32473', [['iut', '3'], ['eventSource', 'Application'], ['eventID', '1011']]];
 
 describe('RFC 5424 messages', () => {
   it('example 1: no structured data, a UTF-8 message after a BOM', () => {
@@ -14,33 +17,13 @@ describe('RFC 5424 messages', () => {
 
   it('example 3: one structured-data element and a message', () => {
     expect(
-      formatRfc5424({
-        facility: 20,
-        severity: 5,
-        timestamp: '2003-10-11T22:14:15.003Z',
-        hostname: 'mymachine.example.com',
-        appName: 'evntslog',
-        msgId: 'ID47',
-        structuredData: [['exampleSDID@32473', [['iut', '3'], ['eventSource', 'Application'], ['eventID', '1011']]]],
-        message: 'An application event log entry...',
-      }),
+      formatRfc5424({ ...EVNTSLOG, structuredData: [EXAMPLE_SD], message: 'An application event log entry...' }),
     ).toBe(`<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"] ${BOM}An application event log entry...`);
   });
 
   it('example 4: two elements and no message', () => {
     expect(
-      formatRfc5424({
-        facility: 20,
-        severity: 5,
-        timestamp: '2003-10-11T22:14:15.003Z',
-        hostname: 'mymachine.example.com',
-        appName: 'evntslog',
-        msgId: 'ID47',
-        structuredData: [
-          ['exampleSDID@32473', [['iut', '3'], ['eventSource', 'Application'], ['eventID', '1011']]],
-          ['examplePriority@32473', [['class', 'high']]],
-        ],
-      }),
+      formatRfc5424({ ...EVNTSLOG, structuredData: [EXAMPLE_SD, ['examplePriority@32473', [['class', 'high']]]] }),
     ).toBe('<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"]');
   });
 

@@ -23,18 +23,9 @@ import type { SyslogSettings } from '../../server/config/audit';
 import { serve } from '../../server/cli/serve';
 import { makeTestPki, type TestPki } from '../emulators/tls';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
+import { recordingLog, sleep, until } from './forward-support';
 
 const ROOT = join(__dirname, '..', '..');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 /** The receiver process: killed by its own pid only. */
 class Receiver {
   child?: ChildProcess;
@@ -76,12 +67,6 @@ class Receiver {
 
 /** The event JSON inside an RFC 5424 message (after the BOM). */
 const eventOf = (m: string) => JSON.parse(m.slice(m.indexOf('\uFEFF') + 1)) as { seq: number; actor: string; action: string; outcome: string; hash: string | null };
-
-/** A log that keeps what the forwarder says. */
-function recordingLog() {
-  const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
-  return { lines, warn: (obj: object, msg: string) => void lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }), info: (obj: object, msg: string) => void lines.push({ level: 'info', obj: obj as Record<string, unknown>, msg }) };
-}
 
 async function metricValue(name: string, sink: string): Promise<number | undefined> {
   const m = register.getSingleMetric(name);
