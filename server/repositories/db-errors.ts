@@ -50,7 +50,8 @@ export function connectionLost(err: unknown): boolean {
   if (/^(PROTOCOL_CONNECTION_LOST|ECONNRESET|EPIPE|ECONNREFUSED|ER_CONNECTION_KILLED|PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR)$/.test(code)) return true;
   if (d?.errno === 1927 || d?.errno === 2013 || d?.errno === 2006) return true; // MariaDB: killed, lost, gone away
   // TypeORM releases a PostgreSQL query runner whose connection emitted an error; the transaction's next statement then says so.
-  if ((e as { name?: string })?.name === 'QueryRunnerAlreadyReleasedError') return true;
+  // (EntityManager.query says it with QueryRunnerProviderAlreadyReleasedError.)
+  if (/^QueryRunner(Provider)?AlreadyReleasedError$/.test(String((e as { name?: string })?.name))) return true;
   return /Connection terminated|connection is in closed state|Connection lost|server closed the connection/i.test(String(d?.message ?? e?.message ?? ''));
 }
 
