@@ -70,6 +70,7 @@ describe('administrator console in a real browser', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect((await scim('POST', '/Users', scimToken, { schemas: [SCIM_USER], userName: 'carol@example.com' })).status).toBe(409);
+    expect((await scim('GET', '/Users', 'cst_000000000000000000000000.not-a-valid-secret')).status).toBe(401); // audited as anonymous
 
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
@@ -142,6 +143,8 @@ describe('administrator console in a real browser', () => {
       expect(await entra.locator('td').nth(3).textContent()).toBe('5'); // five users created
       expect(Number(await entra.locator('td').nth(4).textContent())).toBeGreaterThanOrEqual(1); // the 409 below, audited as scim.refused
       expect(await page.textContent('main')).toContain('409 uniqueness');
+      expect(await page.textContent('main')).toMatch(/anonymous from \S*127\.0\.0\.1/);
+      expect(await page.content()).not.toContain('not-a-valid-secret');
       expect(await page.locator('figure.chart svg circle.point').count()).toBeGreaterThan(0);
       await shot(page, 'provisioning');
 

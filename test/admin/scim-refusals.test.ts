@@ -161,4 +161,20 @@ describe.each(testDatabaseNames())('SCIM refusal audit on %s', (kind) => {
     const activity = res.text.slice(res.text.indexOf('SCIM activity per token'), res.text.indexOf('Last refused SCIM requests'));
     expect(activity).toContain(tokenId);
   });
+
+  test('the audit write fails (its table is gone): the refusal is still answered in SCIM form, without internals', async () => {
+    await scimRefusalAuditOf(ctx.store).flush(true);
+    const q = (sql: string) => ctx.store.repos.manager.query(sql);
+    await q('ALTER TABLE audit_events RENAME TO audit_events_away');
+    try {
+      const res = await request(app).get('/scim/v2/Users').set('Authorization', 'Bearer nope').expect(401);
+      expect(res.headers['content-type']).toContain('application/scim+json');
+      expect(res.body).toMatchObject({ status: '401', detail: 'the bearer token is invalid, revoked or expired' });
+      expect(res.text).not.toMatch(/audit_events|SQL|\.ts:\d+/);
+    } finally {
+      await q('ALTER TABLE audit_events_away RENAME TO audit_events');
+    }
+    await request(app).get('/scim/v2/Groups').set('Authorization', 'Bearer nope').expect(401);
+    expect((await refusals()).at(-1)!.d).toMatchObject({ status: 401, path: '/scim/v2/Groups' });
+  });
 });
