@@ -178,3 +178,32 @@ describe.each(testDatabaseNames())('SCIM refusal audit on %s', (kind) => {
     expect((await refusals()).at(-1)!.d).toMatchObject({ status: 401, path: '/scim/v2/Groups' });
   });
 });
+
+describe.each(testDatabaseNames())('SCIM rate-limit refusals on %s', (kind) => {
+  let ctx: TestContext;
+
+  beforeAll(async () => {
+    ctx = await createTestContext(kind, { CS_SCIM_RATE_LIMIT_PER_MINUTE: '3' });
+  });
+  afterAll(async () => {
+    await ctx?.cleanup();
+  });
+
+  test('429 over the per-token limit: audited with the token id, Retry-After kept', async () => {
+    const { token, info } = await new TokenService(ownWrites(ctx.store, (m) => new ApiTokenRepository(m))).create({ name: 'busy IdP', scope: 'scim' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await request(ctx.app).get('/scim/v2/Users?count=1').set('Authorization', `Bearer ${token}`);
+      statuses.push(res.status);
+      if (res.status === 429) expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const rows = (await ctx.store.repos.manager.find(AuditEventEntity, { where: { action: 'scim.refused' }, order: { id: 'ASC' } })).map((e) => ({ ...e, d: JSON.parse(e.detail ?? '{}') as Record<string, unknown> }));
+    expect(rows).toHaveLength(2);
+    for (const r of rows) {
+      expect(r).toMatchObject({ actor: `scim:${info.id}`, outcome: 'refused' });
+      expect(r.d).toMatchObject({ status: 429, method: 'GET', path: '/scim/v2/Users' });
+    }
+    expect(JSON.stringify(rows)).not.toContain(token.slice(29));
+  });
+});
