@@ -1,5 +1,5 @@
 import type { BindingContext } from './types';
-import { BadRequestError } from '../server/errors';
+import { KmsRequestError } from './errors';
 
 const KEY = /^[a-z][a-z0-9_-]{0,63}$/;
 const MAX_VALUE = 1024;
@@ -7,12 +7,12 @@ const MAX_VALUE = 1024;
 /** Refuses contexts that could be ambiguous or abused; called before every wrap and unwrap. */
 export function validateContext(context: BindingContext): void {
   if (typeof context?.purpose !== 'string' || context.purpose.length === 0) {
-    throw new BadRequestError('associated data must name a purpose');
+    throw new KmsRequestError('associated data must name a purpose');
   }
   for (const [k, v] of Object.entries(context)) {
-    if (!KEY.test(k)) throw new BadRequestError(`associated data key "${k.slice(0, 64)}" is not allowed`);
+    if (!KEY.test(k)) throw new KmsRequestError(`associated data key "${k.slice(0, 64)}" is not allowed`);
     if (typeof v !== 'string' || v.length > MAX_VALUE) {
-      throw new BadRequestError(`associated data value for "${k}" must be a string of at most ${MAX_VALUE} characters`);
+      throw new KmsRequestError(`associated data value for "${k}" must be a string of at most ${MAX_VALUE} characters`);
     }
   }
 }

@@ -12,7 +12,7 @@ import { openSealed, sealContext } from './sealed-binding';
 import { checkAdapter } from './check';
 import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
-import { KmsConfigurationError, UnknownKekError } from '../server/errors';
+import { KmsConfigurationError, UnknownKekError } from './errors';
 
 /**
  * `aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID` (or `...:alias/NAME`).

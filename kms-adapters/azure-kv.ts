@@ -6,7 +6,7 @@ import { openSealed, sealContext } from './sealed-binding';
 import { checkAdapter } from './check';
 import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
-import { KmsConfigurationError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
+import { KmsConfigurationError, UnknownKekError, UnwrapRefusedError } from './errors';
 
 /**
  * `azure-kv://VAULT.vault.azure.net/keys/NAME[/VERSION]` (also `*.managedhsm.azure.net`).

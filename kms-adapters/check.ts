@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { KmsAdapter } from './types';
-import { KmsConfigurationError, UnwrapRefusedError } from '../server/errors';
+import { KmsConfigurationError, UnwrapRefusedError } from './errors';
 
 /**
  * Health check shared by every adapter (check(), /readyz), and what `crypto-server doctor` runs: a random probe

@@ -1,4 +1,4 @@
-import { MalformedEnvelopeError } from '../server/errors';
+import { MalformedEnvelopeError } from './errors';
 
 /**
  * Envelope format v1 — a self-describing wrapped key:

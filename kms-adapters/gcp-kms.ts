@@ -5,7 +5,7 @@ import { crc32c } from './crc32c';
 import { checkAdapter } from './check';
 import { takeBytes } from './bytes';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
-import { ConfigError, KmsConfigurationError, UnknownKekError } from '../server/errors';
+import { ConfigError, KmsConfigurationError, UnknownKekError } from './errors';
 
 /**
  * `gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K` — Google Cloud KMS symmetric

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { checkAdapter } from './check';
 import type { AdapterFactory, BindingContext, KmsAdapter, WrapResult } from './types';
 import { canonicalContext } from './associated-data';
-import { ConfigError, UnknownKekError, UnwrapRefusedError } from '../server/errors';
+import { ConfigError, UnknownKekError, UnwrapRefusedError } from './errors';
 import { secretFileExposure } from './secret-file';
 
 /**
@@ -86,7 +86,7 @@ export class LocalAdapter implements KmsAdapter {
 export function loadOrCreateMasterKey(path: string, create: boolean): { key: Buffer; created: boolean } {
   if (existsSync(path)) {
     const exposed = secretFileExposure(statSync(path));
-    if (exposed) throw new ConfigError(`local master key file ${path} is readable by ${exposed === 'group' ? 'a group this process is not in, or group-writable' : 'others'}; chmod 600 it`);
+    if (exposed) throw new ConfigError(`local master key file ${path} is readable by ${exposed === 'group' ? 'a group other than this process\'s primary group, or group-writable' : 'others'}; chmod 600 it`);
     const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
     if (key.length !== 32) throw new ConfigError(`local master key file ${path} does not hold 32 base64-encoded bytes`);
     return { key, created: false };

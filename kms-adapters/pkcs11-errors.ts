@@ -1,4 +1,4 @@
-import { AppError, KmsConfigurationError, KmsUnavailableError } from '../server/errors';
+import { KmsConfigurationError, KmsError, KmsUnavailableError } from './errors';
 
 /**
  * Maps Cryptoki return values (pkcs11js throws Pkcs11Error with message "CKR_…") to our typed
@@ -70,8 +70,8 @@ export function faultKind(ckr: string): FaultKind {
 }
 
 /** Typed error for a failed call; `where` names the operation, token and key for operators. */
-export function toAppError(err: unknown, where: string): unknown {
-  if (err instanceof AppError) return err;
+export function toKmsError(err: unknown, where: string): unknown {
+  if (err instanceof KmsError) return err;
   const ckr = ckrOf(err);
   if (!ckr) return err; // not from the token (a bug): let it surface as a generic 500
   switch (faultKind(ckr)) {

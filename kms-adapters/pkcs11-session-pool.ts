@@ -1,4 +1,4 @@
-import { KmsUnavailableError, UnwrapRefusedError } from '../server/errors';
+import { KmsUnavailableError, UnwrapRefusedError } from './errors';
 
 /**
  * A small pool of open, logged-in sessions for one token. A PKCS#11 session runs one operation at

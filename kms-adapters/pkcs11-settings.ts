@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { ConfigError } from '../server/errors';
+import { ConfigError } from './errors';
 import { secretFileExposure } from './secret-file';
 
 /**
@@ -57,7 +57,7 @@ function readPin(pin: unknown, pinFile: unknown): string {
   if (typeof pinFile !== 'string' || !isAbsolute(pinFile)) throw new ConfigError('CS_PKCS11_PIN_FILE: must be an absolute path');
   if (!existsSync(pinFile) || !statSync(pinFile).isFile()) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} does not exist or is not a file`);
   const exposed = secretFileExposure(statSync(pinFile));
-  if (exposed) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is readable by ${exposed === 'group' ? 'a group this process is not in, or group-writable' : 'others'}; chmod 600 it`);
+  if (exposed) throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is readable by ${exposed === 'group' ? 'a group other than this process\'s primary group, or group-writable' : 'others'}; chmod 600 it`);
   // Editors and `echo` add one trailing newline; it is not part of the PIN.
   const fromFile = readFileSync(pinFile, 'utf8').replace(/\r?\n$/, '');
   if (fromFile === '') throw new ConfigError(`CS_PKCS11_PIN_FILE: ${pinFile} is empty`);

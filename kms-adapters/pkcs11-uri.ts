@@ -1,4 +1,4 @@
-import { UnknownKekError } from '../server/errors';
+import { UnknownKekError } from './errors';
 
 /**
  * RFC 7512 key URIs for the PKCS#11 adapter: `pkcs11:token=LABEL;object=KEYLABEL`, optionally with

@@ -7,8 +7,8 @@ import { canonicalContext } from './associated-data';
 import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11KeyRef } from './pkcs11-uri';
 import { SessionPool } from './pkcs11-session-pool';
 import { readPkcs11Settings, type Pkcs11Settings } from './pkcs11-settings';
-import { ckrOf, DECRYPT_REFUSALS, faultKind, PIN_FAULTS, toAppError } from './pkcs11-errors';
-import { BadRequestError, ConfigError, KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../server/errors';
+import { ckrOf, DECRYPT_REFUSALS, faultKind, PIN_FAULTS, toKmsError } from './pkcs11-errors';
+import { ConfigError, KmsConfigurationError, KmsRequestError, KmsUnavailableError, UnwrapRefusedError } from './errors';
 
 /**
  * `pkcs11:token=LABEL;object=KEYLABEL` — AES-256-GCM inside a PKCS#11 token (HSM, SoftHSM2).
@@ -90,7 +90,7 @@ export class Pkcs11Adapter implements KmsAdapter {
     const ref = parsePkcs11Uri(keyUri);
     const aad = canonicalContext(context);
     // Tokens disagree on zero-length GCM input (SoftHSM2: CKR_ARGUMENTS_BAD); a key is never empty.
-    if (plaintext.byteLength === 0) throw new BadRequestError('pkcs11: nothing to wrap (empty plaintext)');
+    if (plaintext.byteLength === 0) throw new KmsRequestError('pkcs11: nothing to wrap (empty plaintext)');
     const iv = randomBytes(IV);
     // A view, not a copy, so there is no second plaintext buffer to zero.
     const input = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
@@ -135,7 +135,7 @@ export class Pkcs11Adapter implements KmsAdapter {
   /** A new AES-256 key in the token named by CS_PKCS11_TOKEN (or the only token present). */
   async createKey(label: string): Promise<string> {
     if (typeof label !== 'string' || label === '' || Buffer.byteLength(label, 'utf8') > 255 || /[\u0000-\u001f\u007f]/.test(label)) {
-      throw new BadRequestError('a pkcs11 key label must be 1 to 255 bytes of printable text');
+      throw new KmsRequestError('a pkcs11 key label must be 1 to 255 bytes of printable text');
     }
     const ref: Pkcs11KeyRef = { token: this.settings.token ?? this.onlyTokenLabel(), object: label };
     // One at a time, so two callers cannot both see "no such label" and create twins.
@@ -163,7 +163,7 @@ export class Pkcs11Adapter implements KmsAdapter {
   async login(tokenLabel: string): Promise<void> {
     const t = this.token({ token: tokenLabel, object: '' });
     await t.pool.run(async () => undefined).catch((err) => {
-      throw toAppError(err, `login to token "${tokenLabel}"`);
+      throw toKmsError(err, `login to token "${tokenLabel}"`);
     });
   }
 
@@ -208,7 +208,7 @@ export class Pkcs11Adapter implements KmsAdapter {
     const ckr = ckrOf(err);
     if (ckr && faultKind(ckr) === 'token') this.forget(t);
     if (ckr && faultKind(ckr) === 'key') t.keys.clear();
-    return toAppError(err, where);
+    return toKmsError(err, where);
   }
 
   /** After a token-level fault: drop its sessions, handles and slot, and look it up afresh. */
@@ -259,7 +259,7 @@ export class Pkcs11Adapter implements KmsAdapter {
         return ref.slotId === undefined || slotDecimal(slot) === ref.slotId;
       });
     } catch (err) {
-      throw toAppError(err, 'listing slots');
+      throw toKmsError(err, 'listing slots');
     }
     const slotText = ref.slotId === undefined ? '' : ` in slot ${ref.slotId}`;
     if (matches.length === 0) {
@@ -278,7 +278,7 @@ export class Pkcs11Adapter implements KmsAdapter {
     try {
       session = p11.C_OpenSession(t.slot, api.CKF_SERIAL_SESSION | api.CKF_RW_SESSION);
     } catch (err) {
-      throw toAppError(err, `opening a session on token "${t.label}"`);
+      throw toKmsError(err, `opening a session on token "${t.label}"`);
     }
     this.counters.sessionsOpened++;
     try {
@@ -292,7 +292,7 @@ export class Pkcs11Adapter implements KmsAdapter {
         } catch (err) {
           const ckr = ckrOf(err);
           if (ckr !== 'CKR_USER_ALREADY_LOGGED_IN') {
-            const typed = toAppError(err, `login to token "${t.label}"`);
+            const typed = toKmsError(err, `login to token "${t.label}"`);
             if (ckr && PIN_FAULTS.has(ckr)) t.loginRefused = typed as KmsConfigurationError;
             throw typed;
           }
@@ -305,7 +305,7 @@ export class Pkcs11Adapter implements KmsAdapter {
       } catch {
         // The session is unusable either way; report the first error.
       }
-      throw toAppError(err, `opening a session on token "${t.label}"`);
+      throw toKmsError(err, `opening a session on token "${t.label}"`);
     }
   }
 
@@ -392,7 +392,7 @@ export class Pkcs11Adapter implements KmsAdapter {
         .filter((info) => (info.flags & this.api.CKF_TOKEN_INITIALIZED) !== 0)
         .map((info) => info.label.replace(/ +$/, ''));
     } catch (err) {
-      throw toAppError(err, 'listing slots');
+      throw toKmsError(err, 'listing slots');
     }
     if (labels.length !== 1) throw new KmsConfigurationError(`pkcs11: ${labels.length} tokens present; set CS_PKCS11_TOKEN to the token that holds new keys`);
     return labels[0];

@@ -2,7 +2,7 @@ import type { AdapterFactory, AdapterOptions, BindingContext, KmsAdapter } from 
 import { schemeOf } from './types';
 import { validateContext } from './associated-data';
 import { decodeEnvelope, encodeEnvelope } from './envelope';
-import { ConfigError, UnknownKekError } from '../server/errors';
+import { ConfigError, UnknownKekError } from './errors';
 
 /**
  * Explicit list of adapters, by URI scheme. No auto-discovery: an adapter's module (and its SDK)

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../server/errors';
+import { KmsConfigurationError, KmsError, KmsUnavailableError, UnwrapRefusedError } from './errors';
 import { kmsCallDuration } from './metrics';
 
 /**
@@ -93,7 +93,7 @@ export class Resilience {
       } catch (err) {
         lastErr = err;
         // Our own typed errors (e.g. a sealed-digest mismatch found by the adapter) pass through.
-        if (err instanceof AppError) {
+        if (err instanceof KmsError) {
           this.onSuccess(); // the KMS answered; it is not unhealthy
           end({ outcome: err instanceof UnwrapRefusedError ? 'refused' : 'misconfigured' });
           throw err;

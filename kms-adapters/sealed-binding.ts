@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { BindingContext } from './types';
 import { canonicalContext } from './associated-data';
-import { UnwrapRefusedError } from '../server/errors';
+import { UnwrapRefusedError } from './errors';
 
 /**
  * Binding for KEKs without an associated-data field (RSA-OAEP keys in Azure Key Vault, AWS and

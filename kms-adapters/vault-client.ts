@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { ConfigError } from '../server/errors';
+import { ConfigError } from './errors';
 
 /**
  * Minimal HashiCorp Vault HTTP client: JSON over HTTP(S) with X-Vault-Token and

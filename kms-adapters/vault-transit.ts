@@ -4,7 +4,7 @@ import { openSealed, sealContext } from './sealed-binding';
 import { checkAdapter } from './check';
 import { describeError, type ErrorClass, isNetworkError, Resilience, resilienceSettings } from './resilience';
 import { assertVaultCredentials, VaultClient, VaultHttpError, vaultSettings } from './vault-client';
-import { KmsConfigurationError, UnknownKekError } from '../server/errors';
+import { KmsConfigurationError, UnknownKekError } from './errors';
 
 /**
  * `vault-transit://HOST[:PORT]/MOUNT/keys/NAME` — HashiCorp Vault's Transit engine.

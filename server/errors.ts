@@ -4,7 +4,20 @@
  * to a client: never put key material, secrets or internals in it. Operator-only detail goes in
  * `internalDetail`, which is logged, never sent.
  */
-export type ErrorKind = 'user' | 'internal';
+import { KmsError, type ErrorKind } from '../kms-adapters/errors';
+
+// The KMS adapters' errors are theirs (kms-adapters/ is a leaf); the app throws and matches the same classes.
+export {
+  ConfigError,
+  KmsConfigurationError,
+  KmsError,
+  KmsRequestError,
+  KmsUnavailableError,
+  MalformedEnvelopeError,
+  UnknownKekError,
+  UnwrapRefusedError,
+  type ErrorKind,
+} from '../kms-adapters/errors';
 
 export abstract class AppError extends Error {
   abstract readonly code: string;
@@ -36,14 +49,6 @@ export class ValidationError extends BadRequestError {
   }
 }
 
-export class MalformedEnvelopeError extends BadRequestError {
-  override readonly code = 'malformed_envelope';
-}
-
-export class UnknownKekError extends BadRequestError {
-  override readonly code = 'unknown_kek';
-}
-
 export class UnauthorizedError extends AppError {
   readonly code: string = 'unauthorized';
   readonly status = 401;
@@ -53,20 +58,6 @@ export class ForbiddenError extends AppError {
   readonly code: string = 'forbidden';
   readonly status = 403;
 }
-
-/**
- * A wrapped key did not open under the associated data recomputed for the caller: tampered,
- * bound to someone else, or under another KEK. Deliberately does not say which.
- */
-export class UnwrapRefusedError extends ForbiddenError {
-  override readonly code = 'unwrap_refused';
-  constructor(internalDetail?: string) {
-    super('the wrapped key does not open for this caller (tampered, bound to another owner or purpose, or under another key)', {
-      internalDetail,
-    });
-  }
-}
-
 export class InactiveUserError extends ForbiddenError {
   override readonly code = 'user_inactive';
   constructor() {
@@ -113,34 +104,7 @@ export class RateLimitedError extends AppError {
   readonly code = 'rate_limited';
   readonly status = 429;
 }
-
-/** The KMS/HSM did not answer or answered with a transient fault: retry later. */
-export class KmsUnavailableError extends AppError {
-  readonly code = 'kms_unavailable';
-  readonly status = 503;
-  override readonly kind = 'internal';
-  constructor(internalDetail: string, opts: { retryAfter?: number; cause?: unknown } = {}) {
-    super('the key management service is unavailable; retry later', {
-      internalDetail,
-      retryAfter: opts.retryAfter ?? 5,
-      cause: opts.cause,
-    });
-  }
-}
-
 /** The KMS refused for a reason retrying will not fix (access denied, key disabled or missing). */
-export class KmsConfigurationError extends AppError {
-  readonly code = 'kms_misconfigured';
-  readonly status = 500;
-  override readonly kind = 'internal';
-  constructor(internalDetail: string, opts: { cause?: unknown } = {}) {
-    super('the key management service refused the operation; an operator must check its configuration', {
-      internalDetail,
-      cause: opts.cause,
-    });
-  }
-}
-
 export class ServiceUnavailableError extends AppError {
   readonly code = 'unavailable';
   readonly status = 503;
@@ -153,10 +117,29 @@ export class InternalError extends AppError {
   override readonly kind = 'internal';
 }
 
-/** A setting is missing or invalid; stops start-up. The message names the setting, never its value. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+/** HTTP status of each KMS adapter error code; codes not listed are the caller's fault (400). */
+const KMS_STATUS: Readonly<Record<string, number>> = {
+  unwrap_refused: 403,
+  kms_unavailable: 503,
+  kms_misconfigured: 500,
+};
+
+/** A KMS adapter's error as the app maps it: same code, message, detail and retry hint, plus a status. */
+class KmsFailure extends AppError {
+  readonly code: string;
+  readonly status: number;
+  override readonly kind: ErrorKind;
+  constructor(err: KmsError) {
+    super(err.message, { internalDetail: err.internalDetail, retryAfter: err.retryAfter, cause: err });
+    this.code = err.code;
+    this.kind = err.kind;
+    this.status = KMS_STATUS[err.code] ?? 400;
   }
+}
+
+/** The app's view of a deliberate error (its own or a KMS adapter's); undefined for anything unexpected. */
+export function asAppError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (err instanceof KmsError) return new KmsFailure(err);
+  return undefined;
 }

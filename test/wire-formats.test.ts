@@ -6,7 +6,7 @@ import { decodeEnvelope, encodeEnvelope } from '../kms-adapters/envelope';
 import { LocalAdapter } from '../kms-adapters/local';
 import { openUnderSymmetricKey } from '../server/keys/jose-keys';
 import { binding } from '../server/keys/binding';
-import { BadRequestError, MalformedEnvelopeError, UnwrapRefusedError } from '../server/errors';
+import { KmsRequestError, MalformedEnvelopeError, UnwrapRefusedError } from '../server/errors';
 
 /** The vectors published in docs/test-vectors.json: if these fail, the wire format changed. */
 const v = JSON.parse(readFileSync(join(__dirname, '..', 'docs', 'test-vectors.json'), 'utf8'));
@@ -26,10 +26,10 @@ describe('wire formats (docs/wire-formats.md)', () => {
   });
 
   test('associated data refuses missing purpose, odd keys and non-string values', () => {
-    expect(() => canonicalContext({ user: 'x' } as never)).toThrow(BadRequestError);
-    expect(() => canonicalContext({ purpose: 'p', '1': 'x' } as never)).toThrow(BadRequestError);
-    expect(() => canonicalContext({ purpose: 'p', User: 'x' } as never)).toThrow(BadRequestError);
-    expect(() => canonicalContext({ purpose: 'p', user: 7 } as never)).toThrow(BadRequestError);
+    expect(() => canonicalContext({ user: 'x' } as never)).toThrow(KmsRequestError);
+    expect(() => canonicalContext({ purpose: 'p', '1': 'x' } as never)).toThrow(KmsRequestError);
+    expect(() => canonicalContext({ purpose: 'p', User: 'x' } as never)).toThrow(KmsRequestError);
+    expect(() => canonicalContext({ purpose: 'p', user: 7 } as never)).toThrow(KmsRequestError);
   });
 
   test('local KEK derivation: HKDF-SHA256(master, empty salt, info)', () => {

@@ -3,7 +3,7 @@ import type { AuthConfig, ClientRegistration } from '../config/auth';
 import type { Store } from '../repositories/store';
 import type { UserRow } from '../../entities';
 import type { OpContext } from '../keys/types';
-import { AppError } from '../errors';
+import { AppError, asAppError } from '../errors';
 import { InvalidTokenError, OAuthError, SamlRefusedError, UnknownUserError } from './errors';
 import { codeDigest, isValidCodeChallenge, newAuthorizationCode, redirectUriMatches, verifyPkce } from './pkce';
 import { responseProblem } from './saml-checks';
@@ -251,7 +251,7 @@ export class SignInService {
       if (!this.clients.has(claims.client_id)) throw new InvalidTokenError('token was issued to a client that is no longer registered');
       return claims;
     } catch (err) {
-      const e = err instanceof AppError ? err : new InvalidTokenError('token is malformed');
+      const e = asAppError(err) ?? new InvalidTokenError('token is malformed');
       return this.refuse(ctx, 'token.verify', e, { reason: e.message });
     }
   }

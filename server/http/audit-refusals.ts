@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import type { Store } from '../repositories/store';
-import { AppError } from '../errors';
+import { asAppError } from '../errors';
 import { toAppError } from './problem';
 
 /**
@@ -11,7 +11,7 @@ import { toAppError } from './problem';
  */
 export function auditRefusals(store: Store, action: string): ErrorRequestHandler {
   return (err, req, _res, next) => {
-    if (err instanceof AppError) return next(err);
+    if (asAppError(err)) return next(err);
     const e = toAppError(err);
     if (e.status >= 500) return next(err);
     // On the key API the token was verified before the body was read: the refusal names the caller.

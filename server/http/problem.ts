@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { Logger } from '../log';
 import { STATUS_CODES } from 'node:http';
-import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLargeError, RequestRejectedError, ValidationError } from '../errors';
+import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLargeError, RequestRejectedError, ValidationError, asAppError } from '../errors';
 
 /**
  * Normalises anything thrown into an AppError: ours pass through; errors Express, body-parser or
@@ -9,7 +9,8 @@ import { AppError, BadRequestError, InternalError, NotFoundError, PayloadTooLarg
  * internals, which go to the log only); everything else becomes an opaque 500.
  */
 export function toAppError(err: unknown): AppError {
-  if (err instanceof AppError) return err;
+  const known = asAppError(err);
+  if (known) return known;
   const e = err as { type?: string; status?: unknown; statusCode?: unknown; message?: string; code?: unknown };
   const internalDetail = e?.message;
   if (e?.type === 'entity.too.large') return new PayloadTooLargeError('request body is larger than the configured limit');

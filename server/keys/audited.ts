@@ -1,5 +1,5 @@
 import type { Store } from '../repositories/store';
-import { AppError } from '../errors';
+import { asAppError } from '../errors';
 import type { OpContext } from './types';
 
 export interface AuditTarget {
@@ -11,8 +11,9 @@ export interface AuditTarget {
 
 /** Records a refused/failed audit event on its own (the change it would have recorded did not happen). */
 export async function auditFailure(store: Store, ctx: OpContext, e: AuditTarget, err: unknown): Promise<void> {
-  const code = err instanceof AppError ? err.code : 'internal_error';
-  const outcome = err instanceof AppError && err.kind === 'user' ? 'refused' : 'failure';
+  const known = asAppError(err);
+  const code = known?.code ?? 'internal_error';
+  const outcome = known?.kind === 'user' ? 'refused' : 'failure';
   await store.writeRegardless((t) => t.audit.append({ ...ctx, ...e, outcome, detail: { error: code } })).catch(() => undefined);
 }
 

@@ -36,6 +36,8 @@ function migrationJob(r: Rendered): Manifest {
 /** The properties every pod of the chart must have, whatever the values. */
 function expectLockedDown(pod: any): void {
   expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  // Secret files are 0440 in fsGroup; PIN and master-key files are accepted group-readable only in the primary group.
+  expect(pod.securityContext.runAsGroup).toBe(pod.securityContext.fsGroup);
   expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
   for (const c of pod.containers as Container[]) {
     expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });

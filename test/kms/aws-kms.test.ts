@@ -6,7 +6,7 @@ import { AwsKmsAdapter } from '../../kms-adapters/aws-kms';
 import { useFakeAwsCredentials } from '../emulators/credentials';
 import { denyNonLoopback } from '../emulators/offline';
 import { buildRegistry } from '../../kms-adapters/registry';
-import { KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
+import { asAppError, KmsConfigurationError, KmsUnavailableError, UnwrapRefusedError } from '../../server/errors';
 
 // Offline: explicit fake credentials so the SDK signs without looking for a metadata service,
 // and any connection off the loopback fails the test.
@@ -107,7 +107,7 @@ describe('aws-kms adapter against the emulator', () => {
     const seen = emu.faults.requests;
     const err = await adapter.wrap(uri(key), Buffer.from('k'), ctx).catch((e) => e);
     expect(err).toBeInstanceOf(KmsUnavailableError);
-    expect(err.status).toBe(503);
+    expect(asAppError(err)?.status).toBe(503); // as the app maps it
     expect(err.retryAfter).toBeGreaterThan(0);
     expect(emu.faults.requests).toBe(seen);
   });

@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { runKmsContract } from './contract';
 import { createAdapter, Pkcs11Adapter } from '../../kms-adapters/pkcs11';
 import { parsePkcs11Uri } from '../../kms-adapters/pkcs11-uri';
-import { BadRequestError, ConfigError, KmsConfigurationError, KmsUnavailableError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
+import { KmsRequestError, ConfigError, KmsConfigurationError, KmsUnavailableError, UnknownKekError, UnwrapRefusedError } from '../../server/errors';
 import { createSoftHsm, findRawKey, withRawSession } from '../support/softhsm';
 
 // A real SoftHSM2 token, set up before the adapter module touches the library. "cs-main" holds
@@ -153,7 +153,7 @@ describe('pkcs11 adapter specifics', () => {
 
   test('createKey refuses a label that already exists, and an empty one', async () => {
     await expect(adapter.createKey('spec a/1')).rejects.toBeInstanceOf(KmsConfigurationError);
-    await expect(adapter.createKey('')).rejects.toBeInstanceOf(BadRequestError);
+    await expect(adapter.createKey('')).rejects.toBeInstanceOf(KmsRequestError);
   });
 
   test('createKey without CS_PKCS11_TOKEN and with two tokens present asks for the setting', async () => {
@@ -168,7 +168,7 @@ describe('pkcs11 adapter specifics', () => {
   });
 
   test('an empty plaintext is refused before reaching the token; a blob with no room for one is refused', async () => {
-    await expect(adapter.wrap(keyUri, Buffer.alloc(0), ctx)).rejects.toBeInstanceOf(BadRequestError);
+    await expect(adapter.wrap(keyUri, Buffer.alloc(0), ctx)).rejects.toBeInstanceOf(KmsRequestError);
     await expect(adapter.unwrap(keyUri, randomBytes(28), ctx)).rejects.toBeInstanceOf(UnwrapRefusedError);
   });
 
@@ -212,7 +212,7 @@ describe('pkcs11 adapter configuration', () => {
     expect(err.message).not.toContain(wrongPin);
   });
 
-  test('the PIN may come from a 0600 file, or 0440 in its own group (Kubernetes fsGroup); readable by another group or others is refused', async () => {
+  test('the PIN may come from a 0600 file, or 0440 in its primary group (Kubernetes fsGroup = runAsGroup); readable by another group or others is refused', async () => {
     const file = join(hsm.dir, 'pin');
     writeFileSync(file, `${hsm.pin}\n`, { mode: 0o600 });
     const a = await createAdapter({ settings: { module: hsm.module, pinFile: file, token: 'cs-main' } });
@@ -229,7 +229,7 @@ describe('pkcs11 adapter configuration', () => {
       // Only root can give a file to a group it is not in.
       chmodSync(file, 0o640);
       chownSync(file, 0, 54_321);
-      await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*a group this process is not in/);
+      await expect(createAdapter({ settings: { module: hsm.module, pinFile: file } })).rejects.toThrow(/CS_PKCS11_PIN_FILE: .*a group other than this process's primary group/);
     }
   });
 

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AppDeps } from '../app';
 import type { AuthServices } from '../../auth';
-import { AppError, ValidationError } from '../../errors';
+import { ValidationError, asAppError } from '../../errors';
 import { keyApiOperations, serializeKeys, BEARER_CHALLENGE, type KeyApiCaller, type KeyResponse } from '../routes/keys-api';
 import { logError, problemBody, toAppError } from '../problem';
 import { helmetHeaders } from './static-headers';
@@ -70,7 +70,7 @@ export function withFastKeyApi(deps: AppDeps, auth: AuthServices, app: RequestLi
     // As the Express routes do: a refused body is recorded here (the key service never saw it); a
     // refusal raised below our code (body read, JSON parse) as auditRefusals records it.
     if (caller && err instanceof ValidationError) await ops.refused(caller, requestId, err, path);
-    else if (!(err instanceof AppError) && e.status < 500) {
+    else if (!asAppError(err) && e.status < 500) {
       const who = caller ? { actor: `user:${caller.userId}`, targetType: 'user', targetId: caller.userId } : { actor: 'anonymous' };
       await deps.store.audit({ ...who, requestId, action: 'key-api.request', outcome: 'refused', detail: { error: e.code, reason: e.message } }).catch(() => undefined);
     }

@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import type { AppDeps } from '../app';
 import type { AuthServices } from '../../auth';
-import { AppError } from '../../errors';
+import { asAppError } from '../../errors';
 import { SamlRefusedError } from '../../auth/errors';
 import { signInRateLimit } from '../rate-limit';
 import { decodeSamlResponse, MAX_SAML_RESPONSE_LENGTH, statusProblem } from '../../auth/saml-checks';
@@ -47,7 +47,7 @@ export function samlRoutes(deps: AppDeps, auth: AuthServices): Router {
             resolve(user.profile);
           })(req, res, next);
         }).catch(async (err: unknown) => {
-          if (err instanceof AppError) throw err;
+          if (asAppError(err)) throw err;
           // node-saml's reason (signature, audience, time, InResponseTo …) goes to the audit trail and log.
           const reason = err instanceof Error ? err.message.slice(0, 300) : 'invalid SAML response';
           return refuse(reason, `the identity provider's answer was refused: ${publicReason(reason)}`);
