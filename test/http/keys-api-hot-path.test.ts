@@ -3,7 +3,8 @@ import request from 'supertest';
 import { Client } from 'pg';
 import { createConnection } from 'mysql2/promise';
 import { boot } from '../../server/boot';
-import { createApp } from '../../server/http/app';
+import { createRequestListener } from '../../server/http/app';
+import type { RequestListener } from 'node:http';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService } from '../../scim/tokens';
 import { ownWrites } from '../../server/repositories/runner';
@@ -21,14 +22,21 @@ const Database = require('better-sqlite3') as new (path: string) => { exec(sql: 
  * instance.
  */
 const UNWRAP = '/api/keys/password-key/unwrap';
+/** Each case runs through what `serve` runs (the fast path ahead of Express) and through the Express routes alone. */
+const PATHS: [string, (f: AuthFixture) => RequestListener][] = [
+  ['fast path', (f) => createRequestListener(f)],
+  ['Express routes', (f) => f.app],
+];
 
-describe.each(testDatabaseNames())('key API hot path on %s', (kind) => {
+describe.each(PATHS.flatMap(([via, make]) => testDatabaseNames().map((kind) => [kind, via, make] as const)))('key API hot path on %s, %s', (kind, _via, make) => {
   let f: AuthFixture;
+  let app: RequestListener;
   let alice: { id: string; wrappedPasswordKey: string };
   let token: string;
 
   beforeAll(async () => {
     f = await createAuthFixture(kind);
+    app = make(f);
     const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
     alice = { id: a.id, wrappedPasswordKey: a.keys.wrappedPasswordKey };
     token = await signInForToken(f, { nameId: 'alice@example.com' });
@@ -48,7 +56,7 @@ describe.each(testDatabaseNames())('key API hot path on %s', (kind) => {
     try {
       const ids = Array.from({ length: 50 }, (_, i) => `hot-${kind}-${i}`);
       const responses = await Promise.all(
-        ids.map((id) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', id).send({ wrappedPasswordKey: alice.wrappedPasswordKey })),
+        ids.map((id) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', id).send({ wrappedPasswordKey: alice.wrappedPasswordKey })),
       );
       for (const r of responses) {
         expect(r.status).toBe(200);
@@ -67,7 +75,7 @@ describe.each(testDatabaseNames())('key API hot path on %s', (kind) => {
   });
 
   test('the row is committed before the response: read back through another connection right after each 200', async () => {
-    const r = await request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `seq-${kind}`).send({ wrappedPasswordKey: alice.wrappedPasswordKey });
+    const r = await request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `seq-${kind}`).send({ wrappedPasswordKey: alice.wrappedPasswordKey });
     expect(r.status).toBe(200);
     // A transaction's view on PostgreSQL/MariaDB is another pooled connection; on SQLite the
     // separate read-only connection sees only committed rows.
@@ -77,9 +85,10 @@ describe.each(testDatabaseNames())('key API hot path on %s', (kind) => {
 });
 
 /** Makes the audit batch fail the way a dying database does, then checks no key got out. */
-describe('a failed audit batch fails every request in it: 503, no key', () => {
+describe.each(PATHS)('a failed audit batch fails every request in it: 503, no key (%s)', (_via, make) => {
   test('sqlite: another process holds the write lock past the acquire timeout', async () => {
     const f = await createAuthFixture('sqlite', { CS_DB_ACQUIRE_TIMEOUT_MS: '300' });
+    const app = make(f);
     try {
       const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
       const token = await signInForToken(f, { nameId: 'alice@example.com' });
@@ -89,7 +98,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       let responses: request.Response[];
       try {
         responses = await Promise.all(
-          Array.from({ length: 5 }, (_, i) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `locked-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
+          Array.from({ length: 5 }, (_, i) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `locked-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
         );
       } finally {
         other.exec('ROLLBACK');
@@ -104,7 +113,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       const rows = await f.store.repos.audit.recent(100, { action: 'password-key.unwrap', outcome: 'success' });
       expect(rows.filter((e) => e.requestId?.startsWith('locked-'))).toHaveLength(0);
       // The lock gone, the next request succeeds.
-      const ok = await request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
+      const ok = await request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
       expect(ok.status).toBe(200);
     } finally {
       await f.cleanupAll();
@@ -113,6 +122,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
 
   test('postgres: the connection writing the batch is killed mid-insert', async () => {
     const f = await createAuthFixture('postgres');
+    const app = make(f);
     const admin = new Client({ connectionString: f.db.url });
     await admin.connect();
     try {
@@ -123,7 +133,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
         BEGIN IF NEW.action = 'password-key.unwrap' AND NEW.outcome = 'success' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$`);
       await admin.query('CREATE TRIGGER p1_kill_writer BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION p1_kill_writer()');
       const responses = await Promise.all(
-        Array.from({ length: 5 }, (_, i) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `killed-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
+        Array.from({ length: 5 }, (_, i) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `killed-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
       );
       for (const r of responses) {
         expect(r.status).toBe(503);
@@ -134,7 +144,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       const rows = await f.store.repos.audit.recent(100, { action: 'password-key.unwrap', outcome: 'success' });
       expect(rows.filter((e) => e.requestId?.startsWith('killed-'))).toHaveLength(0);
       // The pool replaces the dead connection: the next request succeeds and is recorded.
-      const ok = await request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', 'after-kill').send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
+      const ok = await request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', 'after-kill').send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
       expect(ok.status).toBe(200);
       expect((await f.store.repos.audit.recent(10, { action: 'password-key.unwrap', outcome: 'success' })).some((e) => e.requestId === 'after-kill')).toBe(true);
     } finally {
@@ -144,6 +154,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
   });
   test('mariadb: the connections writing the batches are killed while they wait for the table', async () => {
     const f = await createAuthFixture('mariadb');
+    const app = make(f);
     // One session holds the table; another finds the waiting INSERTs and kills them.
     const holder = await createConnection(f.db.url);
     const killer = await createConnection(f.db.url);
@@ -153,7 +164,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       await holder.query('LOCK TABLES audit_events WRITE');
       let settled = false;
       const all = Promise.all(
-        Array.from({ length: 5 }, (_, i) => request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `killed-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
+        Array.from({ length: 5 }, (_, i) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).set('X-Request-Id', `killed-${i}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey })),
       ).finally(() => (settled = true));
       let kills = 0;
       while (!settled) {
@@ -174,7 +185,7 @@ describe('a failed audit batch fails every request in it: 503, no key', () => {
       }
       const rows = await f.store.repos.audit.recent(100, { action: 'password-key.unwrap', outcome: 'success' });
       expect(rows.filter((e) => e.requestId?.startsWith('killed-'))).toHaveLength(0);
-      const ok = await request(f.app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
+      const ok = await request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
       expect(ok.status).toBe(200);
     } finally {
       await holder.end();
@@ -194,10 +205,11 @@ describe('deactivation through one instance refuses the next request on another 
     const f = await createAuthFixture('postgres');
     const other = await boot(f.config, pino({ level: 'silent' }), { migrate: false });
     try {
-      const otherApp = createApp(other);
+      // The other instance as `serve` runs it: the fast path ahead of its Express app.
+      const otherApp = createRequestListener(other);
       const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
       const token = await signInForToken(f, { nameId: 'alice@example.com' });
-      const unwrap = (app: typeof f.app) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
+      const unwrap = (app: RequestListener) => request(app).post(UNWRAP).set('Authorization', `Bearer ${token}`).send({ wrappedPasswordKey: a.keys.wrappedPasswordKey });
       // Both instances have verified (and cached) the token.
       expect((await unwrap(f.app)).status).toBe(200);
       expect((await unwrap(otherApp)).status).toBe(200);
