@@ -9,7 +9,7 @@ import { mintSession, SESSION_COOKIE } from '../../admin/session';
 import { ownWrites } from '../../server/repositories/runner';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { TokenService } from '../../scim/tokens';
-import { ROWS_PER_MINUTE, ScimRefusalAudit, scimRefusalAuditOf } from '../../scim/refusal-audit';
+import { refusalEvent, ROWS_PER_MINUTE, ScimRefusalAudit, scimRefusalAuditOf } from '../../scim/refusal-audit';
 import { AuditEventEntity, type AuditEventRow } from '../../entities';
 import { newUser } from '../scim/support';
 
@@ -205,5 +205,28 @@ describe.each(testDatabaseNames())('SCIM rate-limit refusals on %s', (kind) => {
       expect(r.d).toMatchObject({ status: 429, method: 'GET', path: '/scim/v2/Users' });
     }
     expect(JSON.stringify(rows)).not.toContain(token.slice(29));
+  });
+});
+
+describe('the reason of a refusal event', () => {
+  const reqWith = (over: Record<string, unknown>) =>
+    ({ method: 'POST', baseUrl: '/scim/v2', path: '/Users', ip: '203.0.113.5', query: {}, get: () => undefined, requestId: 'r', ...over }) as unknown as Parameters<typeof refusalEvent>[0];
+  const mapped = (detail: string, status = 400, scimType?: string) => ({ status, body: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'] as [string], status: String(status), ...(scimType ? { scimType } : {}), detail } }) as Parameters<typeof refusalEvent>[2];
+
+  test('blanks what the client sent (body values, filter words, the token) out of the message, keeps the rest', () => {
+    const e = refusalEvent(
+      reqWith({ body: { userName: 'private.person@example.com', emails: [{ value: 'other@example.com' }] }, query: { filter: 'userName eq "needle-value"' }, get: (h: string) => (h.toLowerCase() === 'authorization' ? 'Bearer cst_aaaaaaaaaaaaaaaaaaaaaaaa.TokenSecretTokenSecret' : undefined) }),
+      undefined,
+      mapped('value "private.person@example.com" conflicts with other@example.com near needle-value; token cst_aaaaaaaaaaaaaaaaaaaaaaaa.TokenSecretTokenSecret'),
+    );
+    const reason = String(e.detail!.reason);
+    expect(reason).toBe('value "…" conflicts with … near …; token …');
+    expect(e).toMatchObject({ actor: 'anonymous', action: 'scim.refused', outcome: 'refused', detail: { status: 400, method: 'POST', path: '/scim/v2/Users', from: '203.0.113.5' } });
+  });
+
+  test('a body that did not parse gets a fixed reason (parser messages quote the body); long reasons are cut', () => {
+    expect(refusalEvent(reqWith({ body: undefined }), 't1', mapped('Unexpected token \'S\', "SECRET BODY" is not valid JSON', 400, 'invalidSyntax')).detail!.reason).toBe('the body is not valid JSON (or not JSON)');
+    const long = String(refusalEvent(reqWith({ body: {} }), 't1', mapped('x'.repeat(1000))).detail!.reason);
+    expect(long.length).toBe(200);
   });
 });
