@@ -70,16 +70,23 @@ export class KeyService {
     if (!userName) throw new BadRequestError('userName is required');
     const id = randomUUID();
     const kekUri = await this.kekFor('user', id);
-    const pair = await generateKeyPair(this.options.userKeyAlgorithm);
     const pk = randomBytes(KEY_BYTES);
     let privateJwe: string;
     let wrappedPasswordKey: string;
+    let publicJwk: JWK;
     try {
-      privateJwe = await sealUnderSymmetricKey(pair.privateJwk, pk);
-      wrappedPasswordKey = await this.audited(ctx, { action: 'user.provision', targetType: 'user', targetId: id, kekUri }, () =>
-        this.kms.wrap(kekUri, pk, binding.passwordKey(id)),
-      );
+      // The KMS wraps the password key while the key pair is generated and sealed under it (neither
+      // needs the other): a create waits for the slower of the two, not for both in turn.
+      const [wrapped, sealed] = await Promise.allSettled([
+        this.audited(ctx, { action: 'user.provision', targetType: 'user', targetId: id, kekUri }, () => this.kms.wrap(kekUri, pk, binding.passwordKey(id))),
+        generateKeyPair(this.options.userKeyAlgorithm).then(async (pair) => ({ publicJwk: pair.publicJwk, privateJwe: await sealUnderSymmetricKey(pair.privateJwk, pk) })),
+      ]);
+      if (wrapped.status === 'rejected') throw wrapped.reason;
+      if (sealed.status === 'rejected') throw sealed.reason;
+      wrappedPasswordKey = wrapped.value;
+      ({ privateJwe, publicJwk } = sealed.value);
     } finally {
+      // Both have settled: nothing reads the password key any more.
       pk.fill(0);
     }
     const now = nowIso();
@@ -102,13 +109,13 @@ export class KeyService {
     const keys: UserKeysRow = {
       userId: id,
       keyAlg: this.options.userKeyAlgorithm,
-      publicJwk: JSON.stringify(pair.publicJwk),
+      publicJwk: JSON.stringify(publicJwk),
       privateJwe,
       wrappedPasswordKey,
       kekUri,
       createdAt: now,
     };
-    return { user, keys, publicJwk: pair.publicJwk };
+    return { user, keys, publicJwk };
   }
 
   /** Provisioning, phase 2: the rows and their audit event, in the caller's transaction or its own. */
