@@ -117,6 +117,41 @@ describe.each(testDatabaseNames())('keks rewrap faults and paths on %s', (db) =>
     expect(await countUnder(ctx.store, LOCAL)).toBe(1);
   });
 
+  test('KMS hung mid-run: no transaction or SQLite writer is held while it hangs (a provisioning commits meanwhile); the run stops at the KMS deadline and resumes', async () => {
+    const u = await ctx.keys.provisionUser({ userName: 'hank@example.com' }, { actor: 'test' });
+    await seedPasswordKeys(ctx.store, ctx.kms, LOCAL, 200, { publicJwk: JSON.stringify(u.keys.publicJwk), privateJwe: u.keys.privateJwe });
+    const vaultAdapter = ctx.kms.forUri(target);
+    const wrap = vaultAdapter.wrap;
+    let wraps = 0;
+    let hung!: () => void;
+    const hangs = new Promise<void>((resolve) => (hung = resolve));
+    vaultAdapter.wrap = async (...args) => {
+      if (++wraps === 60) {
+        proxy.hang();
+        hung();
+      }
+      return wrap.apply(vaultAdapter, args);
+    };
+    try {
+      let finished = false;
+      const run = rewrapEnvelopes(ctx.store, ctx.kms, { to: target, batch: 20, configuredKeks: [LOCAL, target] }).finally(() => (finished = true));
+      await hangs;
+      await ctx.keys.provisionUser({ userName: 'ines@example.com' }, { actor: 'test' });
+      expect(finished).toBe(false);
+      const s = await run;
+      expect(s.stopped).toContain(`the KMS of ${target} failed`);
+      expect((await envelopeCensus(ctx.store)).mismatched).toBe(0);
+      await proxy.restore();
+      await new Promise((r) => setTimeout(r, 150));
+      const resumed = await rewrapEnvelopes(ctx.store, ctx.kms, { to: target, configuredKeks: [LOCAL, target] });
+      expect(resumed.stopped).toBeUndefined();
+      expect(await countUnder(ctx.store, LOCAL)).toBeLessThanOrEqual(1); // dave's, when that test ran
+    } finally {
+      vaultAdapter.wrap = wrap;
+      await proxy.restore();
+    }
+  }, 120_000);
+
   test('SIGINT finishes the batch in progress, prints a summary and exits 130; the rest moves on the next run', async () => {
     const u = await ctx.keys.provisionUser({ userName: 'frank@example.com' }, { actor: 'test' });
     await seedPasswordKeys(ctx.store, ctx.kms, LOCAL, SEEDED, { publicJwk: JSON.stringify(u.keys.publicJwk), privateJwe: u.keys.privateJwe });
