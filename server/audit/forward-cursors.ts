@@ -21,16 +21,21 @@ export class ForwardCursorRepository {
       .set({ holder, leaseExpiresAt: until })
       .where('sink = :sink AND (holder = :holder OR holder IS NULL OR lease_expires_at < :now)', { sink, holder, now })
       .execute();
-    if ((taken.affected ?? 0) === 0) {
+    // Not taken: the row may not exist yet (insert it), or be held, or (MariaDB counts an UPDATE that
+    // changed nothing as no row) be ours already — the read below decides.
+    if ((taken.affected ?? 0) === 0 && !(await this.read(sink))) {
       try {
         await this.m.insert(AuditForwardCursorEntity, { sink, lastSeq: String(await initialSeq()), holder, leaseExpiresAt: until, updatedAt: now, lastError: null });
       } catch (err) {
-        if (!uniqueViolation(err)) throw err;
-        // MariaDB counts an UPDATE that changed nothing (same lease end) as no row: look before concluding.
+        if (!uniqueViolation(err)) throw err; // another process created it first
       }
     }
-    const row = await this.m.findOne(AuditForwardCursorEntity, { where: { sink } });
+    const row = await this.read(sink);
     return row && row.holder === holder ? Number(row.lastSeq) : null;
+  }
+
+  private read(sink: string): Promise<AuditForwardCursorRow | null> {
+    return this.m.findOne(AuditForwardCursorEntity, { where: { sink } });
   }
 
   /** Moves the cursor forward if `holder` still holds the lease; false when it was taken over meanwhile. */

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { withStore } from './with-store';
 import { wholeNumber } from './options';
 import { describeFailure } from './failure';
-import { auditAfterSeq, auditEventJson, countAudit, iterateAudit, lastAuditSeq, parseAuditTime, searchAudit, type AuditFiltersInput } from '../audit/search';
+import { auditAfterSeq, auditEventJson, committedRead, countAudit, iterateAudit, lastAuditSeq, parseAuditTime, searchAudit, type AuditFiltersInput } from '../audit/search';
+import { ForwardCursorRepository } from '../audit/forward-cursors';
 import { progressBar } from '../keks/progress';
 import { ValidationError } from '../errors';
 import type { AuditEventRow } from '../../entities';
@@ -203,6 +204,29 @@ export async function auditExport(env: NodeJS.ProcessEnv, out: NodeJS.WritableSt
   });
 }
 
+/**
+ * Where forwarding stands per sink: configured sinks and cursors left by earlier settings, how far
+ * each has got, who holds it, the last error. Exit 1 while a configured sink is failing and behind.
+ */
+export async function auditForwardStatus(env: NodeJS.ProcessEnv, print: (line: string) => void): Promise<number> {
+  return withStore(env, async (store, config) => {
+    const head = await lastAuditSeq(store);
+    const cursors = new Map((await committedRead(store, (m) => new ForwardCursorRepository(m).list())).map((c) => [c.sink, c]));
+    const configured = config.audit.forward.sinks.map((s) => s.name);
+    if (configured.length === 0) print('forwarding: not configured (CS_AUDIT_FORWARD)');
+    let failing = false;
+    for (const name of [...new Set([...configured, ...cursors.keys()])]) {
+      const c = cursors.get(name);
+      const done = c ? Number(c.lastSeq) : 0;
+      const lease = c?.holder && c.leaseExpiresAt && c.leaseExpiresAt > new Date().toISOString() ? `held by ${c.holder}` : 'not held';
+      const state = configured.includes(name) ? (c ? lease : 'not started') : 'not configured any more';
+      if (configured.includes(name) && c?.lastError && done < head) failing = true;
+      print(`${name}	${state}	forwarded up to seq ${done} of ${head} (${Math.max(0, head - done)} behind)${c?.lastError ? `	last error: ${printable(c.lastError)}` : ''}`);
+    }
+    return failing ? 1 : 0;
+  });
+}
+
 /** Reports a failure of an audit command: a usage mistake exits 2, anything else 1. */
 async function run(fn: () => Promise<number>): Promise<void> {
   try {
@@ -246,5 +270,9 @@ export function registerAudit(program: Command): Command {
     }, 'jsonl')
     .option('--output <file>', 'write to this file (default: standard output)')
     .action((o: ExportOptions) => run(async () => (await auditExport(process.env, process.stdout, process.stderr, o)).code));
+  audit
+    .command('forward-status')
+    .description('how far forwarding to each CS_AUDIT_FORWARD sink has got, who forwards, the last error (exit 1 while a sink is failing)')
+    .action(() => run(() => auditForwardStatus(process.env, console.log)));
   return audit;
 }

@@ -189,6 +189,20 @@ describe.each(testDatabaseNames())('audit CLI on %s', (kind) => {
     expect(await exited).toBe(0);
   });
 
+  it('export draws its progress bar on a terminal (stderr a TTY), and only there', async () => {
+    const out = join(dir, 'tty.jsonl');
+    // util-linux `script` runs the command on a pseudo-terminal and copies what it prints.
+    const cmd = [process.execPath, '--disable-warning=ExperimentalWarning', '-r', join(ROOT, 'test/fault/ts-register.js'), join(ROOT, 'server/cli/main.ts'), 'audit', 'export', '--since', '2000-01-01', '--output', out].join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', TERM: 'dumb', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tty = '';
+    child.stdout.on('data', (d) => (tty += d));
+    expect(await new Promise((resolve) => child.on('close', resolve))).toBe(0);
+    const n = readFileSync(out, 'utf8').trim().split('\n').length;
+    expect(tty).toContain(`\r[${'#'.repeat(30)}] ${n}/${n} `);
+    expect(tty).toMatch(/\d+\/s ETA/);
+    expect(tty).toContain(`exported ${n} events to ${out}`);
+  }, 120_000);
+
   it('exports 100,000 events as CSV and JSONL in bounded memory; CSV escaping survives a reader', async () => {
     const nasty = { actor: 'Doe, "Jane"', action: 'note', outcome: 'success' as const, targetType: 'user', targetId: 'multi\nline,"id"\r\nend', detail: { reason: 'a, "quoted"\nvalue' } };
     await store.transaction((t) => t.audit.append(nasty));

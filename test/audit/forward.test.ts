@@ -22,6 +22,7 @@ import { lastAuditSeq } from '../../server/audit/search';
 import type { SyslogSettings } from '../../server/config/audit';
 import { serve } from '../../server/cli/serve';
 import { makeTestPki, type TestPki } from '../emulators/tls';
+import { runCli } from '../fault/cli-process';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
 import { recordingLog, sleep, until } from './forward-support';
 
@@ -176,7 +177,13 @@ describe.each(testDatabaseNames())('audit forwarding on %s', (kind) => {
     expect(impostor.messages()).toEqual([]);
     const row = (await new ForwardCursorRepository(store.dataSource.manager).list()).find((r) => r.sink === name)!;
     expect(row.lastError).toMatch(/certificate/i);
-    expect(Number(row.lastSeq)).toBe((await lastAuditSeq(store)) - 10);
+    const head = await lastAuditSeq(store);
+    expect(Number(row.lastSeq)).toBe(head - 10);
+    // What an operator sees: the sink failing and behind, exit 1.
+    const status = await runCli(['audit', 'forward-status'], { CS_DATABASE_URL: db.url, CS_LOG_LEVEL: 'silent', CS_AUDIT_FORWARD: name, CS_AUDIT_SYSLOG_CA_FILE: pki.caFile });
+    expect(status.code).toBe(1);
+    const line = status.stdout.split('\n').find((l) => l.startsWith(`${name}\t`))!;
+    expect(line).toMatch(new RegExp(`\\theld by \\S+\\tforwarded up to seq ${head - 10} of ${head} \\(10 behind\\)\\tlast error: .*certificate`, 'i'));
   }, 120_000);
 
   it('file sink: a logrotate-style rename mid-stream splits the events between the files, none lost, no line split; two forwarders, one lease', async () => {
@@ -274,5 +281,10 @@ describe.each(testDatabaseNames())('audit forwarding on %s', (kind) => {
     }
     // Stopped: the lease was given back.
     expect((await new ForwardCursorRepository(store.dataSource.manager).list()).find((r) => r.sink === `file:${path}`)!.holder).toBeNull();
+    const status = await runCli(['audit', 'forward-status'], { CS_DATABASE_URL: db.url, CS_LOG_LEVEL: 'silent', CS_AUDIT_FORWARD: `file:${path}` });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^file:${path}\\tnot held\\tforwarded up to seq \\d+ of \\d+ \\(0 behind\\)$`, 'm'));
+    // Cursors of sinks no longer configured are listed as such.
+    expect(status.stdout).toMatch(/^syslog\+tls:\/\/127\.0\.0\.1:\d+\tnot configured any more\t/m);
   }, 120_000);
 });
