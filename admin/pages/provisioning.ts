@@ -1,22 +1,14 @@
 import { csrfField, html, table, widget, type Html } from '../html';
 import { lineChart, type Series } from '../svg-chart';
 import type { ConsoleServices } from '../services';
-import { reasonOf } from './sign-ins';
+import { detailObject, reasonOf } from './sign-ins';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-function detailOf(detail: string | null): Record<string, unknown> {
-  try {
-    return (JSON.parse(detail ?? '{}') as Record<string, unknown>) ?? {};
-  } catch {
-    return {};
-  }
-}
-
 /** Refusals folded into this row by the SCIM refusal audit's rate bound (scim/refusal-audit.ts). */
 function suppressedOf(detail: string | null): number {
-  const n = detailOf(detail).suppressed;
+  const n = detailObject(detail).suppressed;
   return typeof n === 'number' && n > 0 ? n : 0;
 }
 
@@ -52,7 +44,7 @@ ${lineChart({ title: 'Audited SCIM events per hour (changes and refusals), last 
     return table(
       ['at', 'caller', 'request', 'status', 'reason', 'more like it'],
       rows.map((e) => {
-        const d = detailOf(e.detail);
+        const d = detailObject(e.detail);
         const id = e.actor.startsWith('scim:') ? e.actor.slice('scim:'.length) : undefined;
         const caller = id ? `${names.get(id) ?? 'token'} (${id})` : `anonymous${d.from ? ` from ${String(d.from)}` : ''}`;
         const request = e.action === 'scim.refused' ? `${String(d.method ?? '')} ${String(d.path ?? '')}` : e.action;

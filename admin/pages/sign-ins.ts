@@ -1,24 +1,25 @@
 import { html, table, widget, type Html } from '../html';
 import type { ConsoleServices } from '../services';
 
-/** The reason an audit event's detail gives, as stored (the exact words the refusal recorded). */
-export function reasonOf(detail: string | null): string {
-  if (!detail) return '';
+/** An audit event's detail as an object ({} when absent or not JSON). */
+export function detailObject(detail: string | null): Record<string, unknown> {
   try {
-    const d = JSON.parse(detail) as Record<string, unknown>;
-    return [d.reason, d.error].filter((x) => typeof x === 'string' && x).join(' — ');
+    const d = JSON.parse(detail ?? '{}') as unknown;
+    return d && typeof d === 'object' ? (d as Record<string, unknown>) : {};
   } catch {
-    return '';
+    return {};
   }
 }
 
+/** The reason an audit event's detail gives, as stored (the exact words the refusal recorded). */
+export function reasonOf(detail: string | null): string {
+  const d = detailObject(detail);
+  return [d.reason, d.error].filter((x) => typeof x === 'string' && x).join(' — ');
+}
+
 function detailOf(detail: string | null, key: string): string {
-  try {
-    const v = (JSON.parse(detail ?? '{}') as Record<string, unknown>)[key];
-    return typeof v === 'string' ? v : '';
-  } catch {
-    return '';
-  }
+  const v = detailObject(detail)[key];
+  return typeof v === 'string' ? v : '';
 }
 
 /** Recent sign-ins and refusals with their reason, from the audit trail. */
