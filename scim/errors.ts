@@ -70,7 +70,16 @@ export function sendScimError(res: Response, mapped: MappedError): void {
   res.status(mapped.status).type(SCIM_CONTENT_TYPE).send(JSON.stringify(mapped.body));
 }
 
-/** Called for every 4xx but 404 (an answer, not a refusal) before it is sent (scim/refusal-audit.ts); the response waits for it, never fails by it. */
+/** A hung database must not hold the refusal's answer: it waits for its audit row at most this long. */
+export const REFUSAL_AUDIT_WAIT_MS = 2_000;
+
+async function bounded(p: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, REFUSAL_AUDIT_WAIT_MS)))]);
+  clearTimeout(timer);
+}
+
+/** Called for every 4xx but 404 (an answer, not a refusal) before it is sent (scim/refusal-audit.ts); the response waits for it (at most REFUSAL_AUDIT_WAIT_MS), never fails by it. */
 export type OnRefused = (req: Request, res: Response, mapped: MappedError) => Promise<void>;
 
 export function scimErrorHandler(log?: { error: (obj: object, msg: string) => void; info: (obj: object, msg: string) => void }, onRefused?: OnRefused): ErrorRequestHandler {
@@ -84,7 +93,7 @@ export function scimErrorHandler(log?: { error: (obj: object, msg: string) => vo
     } else {
       // What the IdP did wrong, for the operator; never the body (it may carry personal data).
       log?.info({ ...entry, detail: mapped.body.detail }, 'scim request refused');
-      if (onRefused && mapped.status >= 400 && mapped.status < 500 && mapped.status !== 404) await onRefused(req, res, mapped).catch(() => undefined);
+      if (onRefused && mapped.status >= 400 && mapped.status < 500 && mapped.status !== 404) await bounded(onRefused(req, res, mapped));
     }
     if (!res.headersSent) sendScimError(res, mapped);
   };

@@ -179,6 +179,38 @@ describe.each(testDatabaseNames())('SCIM refusal audit on %s', (kind) => {
   });
 });
 
+describe('SCIM refusal audit with the SQLite writer held', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite');
+  });
+  afterAll(async () => {
+    await ctx?.cleanup();
+  });
+
+  test('a refusal is answered while its audit row cannot be written yet; the row follows', async () => {
+    let release!: () => void;
+    let held = true;
+    const holding = ctx.store
+      .transaction(() => new Promise<void>((resolve) => (release = resolve)))
+      .finally(() => {
+        held = false;
+      });
+    await new Promise((r) => setTimeout(r, 50)); // the transaction has the writer
+    try {
+      const res = await request(ctx.app).get('/scim/v2/Users').set('Authorization', 'Bearer held-writer').expect(401);
+      expect(res.body.status).toBe('401');
+      expect(held).toBe(true);
+    } finally {
+      release();
+      await holding;
+    }
+    await scimRefusalAuditOf(ctx.store).idle();
+    const rows = await ctx.store.repos.manager.find(AuditEventEntity, { where: { action: 'scim.refused' } });
+    expect(rows.map((r) => JSON.parse(r.detail!).status)).toEqual([401]);
+  });
+});
+
 describe.each(testDatabaseNames())('SCIM rate-limit refusals on %s', (kind) => {
   let ctx: TestContext;
 
