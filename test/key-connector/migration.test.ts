@@ -31,7 +31,7 @@ describe.each(testDatabaseNames())('Key Connector storage (%s)', (kind) => {
     const qr = ds.createQueryRunner();
     try {
       expect(await qr.hasTable('key_connector_user_keys')).toBe(true);
-      for (let i = 0; i < 5 && (await qr.hasTable('key_connector_user_keys')); i++) await ds.undoLastMigration({ transaction: 'each' });
+      for (let i = 0; i < 20 && (await qr.hasTable('key_connector_user_keys')); i++) await ds.undoLastMigration({ transaction: 'each' });
       expect(await qr.hasTable('key_connector_user_keys')).toBe(false);
       await ds.runMigrations({ transaction: 'each' });
       expect(await qr.hasTable('key_connector_user_keys')).toBe(true);
