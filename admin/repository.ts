@@ -15,10 +15,16 @@ export class AdminQueries {
   }
 
   /** Whether any of `groupIds` is the group named by id or displayName (case-insensitive, as SCIM names are unique). */
+  /**
+   * Whether one of the groups is CS_ADMIN_GROUP (by id or display name). Only groups the IdP
+   * provisions over SCIM count: a group the cloud service manages through the backend API must
+   * never decide who administers this server.
+   */
   async anyGroupIs(groupIds: string[], idOrName: string): Promise<boolean> {
-    if (groupIds.includes(idOrName)) return true;
     if (groupIds.length === 0) return false;
-    return this.read(async (m) => (await m.count(GroupEntity, { where: { id: In(groupIds), displayNameNorm: idOrName.toLowerCase() } })) > 0);
+    const byName = { id: In(groupIds), displayNameNorm: idOrName.toLowerCase(), origin: 'scim' as const };
+    const where = groupIds.includes(idOrName) ? [byName, { id: idOrName, origin: 'scim' as const }] : byName;
+    return this.read(async (m) => (await m.count(GroupEntity, { where })) > 0);
   }
 
   /** Audit events of SCIM callers (actor scim:<token id>) since `since`, newest first. */
