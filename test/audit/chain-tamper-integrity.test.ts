@@ -60,14 +60,13 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
     expect(await verify('9')).toMatchObject({ ok: true, rows: 4, seals: 0, from: 9n });
   });
 
-  test('modified row', async () => {
-    await q(`UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 4`);
-    expect(await problem()).toBe('seq 4: hash mismatch (row modified)');
-  });
-
-  test('deleted row', async () => {
-    await q('DELETE FROM audit_events WHERE seq = 5');
-    expect(await problem()).toBe('gap after seq 4: next row is seq 6 (rows deleted)');
+  test.each([
+    ['modified row', `UPDATE audit_events SET actor = 'user:mallory' WHERE seq = 4`, 'seq 4: hash mismatch (row modified)'],
+    ['deleted row', 'DELETE FROM audit_events WHERE seq = 5', 'gap after seq 4: next row is seq 6 (rows deleted)'],
+    ['truncated tail, head left alone', 'DELETE FROM audit_events WHERE seq > 10', 'the chain head is at seq 12 but the last row is seq 10 (tail truncated)'],
+  ])('%s', async (_name, sql, line) => {
+    await q(sql);
+    expect(await problem()).toBe(line);
   });
 
   test('inserted row, later rows renumbered, its own hash computed correctly', async () => {
@@ -87,11 +86,6 @@ describe.each(testDatabaseNames())('audit verify against tampering (%s)', (kind)
     await setSeq(4, 3);
     await setSeq(1000, 4);
     expect(await problem()).toBe('seq 3: rows reordered (the rows at seq 3 and 4 are swapped)');
-  });
-
-  test('truncated tail, head left alone', async () => {
-    await q('DELETE FROM audit_events WHERE seq > 10');
-    expect(await problem()).toBe('the chain head is at seq 12 but the last row is seq 10 (tail truncated)');
   });
 
   test('truncated tail past the last seal, head rewound to match', async () => {
