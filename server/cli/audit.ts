@@ -232,6 +232,8 @@ async function run(fn: () => Promise<number>): Promise<void> {
   try {
     process.exitCode = await fn();
   } catch (err) {
+    // The reader went away (`… | head`): nothing more to say to it, and nothing went wrong here.
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
     if (err instanceof UsageError || err instanceof ValidationError) {
       console.error(`crypto-server: ${err.message}`);
       process.exitCode = 2;
