@@ -88,10 +88,14 @@ export class ConsoleServices {
     return { base, spMetadata: `${base}/auth/saml/metadata`, acs: this.deps.config.auth.saml.acsUrl, spEntityId: this.deps.config.auth.saml.spEntityId, scim: `${base}/scim/v2` };
   }
 
-  /** What is missing before the server can serve, each with the setting or command that fixes it. */
-  async setup(): Promise<SetupItem[]> {
+  /**
+   * What is missing before the server can serve, each with the setting or command that fixes it.
+   * `anonymous`: the checklist shown without sign-in while SAML is not configured — it says what
+   * is set, never the values (KEK URI, client ids, origins, the admin attribute), and calls no KMS.
+   */
+  async setup(anonymous = false): Promise<SetupItem[]> {
     const { auth, admin, kms } = this.deps.config;
-    const [scimToken, kek] = await Promise.allSettled([this.tokens.list(), this.kekHealth()]);
+    const [scimToken, kek] = await Promise.allSettled([this.tokens.list(), anonymous ? Promise.reject(new Error('not checked')) : this.kekHealth()]);
     const liveScim = scimToken.status === 'fulfilled' ? scimToken.value.some((t) => t.scope === 'scim' && !t.revoked_at && !(t.expires_at && t.expires_at <= new Date().toISOString())) : undefined;
     const current = kek.status === 'fulfilled' ? kek.value[0] : undefined;
     return [
@@ -104,19 +108,19 @@ export class ConsoleServices {
       {
         name: 'Administrators',
         ok: Boolean(admin.group || admin.samlAttribute),
-        detail: admin.group ? `members of group "${admin.group}"` : admin.samlAttribute ? `sign-ins with ${admin.samlAttribute.name}=${admin.samlAttribute.value}` : 'nobody may use this console',
+        detail: anonymous && (admin.group || admin.samlAttribute) ? `set (${admin.group ? 'CS_ADMIN_GROUP' : 'CS_ADMIN_SAML_ATTRIBUTE'})` : admin.group ? `members of group "${admin.group}"` : admin.samlAttribute ? `sign-ins with ${admin.samlAttribute.name}=${admin.samlAttribute.value}` : 'nobody may use this console',
         fix: 'CS_ADMIN_GROUP=<SCIM group id or displayName> or CS_ADMIN_SAML_ATTRIBUTE=<attribute name>=<value>',
       },
       {
         name: 'OAuth clients',
         ok: auth.clients.length > 0,
-        detail: auth.clients.length ? auth.clients.map((c) => c.clientId).join(', ') : 'no application may sign people in',
+        detail: auth.clients.length ? (anonymous ? `${auth.clients.length} registered` : auth.clients.map((c) => c.clientId).join(', ')) : 'no application may sign people in',
         fix: `CS_CLIENTS='[{"clientId":"web","redirectUris":["https://app.example.com/"]}]'`,
       },
       {
         name: 'CORS origins',
         ok: auth.cors.origins.length > 0,
-        detail: auth.cors.origins.length ? auth.cors.origins.join(', ') : 'browser apps on another origin cannot call the key API',
+        detail: auth.cors.origins.length ? (anonymous ? `${auth.cors.origins.length} allowed` : auth.cors.origins.join(', ')) : 'browser apps on another origin cannot call the key API',
         fix: 'CS_CORS_ORIGINS=https://app.example.com',
       },
       {
@@ -127,8 +131,12 @@ export class ConsoleServices {
       },
       {
         name: 'Key-encryption key',
-        ok: current?.ok,
-        detail: current ? `${kms.kekUri}: ${current.ok ? `answers (${current.ms} ms)` : 'failing (run crypto-server doctor for the cause)'}${kms.kekUri.startsWith('local:') ? ' — a local file key, for development only' : ''}` : 'unavailable',
+        ok: anonymous ? true : current?.ok,
+        detail: anonymous
+          ? `set${kms.kekUri.startsWith('local:') ? ' — a local file key, for development only' : ''}; checked once an administrator signs in (now: crypto-server doctor)`
+          : current
+            ? `${kms.kekUri}: ${current.ok ? `answers (${current.ms} ms)` : 'failing (run crypto-server doctor for the cause)'}${kms.kekUri.startsWith('local:') ? ' — a local file key, for development only' : ''}`
+            : 'unavailable',
         fix: 'CS_KEK_URI=<your KMS key URI>, then crypto-server doctor',
       },
     ];

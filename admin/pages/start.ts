@@ -3,7 +3,7 @@ import type { ConsoleServices } from '../services';
 
 /** The setup checklist: what is missing, with the exact setting or command, and the URLs the IdP needs. */
 export async function startPage(svc: ConsoleServices, signedIn: boolean): Promise<Html> {
-  const items = await svc.setup();
+  const items = await svc.setup(!signedIn);
   const u = svc.urls;
   const missing = items.filter((i) => i.ok !== true).length;
   return html`<p class="lead">${missing === 0 ? 'Everything is configured.' : `${missing} of ${items.length} things still need attention.`}

@@ -263,6 +263,12 @@ describe('console before SAML is configured (SQLite)', () => {
     expect(start.text).toContain('crypto-server token create --scope scim');
     expect(start.text).not.toContain('Sign out');
     expect(ctx.config.kms.kekUri).toBe('local://default');
+    // Anyone can read this page: it says what is set, never the values, and does not call the KMS.
+    expect(start.text).not.toContain('local://default');
+    const kmsCalls = jest.spyOn(ctx.kms, 'check');
+    await request(ctx.app).get('/admin/').expect(200);
+    expect(kmsCalls).not.toHaveBeenCalled();
+    kmsCalls.mockRestore();
     await request(ctx.app).get('/').expect(303).expect('Location', '/admin/');
     await request(ctx.app).get('/admin/login').expect(303).expect('Location', '/admin/');
     for (const path of ['/status', '/provisioning', '/sign-ins', '/audit', '/audit/export', '/tokens']) await request(ctx.app).get(`/admin${path}`).expect(401);
