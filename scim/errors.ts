@@ -5,7 +5,7 @@
  * up here. Unknown errors become a generic 500 without internals.
  */
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { AppError, ConflictError } from '../server/errors';
+import { asAppError, ConflictError } from '../server/errors';
 import { toAppError } from '../server/http/problem';
 import { UnknownAttributeError } from './idp-quirks';
 import { ERROR_SCHEMA, SCIMMY } from './schemas';
@@ -55,7 +55,7 @@ export function mapError(err: unknown): MappedError {
   // Everything else as on the rest of the API (body-parser failures included); unknown errors
   // become a generic 500 whose internals are logged, never sent.
   const e = toAppError(err);
-  const scimType = e instanceof ConflictError ? 'uniqueness' : e.status === 400 ? (err instanceof AppError ? 'invalidValue' : transportScimType(err)) : undefined;
+  const scimType = e instanceof ConflictError ? 'uniqueness' : e.status === 400 ? (asAppError(err) ? 'invalidValue' : transportScimType(err)) : undefined;
   return { status: e.status, body: body(e.status, e.message, scimType), retryAfter: e.retryAfter, internal: e.status >= 500 ? err : undefined };
 }
 
