@@ -14,6 +14,7 @@ import { latencyHistory } from './latency-history';
 import { SessionRevocations } from './session-revocations';
 import { TokenReveals, type CreatedToken } from './token-reveals';
 import type { PublicTokenInfo } from '../scim/tokens';
+import { instancesSummary, type InstancesSummary } from '../server/instances/summary';
 
 /**
  * The console's one seam into the rest of the server: the services and queries its pages read
@@ -160,6 +161,11 @@ export class ConsoleServices {
   /** As `crypto-server outbox retry <seq>`. */
   retryDelivery(seq: number): Promise<boolean> {
     return this.deps.store.writeNow((t) => new OutboxRepository(t.manager).retryNow(seq, new Date().toISOString()));
+  }
+
+  /** As `crypto-server instances`: serving processes seen in the last 5 minutes (server_instances). */
+  instances(now = new Date()): Promise<InstancesSummary> {
+    return instancesSummary(this.deps.store, now);
   }
 
   auditPage(filters: AuditFiltersInput, page: AuditPageInput) {

@@ -1,18 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { html, table, widget, type Html } from '../html';
+import { packageVersion } from '../../server/instances/version';
+import { processLabel } from '../../server/instances/summary';
 import { lineChart } from '../svg-chart';
 import type { ConsoleServices } from '../services';
 
 const HOUR_MS = 3_600_000;
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return (JSON.parse(readFileSync(resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string }).version;
-  }
-}
 
 /** Database and KEKs with health, KMS latency over the last hour, signing key age, version, workers. */
 export async function statusPage(svc: ConsoleServices): Promise<Html> {
@@ -43,9 +35,17 @@ export async function statusPage(svc: ConsoleServices): Promise<Html> {
       ['version', packageVersion()],
       ['database', svc.deps.store.driver],
       ['workers in this replica', cfg.server.workers === undefined ? 'one per CPU (CS_WORKERS unset)' : String(cfg.server.workers)],
-      ['replicas seen recently', 'not available'],
       ['process uptime', `${Math.round(process.uptime() / 60)} min`],
     ]),
   );
-  return html`${health}${chart}${signing}<h2>Server</h2>${server}`;
+  const instances = await widget('Instances', async () => {
+    const s = await svc.instances();
+    const mismatch = s.versions.length > 1;
+    const rows = s.recent.map((r) => [r.hostname, processLabel(r), mismatch ? html`<span class="unknown">${r.version}</span>` : r.version, r.started_at, r.seen_at]);
+    return html`<h2>Instances seen in the last 5 minutes</h2>
+${mismatch ? html`<p class="unknown" id="version-mismatch">Versions differ across instances (${s.versions.join(', ')}): a rolling upgrade in progress, or a replica left behind.</p>` : ''}
+${table(['host', 'process', 'version', 'up since', 'last seen'], rows, 'no instance seen in the last 5 minutes')}
+<p class="note">${s.recent.length} seen recently; ${s.notSeenRecently} more seen in the last 24 h but not in the last 5 minutes (stopped without a clean shutdown, or crashed). Each worker of each replica records itself every 30 s; also <code>crypto-server instances</code>.</p>`;
+  });
+  return html`${health}${chart}${signing}<h2>Server</h2>${server}${instances}`;
 }

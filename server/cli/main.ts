@@ -13,6 +13,7 @@ import { registerGroups } from './groups';
 import { registerImportKeyConnector } from './import-key-connector';
 import { registerAudit } from './audit';
 import { addAuditIntegrityCommands } from './audit-integrity';
+import { registerInstances } from './instances';
 
 export { describeFailure };
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerGroups(program);
   registerImportKeyConnector(program);
   addAuditIntegrityCommands(registerAudit(program));
+  registerInstances(program);
   return program;
 }
 

@@ -15,6 +15,7 @@ import { runPrimary, runWorker, isWorker } from '../cluster';
 import { availableParallelism } from 'node:os';
 import { createTlsServer } from '../http/tls';
 import { CLOSE_BOUND_MS, closeWithin, drainable, onShutdownSignals } from '../shutdown';
+import { startHeartbeat } from '../instances/heartbeat';
 
 export interface Running {
   server: Server;
@@ -51,6 +52,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
   const workers = startScimWorkers(deps);
   const forwarding = startAuditForwarding(deps.store, config.audit.forward, log);
   const sealing = startAuditSealing(deps);
+  const heartbeat = startHeartbeat(deps.store, log); // server_instances: the console's "instances seen recently"
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const url = `${config.server.tls ? 'https' : 'http'}://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
@@ -63,6 +65,7 @@ export async function serve(env: NodeJS.ProcessEnv = process.env, print: (line: 
       if (cut > 0) log.warn({ cut, shutdownTimeoutMs: config.server.shutdownTimeoutMs }, 'shutdown: requests still running at CS_SHUTDOWN_TIMEOUT_MS were cut');
       // Requests are done: background work, then KMS sessions and the pool (after the audit batch).
       const closed = await closeWithin(async () => {
+        await heartbeat.stop();
         await workers.stop();
         await forwarding?.stop();
         await sealing.stop();
