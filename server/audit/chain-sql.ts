@@ -64,6 +64,8 @@ export interface StoredSeal {
   seq: bigint;
   hash: string;
   envelope: string;
+  /** Bound into the seal's associated data, so a seal's age cannot be forged. */
+  sealedAt: string;
 }
 
 const sealOf = (r: Record<string, unknown>): StoredSeal => ({
@@ -72,6 +74,7 @@ const sealOf = (r: Record<string, unknown>): StoredSeal => ({
   seq: BigInt(String(r.seq)),
   hash: String(r.hash),
   envelope: String(r.envelope),
+  sealedAt: String(r.sealed_at),
 });
 
 /** Seals of `kind` with seq > `after`, in seq order, a page at a time. */
@@ -79,7 +82,7 @@ export async function* sealsAfter(sql: ChainSql, kind: StoredSeal['kind'], after
   let cursor = after;
   for (;;) {
     const page = await sql.query(
-      `SELECT id, kind, seq, hash, envelope FROM audit_seals WHERE kind = ${sql.p(1)} AND seq > ${sql.p(2)} ORDER BY seq LIMIT ${pageSize}`,
+      `SELECT id, kind, seq, hash, envelope, sealed_at FROM audit_seals WHERE kind = ${sql.p(1)} AND seq > ${sql.p(2)} ORDER BY seq LIMIT ${pageSize}`,
       [kind, sql.seq(cursor)],
     );
     for (const r of page) {
@@ -93,7 +96,7 @@ export async function* sealsAfter(sql: ChainSql, kind: StoredSeal['kind'], after
 
 /** The latest prune checkpoint, if rows were ever pruned. */
 export async function latestCheckpoint(sql: ChainSql): Promise<StoredSeal | undefined> {
-  const [r] = await sql.query(`SELECT id, kind, seq, hash, envelope FROM audit_seals WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`);
+  const [r] = await sql.query(`SELECT id, kind, seq, hash, envelope, sealed_at FROM audit_seals WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1`);
   return r ? sealOf(r) : undefined;
 }
 

@@ -12,7 +12,7 @@ import type { StoredSeal } from './chain-sql';
 export async function sealAuthentic(kms: KmsRegistry, s: StoredSeal): Promise<boolean> {
   let opened: Buffer;
   try {
-    opened = await kms.unwrap(s.envelope, binding.auditSeal(s.kind, s.seq.toString(), s.hash));
+    opened = await kms.unwrap(s.envelope, binding.auditSeal(s.kind, s.seq.toString(), s.hash, s.sealedAt));
   } catch (err) {
     if (err instanceof UnwrapRefusedError || err instanceof UnknownKekError || err instanceof MalformedEnvelopeError) return false;
     throw err;

@@ -15,6 +15,7 @@ export function startAuditSealing(deps: Pick<AppDeps, 'config' | 'store' | 'kms'
     intervalS,
     kekUri: deps.config.kms.kekUri,
     warn: (fields, message) => deps.log.warn(fields, message),
+    error: (fields, message) => deps.log.error(fields, message),
     takeLease: (holder, ms) => {
       const now = Date.now();
       return leases((r) => r.tryTake(SEAL_LEASE, holder, new Date(now).toISOString(), new Date(now + ms).toISOString()));

@@ -10,6 +10,15 @@ export interface VerifyOptions {
   /** Stop after this seq (prune checks only what it deletes); default: the whole chain, head and trailing seals included. */
   through?: bigint;
   pageSize?: number;
+  /**
+   * Sealing is on: fail as "unproven tail" when the newest authentic seal (or, with none, the oldest
+   * row) is older than this — a tail deleted together with its seals leaves exactly that trace.
+   */
+  maxSealAgeS?: number;
+  /** The sealing interval, named in the unproven-tail line. */
+  sealIntervalS?: number;
+  /** (seq, hash) pairs recorded outside the database (forwarded events): the chain must still hold them. */
+  anchors?: { seq: bigint; hash: string }[];
   /** Called every `pageSize` rows with the last seq checked (progress). */
   progress?: (seq: bigint, rows: number) => void;
 }
@@ -25,6 +34,11 @@ export interface VerifyResult {
   to?: bigint;
   /** The prune checkpoint the walk started from. */
   checkpoint?: bigint;
+  /** The chain verifies but its tail is not proven by a recent seal (maxSealAgeS). */
+  unproven?: boolean;
+  /** The newest seal checked (seq order). */
+  newestSeal?: StoredSeal;
+  anchors?: number;
 }
 
 class Break extends Error {}
@@ -38,6 +52,15 @@ export async function verifyAuditChain(ds: DataSource, kms: KmsRegistry, opts: V
   const result: VerifyResult = { ok: true, rows: 0, seals: 0 };
   try {
     await walk(sql, kms, opts, result);
+    if (opts.through === undefined) await checkAnchors(sql, opts.anchors ?? [], result);
+    if (opts.maxSealAgeS !== undefined && opts.through === undefined) {
+      const stale = await staleTail(sql, opts.maxSealAgeS, opts.sealIntervalS, result);
+      if (stale) {
+        result.ok = false;
+        result.unproven = true;
+        result.problem = stale;
+      }
+    }
   } catch (err) {
     if (!(err instanceof Break)) throw err;
     result.ok = false;
@@ -117,6 +140,34 @@ async function checkSeal(kms: KmsRegistry, s: StoredSeal, r: StoredChainRow, res
   if (s.seq !== r.seq) throw new Break(`seal at seq ${s.seq}: no row with that seq (rows deleted)`);
   if (s.hash !== r.hash) throw new Break(`seq ${r.seq}: hash differs from the KMS seal at seq ${s.seq} (rows rewritten)`);
   result.seals += 1;
+  result.newestSeal = s;
+}
+
+/** Every anchor must still be in the chain with its hash (anchors at or before a prune checkpoint are gone by design). */
+async function checkAnchors(sql: ChainSql, anchors: { seq: bigint; hash: string }[], result: VerifyResult): Promise<void> {
+  for (const a of anchors) {
+    if (result.checkpoint !== undefined && a.seq <= result.checkpoint) continue;
+    const [r] = await sql.query(`SELECT hash FROM audit_events WHERE seq = ${sql.p(1)}`, [sql.seq(a.seq)]);
+    if (!r) throw new Break(`anchor at seq ${a.seq}: no row with that seq, the chain ends at seq ${result.to ?? 0n} (tail truncated)`);
+    if (String(r.hash) !== a.hash) throw new Break(`anchor at seq ${a.seq}: the row's hash differs from the anchor (rows rewritten)`);
+    result.anchors = (result.anchors ?? 0) + 1;
+  }
+}
+
+const age = (ms: number) => (ms >= 7_200_000 ? `${Math.floor(ms / 3_600_000)} h` : ms >= 120_000 ? `${Math.floor(ms / 60_000)} min` : `${Math.floor(ms / 1000)} s`);
+
+/** The unproven-tail line, or undefined when the newest seal is recent enough. */
+async function staleTail(sql: ChainSql, maxSealAgeS: number, intervalS: number | undefined, result: VerifyResult): Promise<string | undefined> {
+  const interval = intervalS === undefined ? '' : `; sealing interval ${intervalS} s`;
+  const now = Date.now();
+  if (result.newestSeal) {
+    const old = now - Date.parse(result.newestSeal.sealedAt);
+    return old > maxSealAgeS * 1000 ? `unproven tail: newest seal at seq ${result.newestSeal.seq} is ${age(old)} old${interval}` : undefined;
+  }
+  if (result.from === undefined) return undefined;
+  const [r] = await sql.query(`SELECT at FROM audit_events WHERE seq = ${sql.p(1)}`, [sql.seq(result.from)]);
+  const old = r ? now - Date.parse(String(r.at)) : 0;
+  return old > maxSealAgeS * 1000 ? `unproven tail: no seal, but the row at seq ${result.from} is ${age(old)} old${interval}` : undefined;
 }
 
 /** The first seq at or after `since` (a seq or an ISO time). */

@@ -114,6 +114,6 @@ export const ENVELOPE_SOURCES: readonly EnvelopeSource[] = [
   // The current version's mirror: `keyVersion` must be read for its binding.
   columnSource({ table: 'group_keys', entity: GroupKeysEntity, keys: ['groupId', 'keyVersion'], envelope: 'wrappedMembershipKey', kek: 'kekUri', binding: (r) => binding.membershipKey(r.groupId, Number(r.keyVersion)) }),
   columnSource({ table: 'signing_keys', entity: SigningKeyEntity, keys: ['kid'], envelope: 'wrappedPrivateJwk', kek: 'kekUri', binding: (r) => signingKeyBinding(r.kid) }),
-  columnSource({ table: 'audit_seals', entity: AuditSealEntity, keys: ['id'], envelope: 'envelope', bindingColumns: ['kind', 'seq', 'hash'], binding: (r) => binding.auditSeal(r.kind, String(r.seq), r.hash) }),
+  columnSource({ table: 'audit_seals', entity: AuditSealEntity, keys: ['id'], envelope: 'envelope', bindingColumns: ['kind', 'seq', 'hash', 'sealedAt'], binding: (r) => binding.auditSeal(r.kind, String(r.seq), r.hash, r.sealedAt) }),
   columnSource({ table: 'key_connector_user_keys', entity: KeyConnectorUserKeyEntity, keys: ['sub'], envelope: 'wrappedKey', kek: 'kekUri', binding: (r) => binding.keyConnectorUserKey(r.sub) }),
 ];

@@ -17,6 +17,9 @@ export const binding = {
     label === undefined ? { purpose: 'data-key', user: userId } : { purpose: 'data-key', user: userId, label },
   /** A Key Connector user key (key-connector/): `sub` is the identity server's user id, a lower-case GUID. */
   keyConnectorUserKey: (sub: string): BindingContext => ({ purpose: 'key-connector-user-key', user: sub }),
-  /** The audit chain at `seq` (server/audit/seal.ts); the purpose tells a periodic seal from a prune checkpoint. */
-  auditSeal: (kind: 'seal' | 'checkpoint', seq: string, hash: string): BindingContext => ({ purpose: `audit-${kind}`, seq, hash }),
+  /**
+   * The audit chain at `seq` (server/audit/seal.ts); the purpose tells a periodic seal from a prune
+   * checkpoint; `sealed_at` is bound so a seal's age (verify's unproven-tail check) cannot be forged.
+   */
+  auditSeal: (kind: 'seal' | 'checkpoint', seq: string, hash: string, sealedAt: string): BindingContext => ({ purpose: `audit-${kind}`, seq, hash, sealed_at: sealedAt }),
 };
