@@ -41,7 +41,11 @@ export class AuditChain1764700000000 implements MigrationInterface {
     await q.createIndex('audit_events', new TableIndex({ name: 'ux_audit_events_seq', columnNames: ['seq'], isUnique: true }));
   }
 
-  /** Chains the rows already stored, in id order, a page at a time. */
+  /**
+   * Chains the rows already stored, in id order, a page at a time: one set-based UPDATE per page
+   * (not one round trip per row), so the table lock of the upgrade is held for as short as possible.
+   * The values are inlined: integers and hex digests computed here, never stored text.
+   */
   private async backfill(q: QueryRunner): Promise<{ seq: number; hash: string }> {
     const pg = q.connection.options.type === 'postgres';
     const p = (n: number) => (pg ? `$${n}` : '?');
@@ -54,6 +58,7 @@ export class AuditChain1764700000000 implements MigrationInterface {
         [lastId],
       );
       if (rows.length === 0) return { seq, hash };
+      const links: { id: number; seq: number; prevHash: string; hash: string }[] = [];
       for (const r of rows) {
         seq += 1;
         const prevHash = hash;
@@ -62,9 +67,13 @@ export class AuditChain1764700000000 implements MigrationInterface {
           seq: String(seq), at: String(r.at), requestId: s('request_id'), actor: String(r.actor), action: String(r.action),
           targetType: s('target_type'), targetId: s('target_id'), kekUri: s('kek_uri'), outcome: String(r.outcome), detail: s('detail'), prevHash,
         });
-        await q.query(`UPDATE audit_events SET seq = ${p(1)}, prev_hash = ${p(2)}, hash = ${p(3)} WHERE id = ${p(4)}`, [seq, prevHash, hash, r.id]);
         lastId = Number(r.id);
+        links.push({ id: lastId, seq, prevHash, hash });
       }
+      const when = (f: (l: (typeof links)[number]) => string) => `CASE id ${links.map((l) => `WHEN ${l.id} THEN ${f(l)}`).join(' ')} END`;
+      await q.query(
+        `UPDATE audit_events SET seq = ${when((l) => String(l.seq))}, prev_hash = ${when((l) => `'${l.prevHash}'`)}, hash = ${when((l) => `'${l.hash}'`)} WHERE id IN (${links.map((l) => l.id).join(', ')})`,
+      );
     }
   }
 
