@@ -10,6 +10,7 @@ import { responseProblem } from './saml-checks';
 import type { PendingSignIn } from './saml-request-cache';
 import type { SigningKeyService } from './signing-keys';
 import { bearerToken, signAccessToken, verifyAccessToken, VerifiedTokenCache, type AccessTokenClaims } from './tokens';
+import { AnonymousRefusalAudit } from './anonymous-refusals';
 
 /**
  * Sign-in as a service (no HTTP here): checks authorize requests, completes a SAML sign-in into a
@@ -237,7 +238,8 @@ export class SignInService {
 
   // ---- Bearer tokens on the key API ---------------------------------------------------------
 
-  async authenticate(authorization: unknown, ctx: OpContext): Promise<AccessTokenClaims> {
+  /** `client`: the caller's address, which bounds the audit rows of its refused tokens (anonymous-refusals.ts). */
+  async authenticate(authorization: unknown, ctx: OpContext, client?: string): Promise<AccessTokenClaims> {
     try {
       const token = bearerToken(authorization);
       const t = this.config.tokens;
@@ -252,7 +254,9 @@ export class SignInService {
       return claims;
     } catch (err) {
       const e = asAppError(err) ?? new InvalidTokenError('token is malformed');
-      return this.refuse(ctx, 'token.verify', e, { reason: e.message });
+      // Nobody authenticated: group-committed and rate-bound, so junk tokens cannot queue the chain lock.
+      await anonymousRefusalsOf(this.store).refused(client, e.code, { ...ctx, action: 'token.verify', outcome: 'refused', detail: { reason: e.message, error: e.code } });
+      throw e;
     }
   }
 
@@ -271,6 +275,15 @@ export class SignInService {
     await this.store.audit({ ...ctx, action, outcome: 'refused', detail: { ...detail, error: err.code } });
     throw err;
   }
+}
+
+const anonymousRefusals = new WeakMap<Store, AnonymousRefusalAudit>();
+
+/** One bound per process and store (several apps on one store share it). */
+export function anonymousRefusalsOf(store: Store): AnonymousRefusalAudit {
+  let a = anonymousRefusals.get(store);
+  if (!a) anonymousRefusals.set(store, (a = new AnonymousRefusalAudit(store)));
+  return a;
 }
 
 function withParams(uri: string, params: Record<string, string | undefined>): string {

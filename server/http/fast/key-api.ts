@@ -91,7 +91,7 @@ export function withFastKeyApi(deps: AppDeps, auth: AuthServices, app: RequestLi
     if (typeof origin === 'string' && allowed.has(origin)) head.push('Access-Control-Allow-Origin', origin, 'Access-Control-Expose-Headers', 'WWW-Authenticate');
     let caller: KeyApiCaller | undefined;
     try {
-      const claims = await auth.signIn.authenticate(req.headers.authorization, { actor: 'anonymous', requestId });
+      const claims = await auth.signIn.authenticate(req.headers.authorization, { actor: 'anonymous', requestId }, req.socket.remoteAddress);
       caller = { userId: claims.sub, clientId: claims.client_id };
     } catch (err) {
       head.push('WWW-Authenticate', BEARER_CHALLENGE);

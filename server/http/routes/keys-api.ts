@@ -144,7 +144,7 @@ export function keysApiRoutes(deps: AppDeps, auth: AuthServices): Router {
   });
   r.use('/api/keys', async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const claims = await auth.signIn.authenticate(req.headers.authorization, { actor: 'anonymous', requestId: req.requestId });
+      const claims = await auth.signIn.authenticate(req.headers.authorization, { actor: 'anonymous', requestId: req.requestId }, req.ip);
       req.caller = { userId: claims.sub, clientId: claims.client_id };
       next();
     } catch (err) {
