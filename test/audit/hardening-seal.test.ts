@@ -9,6 +9,7 @@ import { runCli } from '../fault/cli-process';
 import { verifyAuditChain, type VerifyOptions } from '../../server/audit/verify';
 import { sealAuditHead, startAuditSealer } from '../../server/audit/seal';
 import { GENESIS_HASH } from '../../server/audit/chain-hash';
+import { auditSeal, auditVerify } from '../../server/cli/audit-integrity';
 
 jest.setTimeout(120_000);
 
@@ -184,6 +185,27 @@ describe.each(testDatabaseNames())('audit seal hardening (%s)', (kind) => {
       expect(await verify()).toMatchObject({ ok: true }); // the cut is invisible in the database alone
       expect((await verify({ anchors: [anchor] })).problem).toBe('anchor at seq 6: no row with that seq, the chain ends at seq 3 (tail truncated)');
     });
+  });
+
+  test('audit verify and seal commands in process: printed line and exit code for anchors and an unproven tail', async () => {
+    const env = { CS_DATABASE_URL: ctx.db.url, CS_LOCAL_MASTER_KEY: masterKey, CS_LOG_LEVEL: 'silent' };
+    const lines: string[] = [];
+    const out = { print: (l: string) => void lines.push(l), note: () => undefined };
+    await write(3);
+    expect(await auditSeal(env, out)).toBe(0);
+    expect(lines.pop()).toMatch(/^sealed the audit chain at seq 3 /);
+    const [ev] = await q(`SELECT seq, hash FROM audit_events WHERE action = 'audit.sealed'`);
+    const anchor = { seq: BigInt(String(ev.seq)), hash: String(ev.hash) };
+    expect(await auditVerify(env, out, { anchor: [anchor] })).toBe(0);
+    expect(lines.pop()).toBe('audit chain intact: 4 rows (seq 1–4), 1 seals verified, 1 anchors found');
+    await cutTailAfter(3);
+    expect(await auditVerify(env, out, { anchor: [anchor] })).toBe(1);
+    expect(lines.pop()).toBe('audit chain BROKEN: anchor at seq 4: no row with that seq, the chain ends at seq 3 (tail truncated)');
+    expect(await auditVerify(env, out)).toBe(0); // the default bound is 2 × 300 s: a fresh seal passes
+    await sleep(1100);
+    expect(await auditVerify(env, out, { maxSealAge: 1 })).toBe(4);
+    expect(lines.pop()).toMatch(/^audit chain UNPROVEN: unproven tail: newest seal at seq 3 is \d+ s old; sealing interval 300 s$/);
+    expect(await auditVerify(env, out, { maxSealAge: 0 })).toBe(0);
   });
 
   test('audit verify CLI: --anchor, --anchors-file from the file sink, --max-seal-age (exit 4), bad values (exit 2)', async () => {
