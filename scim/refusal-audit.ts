@@ -9,20 +9,10 @@ import type { Request } from 'express';
 import type { Store } from '../server/repositories/store';
 import type { AuditInput } from '../server/repositories/audit';
 import type { MappedError } from './errors';
+import { RefusalBound } from '../server/audit/refusal-bound';
 
 export const ROWS_PER_MINUTE = 10;
-const WINDOW_MS = 60_000;
-/** Keys tracked at once; beyond, refusals share one key per status (a spray of addresses stays bounded). */
-const MAX_KEYS = 10_000;
 const REASON_MAX = 200;
-
-interface Window {
-  start: number;
-  written: number;
-  suppressed: number;
-  /** The last suppressed refusal: written, with the count, when the window ends. */
-  last?: AuditInput;
-}
 
 export interface RefusalAuditOptions {
   rowsPerMinute?: number;
@@ -30,84 +20,15 @@ export interface RefusalAuditOptions {
   onError?: (err: unknown) => void;
 }
 
-export class ScimRefusalAudit {
-  private readonly windows = new Map<string, Window>();
-  private readonly inFlight = new Set<Promise<void>>();
-  private timer?: NodeJS.Timeout;
-  private readonly rowsPerMinute: number;
-  private readonly now: () => number;
-
-  constructor(
-    private readonly store: Store,
-    private readonly opts: RefusalAuditOptions = {},
-  ) {
-    this.rowsPerMinute = opts.rowsPerMinute ?? ROWS_PER_MINUTE;
-    this.now = opts.now ?? Date.now;
+/** The bound is server/audit/refusal-bound.ts's; SCIM keys it by token (or client address) and status. */
+export class ScimRefusalAudit extends RefusalBound {
+  constructor(store: Store, opts: RefusalAuditOptions = {}) {
+    super(store, { rowsPerMinute: opts.rowsPerMinute ?? ROWS_PER_MINUTE, now: opts.now, onError: opts.onError ?? (() => undefined) });
   }
 
   /** Records one refused request; resolves once its row (if one is due) is committed. Never rejects. */
   refused(req: Request, tokenId: string | undefined, mapped: MappedError): Promise<void> {
-    const event = refusalEvent(req, tokenId, mapped);
-    const now = this.now();
-    let key = `${tokenId ? `token:${tokenId}` : `ip:${req.ip ?? '?'}`}|${mapped.status}`;
-    if (!this.windows.has(key) && this.windows.size >= MAX_KEYS) key = `overflow|${mapped.status}`;
-    let w = this.windows.get(key);
-    let carried = 0;
-    if (w && now - w.start >= WINDOW_MS) {
-      carried = w.suppressed;
-      w = undefined;
-    }
-    if (!w) {
-      w = { start: now, written: 0, suppressed: 0 };
-      this.windows.set(key, w);
-    }
-    if (w.written >= this.rowsPerMinute) {
-      w.suppressed++;
-      w.last = event;
-      this.schedule();
-      return Promise.resolve();
-    }
-    w.written++;
-    return this.write(carried ? withSuppressed(event, carried) : event);
-  }
-
-  /** Writes the counts of every window that has ended (all of them with `all`), and forgets those windows. */
-  async flush(all = false): Promise<void> {
-    const now = this.now();
-    for (const [key, w] of this.windows) {
-      if (!all && now - w.start < WINDOW_MS) continue;
-      this.windows.delete(key);
-      // The last suppressed refusal stands for itself; the count carries the others.
-      if (w.suppressed > 0 && w.last) void this.write(withSuppressed(w.last, w.suppressed - 1));
-    }
-    await this.idle();
-  }
-
-  /** Resolves when every row started so far is committed (or has failed). */
-  async idle(): Promise<void> {
-    while (this.inFlight.size) await Promise.all([...this.inFlight]);
-  }
-
-  private write(e: AuditInput): Promise<void> {
-    const p = this.store
-      .auditCommitted(e)
-      .catch((err: unknown) => this.opts.onError?.(err))
-      .finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
-    return p;
-  }
-
-  /** One timer for the earliest window with suppressed refusals; unref'd, so it never keeps the process up. */
-  private schedule(): void {
-    if (this.timer) return;
-    let earliest = Infinity;
-    for (const w of this.windows.values()) if (w.suppressed > 0) earliest = Math.min(earliest, w.start);
-    if (earliest === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush().then(() => this.schedule());
-    }, Math.max(0, earliest + WINDOW_MS - this.now()));
-    this.timer.unref();
+    return this.record(`${tokenId ? `token:${tokenId}` : `ip:${req.ip ?? '?'}`}|${mapped.status}`, refusalEvent(req, tokenId, mapped));
   }
 }
 
@@ -118,10 +39,6 @@ export function scimRefusalAuditOf(store: Store, opts?: RefusalAuditOptions): Sc
   let a = audits.get(store);
   if (!a) audits.set(store, (a = new ScimRefusalAudit(store, opts)));
   return a;
-}
-
-function withSuppressed(e: AuditInput, suppressed: number): AuditInput {
-  return suppressed > 0 ? { ...e, detail: { ...e.detail, suppressed } } : e;
 }
 
 /**

@@ -10,7 +10,7 @@ import { responseProblem } from './saml-checks';
 import type { PendingSignIn } from './saml-request-cache';
 import type { SigningKeyService } from './signing-keys';
 import { bearerToken, signAccessToken, verifyAccessToken, VerifiedTokenCache, type AccessTokenClaims } from './tokens';
-import { AnonymousRefusalAudit } from './anonymous-refusals';
+import { RefusalBound } from '../audit/refusal-bound';
 
 /**
  * Sign-in as a service (no HTTP here): checks authorize requests, completes a SAML sign-in into a
@@ -255,7 +255,7 @@ export class SignInService {
     } catch (err) {
       const e = asAppError(err) ?? new InvalidTokenError('token is malformed');
       // Nobody authenticated: group-committed and rate-bound, so junk tokens cannot queue the chain lock.
-      await anonymousRefusalsOf(this.store).refused(client, e.code, { ...ctx, action: 'token.verify', outcome: 'refused', detail: { reason: e.message, error: e.code } });
+      await anonymousRefusalsOf(this.store).record(`${client ?? '?'}|${e.code}`, { ...ctx, action: 'token.verify', outcome: 'refused', detail: { reason: e.message, error: e.code } });
       throw e;
     }
   }
@@ -277,12 +277,14 @@ export class SignInService {
   }
 }
 
-const anonymousRefusals = new WeakMap<Store, AnonymousRefusalAudit>();
+/** Audit rows a minute per client address and error code for refused unauthenticated tokens. */
+export const ANONYMOUS_ROWS_PER_MINUTE = 10;
+const anonymousRefusals = new WeakMap<Store, RefusalBound>();
 
-/** One bound per process and store (several apps on one store share it). */
-export function anonymousRefusalsOf(store: Store): AnonymousRefusalAudit {
+/** One bound per process and store (several apps on one store share it); a failed write fails the request as before. */
+export function anonymousRefusalsOf(store: Store): RefusalBound {
   let a = anonymousRefusals.get(store);
-  if (!a) anonymousRefusals.set(store, (a = new AnonymousRefusalAudit(store)));
+  if (!a) anonymousRefusals.set(store, (a = new RefusalBound(store, { rowsPerMinute: ANONYMOUS_ROWS_PER_MINUTE })));
   return a;
 }
 

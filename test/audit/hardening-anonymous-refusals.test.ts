@@ -1,8 +1,7 @@
 import request from 'supertest';
 import type { RequestListener } from 'node:http';
 import { createRequestListener } from '../../server/http/app';
-import { anonymousRefusalsOf } from '../../server/auth/sign-in-service';
-import { ANONYMOUS_ROWS_PER_MINUTE } from '../../server/auth/anonymous-refusals';
+import { anonymousRefusalsOf, ANONYMOUS_ROWS_PER_MINUTE } from '../../server/auth/sign-in-service';
 import { verifyAuditChain } from '../../server/audit/verify';
 import { testDatabaseNames } from '../support/databases';
 import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
