@@ -41,9 +41,10 @@ export function startHeartbeat(store: Store, log: Logger, opts: HeartbeatOptions
     started_at: started,
   };
   let stopped = false;
-  let inFlight: Promise<void> = Promise.resolve();
+  let inFlight: Promise<void> | undefined;
+  // A beat still waiting on a slow database is not joined by another: one pool slot at most.
   const beat = () =>
-    (inFlight = (async () => {
+    (inFlight ??= (async () => {
       if (stopped) return;
       const at = now();
       try {
@@ -52,7 +53,7 @@ export function startHeartbeat(store: Store, log: Logger, opts: HeartbeatOptions
       } catch (err) {
         log.debug({ err: (err as Error).message }, 'instance heartbeat not recorded');
       }
-    })());
+    })().finally(() => (inFlight = undefined)));
   void beat();
   const timer = setInterval(() => void beat(), opts.intervalMs ?? HEARTBEAT_MS);
   timer.unref();

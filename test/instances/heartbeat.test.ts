@@ -74,6 +74,23 @@ describe.each(testDatabaseNames())('server instances on %s', (kind) => {
     expect(s.recent.map((r) => r.id)).toContain(after.recent[0].id);
   });
 
+  test('a cluster stopped with SIGTERM removes every worker\'s row', async () => {
+    const before = new Set((await instancesSummary(store)).recent.map((r) => r.id));
+    const graceful = await startServe({ workers: 2, env: { ...env, CS_PORT: '', CS_WORKERS: '2' } });
+    try {
+      const workerRows = async () => (await instancesSummary(store)).recent.filter((r) => !before.has(r.id));
+      let rows = await workerRows();
+      for (let i = 0; i < 900 && rows.length < 2; i++) rows = await new Promise((r) => setTimeout(r, 100)).then(workerRows);
+      expect(rows.map((r) => r.worker).sort()).toEqual([1, 2]);
+      expect(await graceful.signal('SIGTERM')).toBe(0);
+      const after = await instancesSummary(store);
+      expect(after.recent.map((r) => r.id)).toEqual([...before]);
+      expect(after.notSeenRecently).toBe(0);
+    } finally {
+      await graceful.close();
+    }
+  });
+
   test('a crashed cluster (SIGKILL) keeps its worker rows until they are old: then "not seen recently", pruned after 24 h', async () => {
     const before = new Set((await instancesSummary(store)).recent.map((r) => r.id));
     cluster = await startServe({ workers: 2, env: { ...env, CS_PORT: '', CS_WORKERS: '2' } });
@@ -119,6 +136,32 @@ describe.each(testDatabaseNames())('server instances on %s', (kind) => {
     for (const r of rows) expect(ids).not.toContain(r.id);
     await hb.stop();
     expect((await instancesSummary(store, later)).recent).toEqual([]);
+  });
+
+  (kind === 'sqlite' ? test.skip : test)('a heartbeat stuck on a locked row is not joined by another, and serving goes on', async () => {
+    const hb = startHeartbeat(store, pino({ level: 'silent' }), { intervalMs: 3_600_000 });
+    await hb.beat();
+    const first = (await instancesSummary(store)).recent.find((r) => r.id === hb.id)!;
+    const other = await openStore(loadConfig(env));
+    const qr = other.dataSource.createQueryRunner();
+    try {
+      await qr.connect();
+      await qr.startTransaction();
+      await qr.manager.createQueryBuilder().update(INSTANCES_TABLE).set({ seen_at: first.seen_at }).where('id = :id', { id: hb.id }).execute(); // holds the row lock
+      const stuck = hb.beat();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(hb.beat()).toBe(stuck); // the second tick waits on the same write
+      expect((await fetch(`${running[0].url}/readyz`)).status).toBe(200);
+      await qr.rollbackTransaction();
+      await stuck;
+      const seen = (await instancesSummary(store)).recent.find((r) => r.id === hb.id)!;
+      expect(seen.seen_at > first.seen_at).toBe(true);
+    } finally {
+      if (qr.isTransactionActive) await qr.rollbackTransaction();
+      await qr.release();
+      await other.close();
+      await hb.stop();
+    }
   });
 
   test('a heartbeat that cannot write (table renamed) logs at debug and changes nothing for serving', async () => {
