@@ -47,7 +47,10 @@ test('200 concurrent audited operations from 2 processes on PostgreSQL: the chai
     expect(rows.map((r) => Number(r.seq))).toEqual(rows.map((_, i) => i + 1));
     const ours = rows.filter((r) => r.request_id?.startsWith('chain-'));
     expect(ours.filter((r) => r.outcome === 'success')).toHaveLength(150);
-    expect(ours.filter((r) => r.outcome === 'refused')).toHaveLength(50);
+    // Junk tokens are rate-bound per client address (10 rows a minute per worker process, the rest counted later).
+    const refused = ours.filter((r) => r.outcome === 'refused').length;
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeLessThanOrEqual(20);
     const seals = (await store.dataSource.query(`SELECT seq, sealed_at FROM audit_seals WHERE kind = 'seal' ORDER BY seq`)) as { seq: string; sealed_at: string }[];
     expect(seals.length).toBeGreaterThan(0);
     // One lease per interval: no two seals closer than most of an interval, whichever process made them.
