@@ -5,13 +5,16 @@ import { randomBytes } from 'node:crypto';
 import { register, type Gauge } from 'prom-client';
 import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
-import { runCli } from '../fault/cli-process';
+import { runCli as run } from '../fault/cli-process';
 import { verifyAuditChain, type VerifyOptions } from '../../server/audit/verify';
 import { sealAuditHead, startAuditSealer } from '../../server/audit/seal';
 import { GENESIS_HASH } from '../../server/audit/chain-hash';
 import { auditSeal, auditVerify } from '../../server/cli/audit-integrity';
 
 jest.setTimeout(120_000);
+
+/** The cluster tests' loader: it also resolves the KMS adapters' ESM-style imports (buildRegistry). */
+const runCli = (args: string[], env: Record<string, string>) => run(args, env, 60_000, join(__dirname, '..', 'cluster', 'ts-register.js'));
 
 /**
  * Review findings F4 and F1 (issue 13 follow-up): the sealer trusts only KMS-authentic seals, a
@@ -214,6 +217,7 @@ describe.each(testDatabaseNames())('audit seal hardening (%s)', (kind) => {
     try {
       await write(3);
       const sealed = await runCli(['audit', 'seal'], env);
+      expect(sealed).toMatchObject({ code: 0, stderr: "" });
       expect(sealed.stdout).toMatch(/^sealed the audit chain at seq 3 /);
       const [ev] = await q(`SELECT seq, hash, detail FROM audit_events WHERE action = 'audit.sealed'`);
       expect(Number(ev.seq)).toBe(4);
