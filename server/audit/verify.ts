@@ -54,7 +54,7 @@ export async function verifyAuditChain(ds: DataSource, kms: KmsRegistry, opts: V
     await walk(sql, kms, opts, result);
     if (opts.through === undefined) await checkAnchors(sql, opts.anchors ?? [], result);
     if (opts.maxSealAgeS !== undefined && opts.through === undefined) {
-      const stale = await staleTail(sql, opts.maxSealAgeS, opts.sealIntervalS, result);
+      const stale = await staleTail(sql, opts.maxSealAgeS, opts.sealIntervalS, result, opts.since !== undefined);
       if (stale) {
         result.ok = false;
         result.unproven = true;
@@ -157,14 +157,15 @@ async function checkAnchors(sql: ChainSql, anchors: { seq: bigint; hash: string 
 const age = (ms: number) => (ms >= 7_200_000 ? `${Math.floor(ms / 3_600_000)} h` : ms >= 120_000 ? `${Math.floor(ms / 60_000)} min` : `${Math.floor(ms / 1000)} s`);
 
 /** The unproven-tail line, or undefined when the newest seal is recent enough. */
-async function staleTail(sql: ChainSql, maxSealAgeS: number, intervalS: number | undefined, result: VerifyResult): Promise<string | undefined> {
+async function staleTail(sql: ChainSql, maxSealAgeS: number, intervalS: number | undefined, result: VerifyResult, partial: boolean): Promise<string | undefined> {
   const interval = intervalS === undefined ? '' : `; sealing interval ${intervalS} s`;
   const now = Date.now();
   if (result.newestSeal) {
     const old = now - Date.parse(result.newestSeal.sealedAt);
     return old > maxSealAgeS * 1000 ? `unproven tail: newest seal at seq ${result.newestSeal.seq} is ${age(old)} old${interval}` : undefined;
   }
-  if (result.from === undefined) return undefined;
+  // With --since, seals before the start were not looked at: "no seal" would not be known.
+  if (result.from === undefined || partial) return undefined;
   const [r] = await sql.query(`SELECT at FROM audit_events WHERE seq = ${sql.p(1)}`, [sql.seq(result.from)]);
   const old = r ? now - Date.parse(String(r.at)) : 0;
   return old > maxSealAgeS * 1000 ? `unproven tail: no seal, but the row at seq ${result.from} is ${age(old)} old${interval}` : undefined;
