@@ -12,7 +12,7 @@ export interface CliResult {
 /**
  * Runs `crypto-server <args>` as its own process (from source via ts-register.js) with exactly the
  * CS_* settings given. Kills only its own child if it outlives `timeoutMs`. `register` is the
- * source loader (test/cluster has one that also resolves ESM-style imports, for `serve`).
+ * source loader (it also resolves the KMS registry's ESM-style `./x.js` imports to their sources).
  */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000, register = join(__dirname, 'ts-register.js')): Promise<CliResult> {
   return new Promise((resolve, reject) => {
