@@ -38,6 +38,8 @@ export class RefusalBound {
     private readonly opts: RefusalBoundOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    // A stopping process writes the counts it holds instead of losing up to a minute of them.
+    store.beforeClose(() => this.flush(true));
   }
 
   /** Records one refusal under `key` (`<who>|<why>`); resolves once its row, if one is due now, is committed. */

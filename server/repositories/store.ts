@@ -52,6 +52,7 @@ export class Store {
   readonly poolWatch = new PoolWatch();
   private hotQueries?: HotQueries;
   private auditBatch?: GroupCommit<AuditEventRow>;
+  private readonly closeHooks: (() => Promise<void>)[] = [];
 
   constructor(
     readonly dataSource: DataSource,
@@ -179,7 +180,13 @@ export class Store {
     return applied.map((m) => m.name);
   }
 
+  /** Work to finish before the pool closes (audit rows still held in memory, e.g. suppressed-refusal counts). */
+  beforeClose(hook: () => Promise<void>): void {
+    this.closeHooks.push(hook);
+  }
+
   async close(): Promise<void> {
+    await Promise.allSettled(this.closeHooks.splice(0).map((h) => h()));
     await this.auditBatch?.idle();
     this.hotQueries?.close();
     this.hotQueries = undefined;
