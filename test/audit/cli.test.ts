@@ -258,5 +258,15 @@ describe.each(testDatabaseNames())('audit CLI on %s', (kind) => {
     expect(lines).toHaveLength(all);
     expect(JSON.parse(lines.find((l) => l.includes('"note"'))!)).toMatchObject({ actor: nasty.actor, targetId: nasty.targetId, detail: nasty.detail });
     expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+
+    // A reader that goes away early (`| head`) ends the export quietly, exit 0.
+    const cli = [process.execPath, '--disable-warning=ExperimentalWarning', '-r', join(ROOT, 'test/fault/ts-register.js'), join(ROOT, 'server/cli/main.ts')].join(' ');
+    const piped = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn('bash', ['-c', `set -o pipefail; ${cli} audit export --since ${since} | head -c 100 > /dev/null`], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(piped).toEqual({ code: 0, stderr: '' });
   }, 600_000);
 });
