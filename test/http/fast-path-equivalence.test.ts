@@ -5,6 +5,7 @@ import { signAccessToken } from '../../server/auth/tokens';
 import { createApp } from '../../server/http/app';
 import { withFastKeyApi } from '../../server/http/fast/key-api';
 import { testDatabaseNames } from '../support/databases';
+import { anonymousRefusalsOf } from '../../server/auth/sign-in-service';
 import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
 
 /**
@@ -146,6 +147,10 @@ describe.each(testDatabaseNames())('key API fast path ≡ Express routes on %s',
     );
     return rows.map(({ id, ...r }) => ({ id: Number(id), row: r }));
   };
+
+  // Token refusals are audited at most 10 a minute per address (the rest counted): start each case
+  // with a fresh window so every refusal of the matrix leaves its own row on both paths.
+  beforeEach(() => anonymousRefusalsOf(f.store).flush(true));
 
   test.each(matrix)('%s: same status, body, headers and audit rows', async (name, make, answeredFast) => {
     const requestId = `eq-${kind}-${name.replace(/[^A-Za-z0-9]+/g, '-')}`.slice(0, 64);
