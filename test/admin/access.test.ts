@@ -3,9 +3,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { createTestContext, type TestContext } from '../support/context';
 import { testDatabaseNames } from '../support/databases';
-import { makeKeyAndCert } from '../support/certs';
-import { createAuthServices, type AuthServices } from '../../server/auth';
-import { createApp } from '../../server/http/app';
+import type { AuthServices } from '../../server/auth';
 import { signAccessToken } from '../../server/auth/tokens';
 import { codeDigest } from '../../server/auth/pkce';
 import { adminRoutes, ADMIN_CLIENT_ID, PUBLIC_ROUTES } from '../../admin/routes';
@@ -13,6 +11,7 @@ import { mintSession, SESSION_COOKIE, SIGN_IN_COOKIE, type SessionOptions } from
 import { OutboxRepository } from '../../scim/repositories/outbox';
 import { OutboxEntity } from '../../entities/scim';
 import { ApiTokenEntity } from '../../entities/scim';
+import { consoleContext, CONSOLE_PUBLIC_URL } from './support';
 
 /**
  * Every /admin route, enumerated from the router itself so a new one cannot be forgotten:
@@ -22,7 +21,7 @@ import { ApiTokenEntity } from '../../entities/scim';
  */
 jest.setTimeout(120_000);
 
-const PUBLIC_URL = 'http://console.test';
+const PUBLIC_URL = CONSOLE_PUBLIC_URL;
 
 function routesOf(auth: AuthServices, ctx: TestContext): { method: string; path: string }[] {
   const router = adminRoutes(ctx, auth) as unknown as { stack: { route?: { path: string; methods: Record<string, boolean> } }[] };
@@ -43,16 +42,7 @@ describe.each(testDatabaseNames())('console access on %s', (kind) => {
   const session = (userId: string, minutes = 30) => mintSession(auth.signingKeys, { ...options, minutes }, { userId, byAttribute: false }, { actor: 'test' });
 
   beforeAll(async () => {
-    const idp = makeKeyAndCert('idp.test');
-    ctx = await createTestContext(kind, {
-      CS_PUBLIC_URL: PUBLIC_URL,
-      CS_SAML_IDP_SSO_URL: 'https://idp.test/sso',
-      CS_SAML_IDP_CERTS: idp.cert,
-      CS_SAML_IDP_ENTITY_ID: 'https://idp.test',
-      CS_ADMIN_GROUP: 'Key Admins',
-    });
-    auth = createAuthServices(ctx);
-    app = createApp(ctx, auth);
+    ({ ctx, auth, app } = await consoleContext(kind));
     options = { issuer: ctx.config.auth.tokens.issuer, audience: `${PUBLIC_URL}/admin`, minutes: 30 };
     adminId = (await ctx.keys.provisionUser({ userName: 'root@example.com' }, { actor: 'test' })).id;
     otherId = (await ctx.keys.provisionUser({ userName: 'someone@example.com' }, { actor: 'test' })).id;

@@ -2,9 +2,7 @@ import request from 'supertest';
 import type { Express } from 'express';
 import { createTestContext, type TestContext } from '../support/context';
 import { testDatabaseNames } from '../support/databases';
-import { makeKeyAndCert } from '../support/certs';
-import { createAuthServices, type AuthServices } from '../../server/auth';
-import { createApp } from '../../server/http/app';
+import type { AuthServices } from '../../server/auth';
 import { mintSession, SESSION_COOKIE } from '../../admin/session';
 import { ownWrites } from '../../server/repositories/runner';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
@@ -12,6 +10,7 @@ import { TokenService } from '../../scim/tokens';
 import { refusalEvent, ROWS_PER_MINUTE, ScimRefusalAudit, scimRefusalAuditOf } from '../../scim/refusal-audit';
 import { AuditEventEntity, type AuditEventRow } from '../../entities';
 import { newUser } from '../scim/support';
+import { consoleContext, CONSOLE_PUBLIC_URL } from './support';
 
 /**
  * Refused /scim/v2 requests are audited (`scim.refused`) with who, what and why — never the body
@@ -20,7 +19,7 @@ import { newUser } from '../scim/support';
  */
 jest.setTimeout(180_000);
 
-const PUBLIC_URL = 'http://console.test';
+const PUBLIC_URL = CONSOLE_PUBLIC_URL;
 const SCIM = 'application/scim+json';
 
 describe.each(testDatabaseNames())('SCIM refusal audit on %s', (kind) => {
@@ -36,16 +35,7 @@ describe.each(testDatabaseNames())('SCIM refusal audit on %s', (kind) => {
   const allAuditText = async () => JSON.stringify(await ctx.store.repos.manager.find(AuditEventEntity));
 
   beforeAll(async () => {
-    const idp = makeKeyAndCert('idp.test');
-    ctx = await createTestContext(kind, {
-      CS_PUBLIC_URL: PUBLIC_URL,
-      CS_SAML_IDP_SSO_URL: 'https://idp.test/sso',
-      CS_SAML_IDP_CERTS: idp.cert,
-      CS_SAML_IDP_ENTITY_ID: 'https://idp.test',
-      CS_ADMIN_GROUP: 'Key Admins',
-    });
-    auth = createAuthServices(ctx);
-    app = createApp(ctx, auth);
+    ({ ctx, auth, app } = await consoleContext(kind));
     const created = await new TokenService(ownWrites(ctx.store, (m) => new ApiTokenRepository(m))).create({ name: 'Entra ID', scope: 'scim' });
     token = created.token;
     tokenId = created.info.id;

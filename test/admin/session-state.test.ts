@@ -1,9 +1,8 @@
 import pino from 'pino';
 import request from 'supertest';
 import type { Express } from 'express';
-import { createTestContext, type TestContext } from '../support/context';
+import type { TestContext } from '../support/context';
 import { testDatabaseNames } from '../support/databases';
-import { makeKeyAndCert } from '../support/certs';
 import { boot } from '../../server/boot';
 import { createAuthServices, type AuthServices } from '../../server/auth';
 import { createApp } from '../../server/http/app';
@@ -13,6 +12,7 @@ import { TokenReveals, REVEAL_TTL_MS } from '../../admin/token-reveals';
 import { SessionRevocations } from '../../admin/session-revocations';
 import { ConsoleServices } from '../../admin/services';
 import { SpyAdapter } from '../support/spy-kms';
+import { consoleContext, CONSOLE_PUBLIC_URL } from './support';
 
 /**
  * Console state that must hold across workers and replicas: a new token is shown once through
@@ -22,7 +22,7 @@ import { SpyAdapter } from '../support/spy-kms';
  */
 jest.setTimeout(120_000);
 
-const PUBLIC_URL = 'http://console.test';
+const PUBLIC_URL = CONSOLE_PUBLIC_URL;
 const TOKEN_RE = /cst_[0-9a-f]{24}\.[A-Za-z0-9_-]{43}/;
 
 describe.each(testDatabaseNames())('console session state on %s', (kind) => {
@@ -38,16 +38,7 @@ describe.each(testDatabaseNames())('console session state on %s', (kind) => {
   const revealRows = () => ctx.store.repos.manager.query('SELECT id, session_jti, envelope FROM admin_token_reveals') as Promise<{ id: string; session_jti: string; envelope: string }[]>;
 
   beforeAll(async () => {
-    const idp = makeKeyAndCert('idp.test');
-    ctx = await createTestContext(kind, {
-      CS_PUBLIC_URL: PUBLIC_URL,
-      CS_SAML_IDP_SSO_URL: 'https://idp.test/sso',
-      CS_SAML_IDP_CERTS: idp.cert,
-      CS_SAML_IDP_ENTITY_ID: 'https://idp.test',
-      CS_ADMIN_GROUP: 'Key Admins',
-    });
-    auth = createAuthServices(ctx);
-    app = createApp(ctx, auth);
+    ({ ctx, auth, app } = await consoleContext(kind));
     replica = await boot(ctx.config, pino({ level: 'silent' }));
     replicaApp = createApp(replica, createAuthServices(replica));
     options = { issuer: ctx.config.auth.tokens.issuer, audience: `${PUBLIC_URL}/admin`, minutes: 30 };

@@ -1,16 +1,15 @@
 import pino from 'pino';
 import request from 'supertest';
 import type { Express } from 'express';
-import { createTestContext, type TestContext } from '../support/context';
+import type { TestContext } from '../support/context';
 import { testDatabaseNames } from '../support/databases';
-import { makeKeyAndCert } from '../support/certs';
-import { createAuthServices, type AuthServices } from '../../server/auth';
-import { createApp } from '../../server/http/app';
+import type { AuthServices } from '../../server/auth';
 import { mintSession, SESSION_COOKIE } from '../../admin/session';
 import { startHeartbeat } from '../../server/instances/heartbeat';
 import { InstancesRepository, INSTANCES_TABLE } from '../../server/instances/repository';
 import { packageVersion } from '../../server/instances/version';
 import { RECENT_MS } from '../../server/instances/summary';
+import { consoleContext, CONSOLE_PUBLIC_URL } from '../admin/support';
 
 /**
  * The console's Status page lists the instances seen in the last 5 minutes (host, process,
@@ -20,7 +19,7 @@ import { RECENT_MS } from '../../server/instances/summary';
  */
 jest.setTimeout(120_000);
 
-const PUBLIC_URL = 'http://console.test';
+const PUBLIC_URL = CONSOLE_PUBLIC_URL;
 
 describe.each(testDatabaseNames())('Status page instances on %s', (kind) => {
   let ctx: TestContext;
@@ -32,16 +31,7 @@ describe.each(testDatabaseNames())('Status page instances on %s', (kind) => {
     `${SESSION_COOKIE}=${(await mintSession(auth.signingKeys, { issuer: ctx.config.auth.tokens.issuer, audience: `${PUBLIC_URL}/admin`, minutes: 30 }, { userId, byAttribute: false }, { actor: 'test' })).token}`;
 
   beforeAll(async () => {
-    const idp = makeKeyAndCert('idp.test');
-    ctx = await createTestContext(kind, {
-      CS_PUBLIC_URL: PUBLIC_URL,
-      CS_SAML_IDP_SSO_URL: 'https://idp.test/sso',
-      CS_SAML_IDP_CERTS: idp.cert,
-      CS_SAML_IDP_ENTITY_ID: 'https://idp.test',
-      CS_ADMIN_GROUP: 'Key Admins',
-    });
-    auth = createAuthServices(ctx);
-    app = createApp(ctx, auth);
+    ({ ctx, auth, app } = await consoleContext(kind));
     adminId = (await ctx.keys.provisionUser({ userName: 'root@example.com' }, { actor: 'test' })).id;
     otherId = (await ctx.keys.provisionUser({ userName: 'someone@example.com' }, { actor: 'test' })).id;
     await ctx.keys.provisionGroup({ displayName: 'Key Admins', memberIds: [adminId] }, { actor: 'test' });
