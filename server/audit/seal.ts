@@ -124,7 +124,9 @@ export function startAuditSealer(store: Store, kms: KmsRegistry, o: SealerOption
           if (r.sealed) lastSealAge.set(0);
           else if (r.reason?.includes('rewound')) (o.error ?? o.warn)({ seq: r.seq.toString() }, `audit seal: ${r.reason}`);
           else if (r.reason?.startsWith('not sealed')) o.warn({ seq: r.seq.toString() }, `audit seal: ${r.reason}`);
-          if (!r.sealed && last !== undefined && Date.now() - last > o.intervalS * 2000) {
+          const age = last === undefined ? undefined : Date.now() - last;
+          if (!r.sealed && age !== undefined) lastSealAge.set(age / 1000); // the age the warning below judges
+          if (!r.sealed && age !== undefined && age > o.intervalS * 2000) {
             o.warn({ seq: newest.seal?.seq.toString(), sealedAt: newest.seal?.sealedAt }, `audit seal: the newest authentic seal is older than twice the interval (${o.intervalS * 2} s)`);
           }
         } finally {
