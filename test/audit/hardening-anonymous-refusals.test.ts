@@ -4,7 +4,7 @@ import { createRequestListener } from '../../server/http/app';
 import { anonymousRefusalsOf, ANONYMOUS_ROWS_PER_MINUTE } from '../../server/auth/sign-in-service';
 import { verifyAuditChain } from '../../server/audit/verify';
 import { testDatabaseNames } from '../support/databases';
-import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
+import { createAuthFixture, signedInUser, type AuthFixture } from '../support/auth-fixture';
 
 jest.setTimeout(180_000);
 
@@ -24,9 +24,7 @@ describe.each(testDatabaseNames())('anonymous key API refusals are bounded (%s)'
   beforeAll(async () => {
     f = await createAuthFixture(kind);
     app = createRequestListener(f);
-    const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
-    alice = { id: a.id, wrappedPasswordKey: a.keys.wrappedPasswordKey };
-    token = await signInForToken(f, { nameId: 'alice@example.com' });
+    ({ token, ...alice } = await signedInUser(f, 'alice@example.com'));
   });
   afterAll(async () => f?.cleanupAll());
 

@@ -2,7 +2,7 @@ import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { createRequestListener } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
-import { signInForToken } from '../support/auth-fixture';
+import { signedInUser } from '../support/auth-fixture';
 import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from '../fault/fixture';
 import { timed } from '../fault/support';
 
@@ -20,9 +20,7 @@ describe.each(testDatabaseNames())('key API fast path, KMS outage (%s)', (kind) 
   beforeAll(async () => {
     f = await faultFixture(kind);
     fast = createRequestListener(f);
-    const alice = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
-    blob = alice.keys.wrappedPasswordKey;
-    token = await signInForToken(f, { nameId: 'alice@example.com' });
+    ({ wrappedPasswordKey: blob, token } = await signedInUser(f, 'alice@example.com'));
   });
   afterAll(async () => f?.close());
 

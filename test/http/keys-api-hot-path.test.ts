@@ -10,7 +10,7 @@ import { TokenService } from '../../scim/tokens';
 import { ownWrites } from '../../server/repositories/runner';
 import { testDatabaseNames } from '../support/databases';
 import { ENTRA_DISABLE_USER } from '../scim/idp-bodies';
-import { createAuthFixture, signInForToken, type AuthFixture } from '../support/auth-fixture';
+import { createAuthFixture, signedInUser, signInForToken, type AuthFixture } from '../support/auth-fixture';
 
 // better-sqlite3 ships no type declarations; this test needs only a second connection's exec and close.
 const Database = require('better-sqlite3') as new (path: string) => { exec(sql: string): void; close(): void };
@@ -37,9 +37,7 @@ describe.each(PATHS.flatMap(([via, make]) => testDatabaseNames().map((kind) => [
   beforeAll(async () => {
     f = await createAuthFixture(kind);
     app = make(f);
-    const a = await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
-    alice = { id: a.id, wrappedPasswordKey: a.keys.wrappedPasswordKey };
-    token = await signInForToken(f, { nameId: 'alice@example.com' });
+    ({ token, ...alice } = await signedInUser(f, 'alice@example.com'));
   });
   afterAll(async () => {
     await f?.cleanupAll();

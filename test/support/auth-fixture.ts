@@ -131,6 +131,12 @@ export async function signInForToken(f: AuthFixture, user: IdpUser, client = WEB
   return res.body.access_token as string;
 }
 
+/** A provisioned user signed in through the real flow: its id, wrapped password key and access token. */
+export async function signedInUser(f: AuthFixture, userName: string): Promise<{ id: string; wrappedPasswordKey: string; token: string }> {
+  const u = await f.keys.provisionUser({ userName }, { actor: 'test' });
+  return { id: u.id, wrappedPasswordKey: u.keys.wrappedPasswordKey, token: await signInForToken(f, { nameId: userName }) };
+}
+
 /** Audit events of an action, newest first. */
 export async function auditOf(f: AuthFixture, action: string) {
   return f.store.repos.audit.recent(500, { action });
