@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram, describeFailure } from '../server/cli/main';
@@ -10,6 +10,11 @@ import { loadConfig } from '../server/config';
 import { MIGRATIONS } from '../entities/migrations/index';
 
 describe('crypto-server CLI', () => {
+  test('--version is the package version (the one the console and the instance heartbeat report)', () => {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    expect(buildProgram().version()).toBe(version);
+  });
+
   const dir = mkdtempSync(join(tmpdir(), 'cs-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { HEAD_SELECT } from './chain';
 import type { ChainedFields } from './chain-hash';
 
 /** Raw reads of the audit chain for verify, seal and prune: placeholders and bigint params per driver. */
@@ -101,6 +102,6 @@ export async function latestCheckpoint(sql: ChainSql): Promise<StoredSeal | unde
 }
 
 export async function readHead(sql: ChainSql): Promise<{ seq: bigint; hash: string } | undefined> {
-  const [r] = await sql.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+  const [r] = await sql.query(HEAD_SELECT);
   return r ? { seq: BigInt(String(r.seq)), hash: String(r.hash) } : undefined;
 }

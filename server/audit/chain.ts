@@ -52,6 +52,10 @@ export function chainOnto(head: ChainHead, rows: AuditEventRow[], enabled: boole
   return { seq: seq.toString(), hash };
 }
 
+/** The single chain-head row: read, and read under the writer's lock (PostgreSQL/MariaDB). */
+export const HEAD_SELECT = 'SELECT seq, hash FROM audit_chain_head WHERE id = 1';
+export const HEAD_FOR_UPDATE = `${HEAD_SELECT} FOR UPDATE`;
+
 export const headOf = (r: Record<string, unknown> | undefined): ChainHead => {
   if (!r) throw new Error('audit_chain_head has no row: run `crypto-server migrate`');
   return { seq: String(r.seq), hash: String(r.hash ?? GENESIS_HASH) };
@@ -71,9 +75,9 @@ export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Pr
   let raw: Record<string, unknown>[];
   if (type === 'better-sqlite3') {
     await m.query(`UPDATE audit_chain_head SET updated_at = ? WHERE id = 1`, [now]);
-    raw = await m.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+    raw = await m.query(HEAD_SELECT);
   } else {
-    raw = await m.query('SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE');
+    raw = await m.query(HEAD_FOR_UPDATE);
   }
   const head = chainOnto(headOf(raw[0]), rows, auditChainEnabled(m.connection));
   await m.insert(AuditEventEntity, rows);

@@ -14,6 +14,7 @@ import { registerImportKeyConnector } from './import-key-connector';
 import { registerAudit } from './audit';
 import { addAuditIntegrityCommands } from './audit-integrity';
 import { registerInstances } from './instances';
+import { packageVersion } from '../instances/version';
 
 export { describeFailure };
 
@@ -21,7 +22,7 @@ export { describeFailure };
 export function buildProgram(): Command {
   const program = new Command('crypto-server')
     .description('Crypto Server: SAML sign-on, SCIM provisioning and KMS-wrapped keys for end-to-end encryption')
-    .version('0.1.0');
+    .version(packageVersion());
   registerServe(program);
   registerMigrate(program);
   registerKeks(program);

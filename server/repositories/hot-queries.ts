@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
-import { auditChainEnabled, chainOnto, headOf } from '../audit/chain';
+import { auditChainEnabled, chainOnto, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
 
 /**
@@ -25,7 +25,6 @@ const USER_KEYS_SQL = (p: (n: number) => string) => `${USER_KEYS_SELECT} WHERE u
 
 const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, seq, prev_hash, hash)';
 const AUDIT_WIDTH = 12;
-const HEAD_FOR_UPDATE = 'SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE';
 
 type Raw = Record<string, unknown>;
 
@@ -136,7 +135,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   }
   const find = reader.prepare(USER_KEYS_SQL(() => '?'));
   const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
-  const readHead = writer.prepare('SELECT seq, hash FROM audit_chain_head WHERE id = 1');
+  const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1');
   const chained = auditChainEnabled(ds);
   const insertAll = writer.transaction((rows: AuditEventRow[]) => {
