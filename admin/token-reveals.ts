@@ -57,11 +57,13 @@ export class TokenReveals {
         .getRawOne<{ envelope: string; expires_at: string }>(),
     );
     if (!row || row.expires_at <= new Date(now).toISOString()) return undefined;
-    // Whoever deletes the row shows it: two concurrent reloads cannot both get the token.
-    const deleted = await this.store.writeNow((t) => t.manager.createQueryBuilder().delete().from(TABLE).where('id = :id AND session_jti = :jti', { id, jti: sessionJti }).execute());
-    if (deleted.affected !== 1) return undefined;
+    // Open first (no transaction open): a KMS fault leaves the row for the next reload instead of
+    // losing the only view of a live token. Then whoever deletes the row shows it, so two
+    // concurrent reloads cannot both get the token.
     const plaintext = await this.kms.unwrapStored(row.envelope, context(sessionJti, id));
     try {
+      const deleted = await this.store.writeNow((t) => t.manager.createQueryBuilder().delete().from(TABLE).where('id = :id AND session_jti = :jti', { id, jti: sessionJti }).execute());
+      if (deleted.affected !== 1) return undefined;
       return JSON.parse(plaintext.toString('utf8')) as CreatedToken;
     } finally {
       plaintext.fill(0);

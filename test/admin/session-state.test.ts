@@ -116,6 +116,9 @@ describe.each(testDatabaseNames())('console session state on %s', (kind) => {
     expect(Buffer.from(spy.wrappedPlaintexts[0]).every((b) => b === 0)).toBe(true);
     // With the KMS back, the same path parks and the session takes the token once.
     const ok = await svc.createToken('jti-kms-up', { name: 'kms-up', scope: 'scim' });
+    // The KMS fails as the page is loaded: nothing is lost, the next load shows the token.
+    spy.failNext = new Error('KMS unavailable');
+    await expect(svc.reveals.take('jti-kms-up', ok.revealId)).rejects.toThrow('KMS unavailable');
     const taken = await svc.reveals.take('jti-kms-up', ok.revealId);
     expect(taken?.token).toMatch(TOKEN_RE);
     expect(await svc.reveals.take('jti-kms-up', ok.revealId)).toBeUndefined();
