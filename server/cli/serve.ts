@@ -125,8 +125,11 @@ export function registerServe(program: Command): void {
         const code = await runPrimary(config, log, { workers, print: console.log, startupLines: (url) => startupLines(config, url, `${workers} workers`) });
         process.exit(code);
       }
-      const running = await serve();
+      // Handlers before boot: a SIGTERM between "listening" and their installation used to kill the
+      // process outright (exit by signal, nothing flushed). Before it serves, there is nothing to drain.
+      let running: Running | undefined;
+      onShutdownSignals(() => (running ? running.stop() : Promise.resolve(true)), () => running?.force());
+      running = await serve();
       if (config.server.workers === undefined && config.database.type === 'sqlite') console.log(SQLITE_ONE_WORKER_NOTE);
-      onShutdownSignals(running.stop, running.force);
     });
 }

@@ -132,6 +132,23 @@ describe('CS_WORKERS unset', () => {
     expect(await p.signal('SIGTERM')).toBe(0);
   });
 
+  it('a SIGTERM while it starts ends it with 0, not by the signal (handlers are in place before boot)', async () => {
+    const p = await startServe({ workers: 1, env: { CS_WORKERS: '' } });
+    started.push(p);
+    // Migrations are announced during boot, before it listens: signal at once on seeing that line.
+    const code = new Promise<number | null>((resolve) => p.child.once('exit', (c) => resolve(c)));
+    await new Promise<void>((resolve) => {
+      const onData = () => {
+        if (!/applied \d+ database migration/.test(p.stdout())) return;
+        p.child.stdout!.off('data', onData);
+        p.child.kill('SIGTERM');
+        resolve();
+      };
+      p.child.stdout!.on('data', onData);
+    });
+    expect(await code).toBe(0);
+  });
+
   it('runs one worker per CPU on PostgreSQL', async () => {
     const p = await start({ workers: 1, db: await DATABASE_FACTORIES.postgres(), env: { CS_WORKERS: '' } });
     const cpus = require('node:os').availableParallelism() as number;
