@@ -124,6 +124,29 @@ describe.each(testDatabaseNames())('console session state on %s', (kind) => {
     expect(await svc.reveals.take('jti-kms-up', ok.revealId)).toBeUndefined();
   });
 
+  test('the KMS hangs while a token page loads: no lock is held meanwhile (another session parks and takes its token), and when it gives up the token is still there for the next load', async () => {
+    const spy = new SpyAdapter();
+    const svc = new ConsoleServices({ ...ctx, auth, kms: spy.registry([ctx.config.kms.kekUri]) });
+    const hung = await svc.createToken('jti-hung', { name: 'kms-hung', scope: 'scim' });
+    const other = await svc.createToken('jti-other', { name: 'kms-other', scope: 'scim' });
+    let giveUp!: (err: Error) => void;
+    spy.holdUnwrap = new Promise<void>((_resolve, reject) => (giveUp = reject));
+    const loading = svc.reveals.take('jti-hung', hung.revealId);
+    loading.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(spy.calls.unwrap).toBe(1); // the load is waiting on the KMS now
+    // Meanwhile the database is free: a third token is parked (a write) by the same services.
+    spy.holdUnwrap = undefined;
+    const third = await svc.createToken('jti-third', { name: 'kms-third', scope: 'scim' });
+    expect(third.revealId).toBeTruthy();
+    expect((await svc.reveals.take('jti-other', other.revealId))?.token).toMatch(TOKEN_RE);
+    giveUp(new Error('KMS request timed out'));
+    await expect(loading).rejects.toThrow('KMS request timed out');
+    const taken = await svc.reveals.take('jti-hung', hung.revealId);
+    expect(taken?.token).toMatch(TOKEN_RE);
+    expect(taken?.name).toBe('kms-hung');
+  });
+
   test('sign out revokes the session on every replica: a copied cookie → sign-in redirect / 401', async () => {
     const admin = await session();
     const keep = await session(); // another session of the same person stays valid

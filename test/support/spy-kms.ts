@@ -13,6 +13,8 @@ export class SpyAdapter implements KmsAdapter {
   calls = { wrap: 0, unwrap: 0, createKey: 0, check: 0 };
   wrappedPlaintexts: Uint8Array[] = [];
   failNext: Error | undefined;
+  /** While set, unwrap waits for it (a hung KMS); it then fails or goes on as the promise does. */
+  holdUnwrap: Promise<void> | undefined;
 
   private fault(): void {
     const e = this.failNext;
@@ -27,6 +29,7 @@ export class SpyAdapter implements KmsAdapter {
   }
   async unwrap(uri: string, ct: Uint8Array, ctx: BindingContext): Promise<Buffer> {
     this.calls.unwrap++;
+    if (this.holdUnwrap) await this.holdUnwrap;
     this.fault();
     return this.inner.unwrap(uri, ct, ctx);
   }
