@@ -15,6 +15,7 @@ import { SessionRevocations } from './session-revocations';
 import { TokenReveals, type CreatedToken } from './token-reveals';
 import type { PublicTokenInfo } from '../scim/tokens';
 import { instancesSummary, type InstancesSummary } from '../server/instances/summary';
+import { sharedFor } from '../server/http/shared-result';
 
 /**
  * The console's one seam into the rest of the server: the services and queries its pages read
@@ -55,7 +56,12 @@ export class ConsoleServices {
   readonly latency = latencyHistory;
   readonly revocations: SessionRevocations;
   readonly reveals: TokenReveals;
-  private kekChecks?: { at: number; result: Promise<Check[]> };
+  /** Wrap/unwrap checks of the current and previous KEKs (CS_KEK_URI, CS_PREVIOUS_KEK_URIS), shared for CHECK_CACHE_MS. */
+  readonly kekHealth = sharedFor(CHECK_CACHE_MS, (): Promise<Check[]> => {
+    const { kekUri, previousKekUris } = this.deps.config.kms;
+    const uris = [kekUri, ...((previousKekUris as readonly string[] | undefined) ?? [])];
+    return Promise.all(uris.map((u) => this.timed(u, () => this.deps.kms.check(u), `KEK check ${u}`)));
+  });
 
   constructor(readonly deps: ConsoleDeps) {
     this.queries = new AdminQueries(deps.store);
@@ -141,17 +147,6 @@ export class ConsoleServices {
         fix: 'CS_KEK_URI=<your KMS key URI>, then crypto-server doctor',
       },
     ];
-  }
-
-  /** Wrap/unwrap checks of the current and previous KEKs (CS_KEK_URI, CS_PREVIOUS_KEK_URIS). */
-  kekHealth(): Promise<Check[]> {
-    const now = Date.now();
-    if (!this.kekChecks || now - this.kekChecks.at > CHECK_CACHE_MS) {
-      const { kekUri, previousKekUris } = this.deps.config.kms;
-      const uris = [kekUri, ...((previousKekUris as readonly string[] | undefined) ?? [])];
-      this.kekChecks = { at: now, result: Promise.all(uris.map((u) => this.timed(u, () => this.deps.kms.check(u), `KEK check ${u}`))) };
-    }
-    return this.kekChecks.result;
   }
 
   databaseHealth(): Promise<Check> {

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { AppDeps } from '../app';
 import { maxLagSince, startLagSampler } from '../event-loop-lag';
+import { sharedFor } from '../shared-result';
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -25,15 +26,7 @@ export function healthRoutes(deps: AppDeps): Router {
 
   // /readyz is unauthenticated: one KMS round trip is shared for a few seconds so probes cannot
   // burn KMS quota, but never longer than a probe interval, so a hung KMS shows on the next probe.
-  let kmsCheck: { at: number; result: Promise<void> } | undefined;
-  const checkKms = (): Promise<void> => {
-    const now = Date.now();
-    if (!kmsCheck || now - kmsCheck.at >= h.readyKmsCacheMs) {
-      kmsCheck = { at: now, result: withTimeout(deps.kms.check(deps.config.kms.kekUri), h.readyTimeoutMs, 'kms') };
-      kmsCheck.result.catch(() => undefined); // observed by every caller; never unhandled
-    }
-    return kmsCheck.result;
-  };
+  const checkKms = sharedFor(h.readyKmsCacheMs, () => withTimeout(deps.kms.check(deps.config.kms.kekUri), h.readyTimeoutMs, 'kms'));
 
   r.get('/healthz', (req, res) => {
     const delayMs = maxLagSince(lastProbe);
