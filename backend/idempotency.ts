@@ -68,15 +68,18 @@ export type Claim = Execute | { kind: 'replay'; status: number; body: unknown };
 /** How often a process deletes expired records (on the next claim after this long). */
 const PURGE_EVERY_MS = 3_600_000;
 
+/** A claim younger than this is most likely live and about to finish: its retry waits 1 s. */
+const YOUNG_CLAIM_S = 5;
+
 /**
- * Retry-After for a claim still in progress: about as long as it has run so far (at least 1 s:
- * a live request ends soon, so a young claim gets a short wait and an old one a longer one) and
- * never past the end of its lease, when a retry may take it over.
+ * Retry-After for a claim still in progress: 1 s while it is young; an older one is likely stuck or
+ * dead, so about as long as it has run so far (fewer retries of a dead key), and never past the end
+ * of its lease, when a retry may take it over.
  */
 function retryAfterSeconds(row: { createdAt: string; expiresAt: string }, now: Date): number {
   const left = Math.ceil((Date.parse(row.expiresAt) - now.getTime()) / 1000);
-  const age = Math.ceil((now.getTime() - Date.parse(row.createdAt)) / 1000);
-  return Math.max(1, Math.min(left, age, CLAIM_LEASE_MS / 1000));
+  const age = Math.floor((now.getTime() - Date.parse(row.createdAt)) / 1000);
+  return Math.max(1, Math.min(left, age < YOUNG_CLAIM_S ? 1 : age));
 }
 
 export class Idempotency {

@@ -67,14 +67,17 @@ describe.each(testDatabaseNames())('backend API Idempotency-Key after a crash (%
     expect(await groupsNamed('Died before commit')).toBe(1);
   });
 
-  test('a fresh claim answers Retry-After 1 s; the wait grows with the claim age, capped by the lease end', async () => {
+  test('a young claim answers Retry-After 1 s; an old one about its age, never past the lease end', async () => {
     const body = { name: 'Slow', members: [] };
     await deadClaim('crash-2', body, iso(0), iso(CLAIM_LEASE_MS));
-    expect(retryAfter(await create('crash-2', body).expect(409))).toBeLessThanOrEqual(2);
+    expect(retryAfter(await create('crash-2', body).expect(409))).toBe(1);
     await ctx.store.transaction((tx) => tx.manager.update(IdempotencyEntity, { tokenId, idemKey: 'crash-2' }, { createdAt: iso(-120_000), expiresAt: iso(CLAIM_LEASE_MS - 120_000) }));
     const older = retryAfter(await create('crash-2', body).expect(409));
     expect(older).toBeGreaterThanOrEqual(120);
     expect(older).toBeLessThanOrEqual(CLAIM_LEASE_MS / 1000 - 119);
+    // Four minutes old, one minute left: the lease end.
+    await ctx.store.transaction((tx) => tx.manager.update(IdempotencyEntity, { tokenId, idemKey: 'crash-2' }, { createdAt: iso(-240_000), expiresAt: iso(CLAIM_LEASE_MS - 240_000) }));
+    expect(retryAfter(await create('crash-2', body).expect(409))).toBeLessThanOrEqual(60);
   });
 
   test('with an injected clock: before the lease end 409, after it the claim is taken over; old rows (no claim id) too', async () => {
