@@ -70,7 +70,7 @@ const PROBLEMS: Record<number, string> = {
   401: 'no, an invalid, revoked or expired token',
   403: 'not allowed (token address allow-list, IdP-managed group, inactive user, refused unwrap)',
   404: 'not found',
-  409: 'conflict; a request with this Idempotency-Key is still running (retry after Retry-After seconds); or a retry took this request\'s key over (nothing written)',
+  409: 'conflict; a request with this Idempotency-Key is still running (retry after Retry-After seconds); or a retry took the key over from this request (nothing written)',
   412: 'If-Match names a version the group no longer has',
   422: 'unknown members, or an Idempotency-Key reused with another request',
   503: 'the KMS or database is unavailable: retry after Retry-After seconds',
