@@ -33,11 +33,23 @@ export class IdempotencyMismatchError extends AppError {
   }
 }
 
-/** The first request with this Idempotency-Key is still running. */
+/** The first request with this Idempotency-Key is still running (or its lease has not run out yet). */
 export class IdempotencyInProgressError extends AppError {
   readonly code = 'idempotency_in_progress';
   readonly status = 409;
+  constructor(retryAfter = 1) {
+    super('a request with this Idempotency-Key is still being processed; retry after Retry-After seconds', { retryAfter });
+  }
+}
+
+/**
+ * This request ran past its Idempotency-Key lease and a retry with the same key took the key over:
+ * its write was rolled back, so only the retry writes. Retrying again returns the retry's answer.
+ */
+export class IdempotencyClaimLostError extends AppError {
+  readonly code = 'idempotency_key_taken_over';
+  readonly status = 409;
   constructor() {
-    super('a request with this Idempotency-Key is still being processed; retry shortly', { retryAfter: 1 });
+    super('a retry with this Idempotency-Key took it over while this request ran; nothing was written, retry to get its response', { retryAfter: 1 });
   }
 }

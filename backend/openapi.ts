@@ -70,7 +70,7 @@ const PROBLEMS: Record<number, string> = {
   401: 'no, an invalid, revoked or expired token',
   403: 'not allowed (token address allow-list, IdP-managed group, inactive user, refused unwrap)',
   404: 'not found',
-  409: 'conflict, or a request with this Idempotency-Key is still running',
+  409: 'conflict; a request with this Idempotency-Key is still running (retry after Retry-After seconds); or a retry took the key over from this request (nothing written)',
   412: 'If-Match names a version the group no longer has',
   422: 'unknown members, or an Idempotency-Key reused with another request',
   503: 'the KMS or database is unavailable: retry after Retry-After seconds',
@@ -91,7 +91,7 @@ export function openApiDocument(): Record<string, unknown> {
     const parameters: unknown[] = [];
     if (op.path.includes(':id')) parameters.push(id);
     for (const [name, schema] of Object.entries(op.query?.shape ?? {})) parameters.push({ name, in: 'query', required: false, schema: json(schema as z.ZodType, 'input') });
-    if (op.idempotent) parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'retry safely: the same key and body return the first response for 24 h', schema: { type: 'string', maxLength: 255 } });
+    if (op.idempotent) parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, description: 'retry safely: the same key and body return the first response for 24 h; a key whose request died unfinished is free again after 5 min', schema: { type: 'string', maxLength: 255 } });
     if (op.ifMatch) parameters.push({ name: 'If-Match', in: 'header', required: false, description: "the group's ETag; 412 when it changed since", schema: { type: 'string' } });
     const responses: Record<string, unknown> = {};
     for (const [status, r] of Object.entries(op.responses)) {

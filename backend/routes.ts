@@ -15,11 +15,11 @@ import { ApiTokenRepository } from '../scim/repositories/api-tokens';
 import { TokenService, type PublicTokenInfo } from '../scim/tokens';
 import { BACKEND_BASE_PATH } from './base-path';
 import { ChangeFeed } from './changes';
-import { Idempotency, requestHash, type Claim } from './idempotency';
+import { Idempotency, requestHash, type Execute } from './idempotency';
 import { ChangesRepository } from './repositories/changes';
 import { IdempotencyRepository } from './repositories/idempotency';
-import { ChangesQuery, CreateGroupBody, CreateUserBody, GroupsQuery, LookupBody, UpdateGroupBody } from './schemas';
-import { BackendService, etagOf } from './service';
+import { ChangesQuery, CreateGroupBody, CreateUserBody, GroupsQuery, LookupBody, UpdateGroupBody, type Group, type User } from './schemas';
+import { BackendService, etagOf, type InTransaction } from './service';
 
 export { BACKEND_BASE_PATH };
 
@@ -28,7 +28,8 @@ const POST_PATHS = new Set(['/public-keys/lookup', '/users', '/groups']);
 
 interface Locals {
   token?: PublicTokenInfo;
-  idem?: Extract<Claim, { kind: 'execute' }>;
+  /** This request's Idempotency-Key claim, until its response is stored. */
+  idem?: Execute;
 }
 const locals = (res: Response): Locals => res.locals as Locals;
 
@@ -37,6 +38,23 @@ interface Stored {
   body: unknown;
   headers: Record<string, string>;
 }
+
+const groupHeaders = (g: Group): Record<string, string> => ({ ETag: etagOf(g.version), Location: `${BACKEND_BASE_PATH}/groups/${g.id}` });
+const userHeaders = (u: User): Record<string, string> => ({ Location: `${BACKEND_BASE_PATH}/users/${u.id}` });
+
+/**
+ * For a writing POST: stores its Idempotency-Key response inside the write's own transaction, so a
+ * crash leaves either both (a retry replays) or neither (a retry runs it). None without a key.
+ */
+function storedWithWrite<T>(res: Response, status: number, headers: (v: T) => Record<string, string>): InTransaction<T> | undefined {
+  const idem = locals(res).idem;
+  return idem && ((tx, v) => idem.completeIn(tx.manager, status, { body: v, headers: headers(v) } satisfies Stored));
+}
+
+/** The response is stored (with the write, or by reply): nothing left to store or release. */
+const markStored = (res: Response) => {
+  locals(res).idem = undefined;
+};
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(body ?? {});
@@ -69,13 +87,14 @@ export function backendRoutes(deps: AppDeps): Router {
       detail: { token: locals(res).token!.id, method: req.method, ...detail },
     });
 
-  /** Stores the response for its Idempotency-Key, audits the call, then sends it. */
+  /**
+   * Stores the response for its Idempotency-Key (a call that wrote nothing; writes stored theirs in
+   * their transaction, see storedWithWrite), audits the call, then sends it.
+   */
   const reply = async (req: Request, res: Response, action: string, status: number, body: unknown, headers: Record<string, string> = {}, targetId?: string, targetType?: string) => {
-    // The write has committed: a failure from here on (storing, audit) must not free the key, or a
-    // retry would run the write a second time (a second group).
     const idem = locals(res).idem;
-    locals(res).idem = undefined;
     if (idem) await idem.complete(status, { body, headers } satisfies Stored);
+    markStored(res);
     await audit(req, res, action, 'success', { status }, targetId, targetType);
     res.set(headers);
     if (body === undefined) res.status(status).end();
@@ -101,10 +120,10 @@ export function backendRoutes(deps: AppDeps): Router {
       locals(res).idem = claim;
       return next();
     }
-    const stored = claim.body as Stored;
-    res.set({ ...stored.headers, 'Idempotent-Replayed': 'true' });
-    if (stored.body === undefined) res.status(claim.status).end();
-    else res.status(claim.status).json(stored.body);
+    const saved = claim.body as Stored;
+    res.set({ ...saved.headers, 'Idempotent-Replayed': 'true' });
+    if (saved.body === undefined) res.status(claim.status).end();
+    else res.status(claim.status).json(saved.body);
   });
 
   r.get('/changes', async (req, res) => {
@@ -121,8 +140,9 @@ export function backendRoutes(deps: AppDeps): Router {
   });
 
   r.post('/users', async (req, res) => {
-    const { created, user } = await service.createUser(parse(CreateUserBody, req.body), ctxOf(req, res));
-    await reply(req, res, created ? 'user.create' : 'user.existing', created ? 201 : 200, user, { Location: `${BACKEND_BASE_PATH}/users/${user.id}` }, user.id, 'user');
+    const { created, user } = await service.createUser(parse(CreateUserBody, req.body), ctxOf(req, res), storedWithWrite(res, 201, userHeaders));
+    if (created) markStored(res); // an existing user wrote nothing: reply stores the 200
+    await reply(req, res, created ? 'user.create' : 'user.existing', created ? 201 : 200, user, userHeaders(user), user.id, 'user');
   });
 
   r.get('/users/:id', async (req, res) => {
@@ -131,8 +151,9 @@ export function backendRoutes(deps: AppDeps): Router {
   });
 
   r.post('/groups', async (req, res) => {
-    const group = await service.createGroup(parse(CreateGroupBody, req.body), ctxOf(req, res));
-    await reply(req, res, 'group.create', 201, group, { ETag: etagOf(group.version), Location: `${BACKEND_BASE_PATH}/groups/${group.id}` }, group.id);
+    const group = await service.createGroup(parse(CreateGroupBody, req.body), ctxOf(req, res), storedWithWrite(res, 201, groupHeaders));
+    markStored(res);
+    await reply(req, res, 'group.create', 201, group, groupHeaders(group), group.id);
   });
 
   r.get('/groups', async (req, res) => {
@@ -156,7 +177,8 @@ export function backendRoutes(deps: AppDeps): Router {
   });
 
   // A failed call is audited under the token's name (when it had one) and frees its Idempotency-Key:
-  // it wrote nothing, so running it again is safe. The app's problem handler answers.
+  // it wrote nothing, so running it again is safe (release is a no-op once a response is stored, so
+  // a failure after the commit never frees the key). The app's problem handler answers.
   r.use(async (err: unknown, req: Request, res: Response, next: NextFunction) => {
     const { token, idem } = locals(res);
     const e = toAppError(err);

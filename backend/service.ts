@@ -30,6 +30,12 @@ export interface LookupResult {
   notFound: { ids: string[]; userNames: string[]; emails: string[] };
 }
 
+/**
+ * Work the caller runs inside a write's own transaction with its result (the route stores the
+ * Idempotency-Key response there), so that the write and it commit together or not at all.
+ */
+export type InTransaction<T> = (tx: Repos, result: T) => Promise<void>;
+
 /** The ETag of a group: its row version, which every write increments. */
 export const etagOf = (version: number): string => `"v${version}"`;
 
@@ -85,8 +91,9 @@ export class BackendService {
   /**
    * Creates a user and their keys with the same rules as SCIM (keys generated and KMS-wrapped
    * before the transaction), idempotent on userName: an existing live user is returned as is.
+   * `inTx` runs in the creating transaction only (an existing user is a read: nothing to commit with).
    */
-  async createUser(body: CreateUserBody, ctx: OpContext): Promise<{ created: boolean; user: User }> {
+  async createUser(body: CreateUserBody, ctx: OpContext, inTx?: InTransaction<User>): Promise<{ created: boolean; user: User }> {
     const existing = () => new BackendQueries(this.store.dataSource.manager).liveUser({ userNameNorm: body.userName.toLowerCase() });
     const found = await existing();
     if (found) return { created: false, user: userView(found.user, found.keys) };
@@ -107,6 +114,7 @@ export class BackendService {
         if (this.options.outbox) {
           await new OutboxRepository(tx.manager).enqueue({ resourceType: 'User', resourceId: created.id, eventType: 'user.created', data: userResource(created, prepared.keys), feedOnly: this.options.feedOnly });
         }
+        await inTx?.(tx, user);
         return { created: true, user };
       });
     } catch (err) {
@@ -141,12 +149,13 @@ export class BackendService {
     return this.render(this.store.repos, id);
   }
 
-  async createGroup(body: CreateGroupBody, ctx: OpContext): Promise<Group> {
+  async createGroup(body: CreateGroupBody, ctx: OpContext, inTx?: InTransaction<Group>): Promise<Group> {
     // Resolved before any KMS work: an unknown member costs nothing and writes nothing.
     const memberIds = await this.resolve(body.members);
     return this.keys.groups.provision({ displayName: body.name, memberIds, origin: 'app' }, ctx, async (tx, created) => {
       const group = await this.render(tx, created.id);
       await this.enqueue(tx, created.id, 'group.created', group);
+      await inTx?.(tx, group);
       return group;
     });
   }

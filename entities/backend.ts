@@ -1,6 +1,7 @@
 /**
  * Idempotency-Key records of the backend API (backend/idempotency.ts). `status` is null while the
- * first request with the key is still running; then it holds the response that is replayed.
+ * first request with the key is still running (`claimId` names it, `expiresAt` ends its lease); then
+ * it holds the response that is replayed until `expiresAt`.
  */
 import { EntitySchema } from 'typeorm';
 import { int, str, text, timestamp } from './columns';
@@ -10,6 +11,8 @@ export interface IdempotencyRow {
   idemKey: string;
   /** SHA-256 (hex) of method, path and body: the same key with another request is refused. */
   requestHash: string;
+  /** Random id of the request holding the key (null on rows from before migration 1764790000000). */
+  claimId: string | null;
   status: number | null;
   response: string | null;
   createdAt: string;
@@ -23,6 +26,7 @@ export const IdempotencyEntity = new EntitySchema<IdempotencyRow>({
     tokenId: { ...str('token_id', 32), primary: true },
     idemKey: { ...str('idem_key', 255), primary: true },
     requestHash: str('request_hash', 64),
+    claimId: str('claim_id', 32, true),
     status: { ...int('status'), nullable: true },
     response: text('response', true),
     createdAt: timestamp('created_at'),
