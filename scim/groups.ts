@@ -8,12 +8,14 @@ import type { ScimService } from './service';
  * Whether a PATCH answers with the group (200) or without a body (204). RFC 7644 §3.5.2 allows
  * either. The group, members included, is O(group) to read and send, so by default
  * (CS_SCIM_GROUP_PATCH_RESPONSE=no-content) it is sent only when the client asks for a
- * representation with `attributes` or `excludedAttributes`. The IdPs take 204: Microsoft's
- * provisioning team, https://learn.microsoft.com/en-us/answers/questions/1389417/azure-ad-scim-provisioning-expected-response-for-r
- * ("a 204 response to a PATCH is perfectly fine in production ... with Entra user provisioning"),
- * and the group PATCH examples of the Entra tutorial and of Okta's SCIM 2.0 reference answer 204:
- * https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups
- * https://developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20
+ * representation with `attributes` or `excludedAttributes`. The IdPs take 204:
+ * - Entra ID's tutorial answers its group PATCH examples (add, remove members) with 204:
+ *   https://learn.microsoft.com/en-us/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups
+ *   and Microsoft's provisioning team: "a 204 response to a PATCH is perfectly fine":
+ *   https://learn.microsoft.com/en-us/answers/questions/1389417/azure-ad-scim-provisioning-expected-response-for-r
+ * - Okta's reference, under "Update specific Group membership": "The SCIM server response to
+ *   PATCH method requests can also be a HTTP 204 response, with no body returned."
+ *   https://developer.okta.com/docs/api/openapi/okta-scim/guides/scim-20
  */
 function wantsPatchResource(req: Request, setting: GroupPatchResponse): boolean {
   return setting === 'resource' || queryParam(req, 'attributes') !== undefined || queryParam(req, 'excludedAttributes') !== undefined;
