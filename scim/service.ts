@@ -289,8 +289,11 @@ export class ScimService {
     // Applied once before any KMS work (bad requests cost nothing), again on the locked fresh row.
     const first = await this.patchedGroup(new ScimQueries(this.store.dataSource.manager), id, b, members);
     if (!first) return view ? this.getGroup(id, view.withMembers) : undefined;
+    // Only operations on the group's own attributes need re-applying to the locked row; the key
+    // service re-plans the membership change itself (and answers 404 for a group deleted meanwhile).
+    const attributeOps = members.otherOps.length > 0 || !members.touchesMembers;
     return this.keys.groups.change(id, first.change, ctx, this.keys.groups.rekeyMode, async (tx, r) => {
-      const again = await this.patchedGroup(new ScimQueries(tx.manager), id, b, members);
+      const again = attributeOps ? await this.patchedGroup(new ScimQueries(tx.manager), id, b, members) : undefined;
       return this.saveGroup(tx, id, again?.group, r, ctx, view);
     });
   }
