@@ -74,7 +74,7 @@ export function scimRouter(deps: AppDeps): Router {
   });
   r.use(discoveryRouter());
   r.use('/Users', usersRouter(service));
-  r.use('/Groups', groupsRouter(service));
+  r.use('/Groups', groupsRouter(service, deps.config.scim.groupPatchResponse));
   r.use((req, _res, next) => next(new NotFoundError(`no SCIM endpoint for ${req.method} ${req.path}`)));
   const refusals = scimRefusalAuditOf(deps.store, { onError: (err) => deps.log.warn({ err: { message: (err as Error)?.message } }, 'scim refusal not audited') });
   r.use(scimErrorHandler(deps.log, (req, res, mapped) => refusals.refused(req, (res.locals.scimToken as { id: string } | undefined)?.id, mapped)));

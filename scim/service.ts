@@ -45,6 +45,12 @@ export interface ListParams {
   withMembers?: boolean;
 }
 
+/** The representation a group write answers with. */
+export interface GroupView {
+  /** False when the client excluded members (Entra: excludedAttributes=members). */
+  withMembers: boolean;
+}
+
 export interface ListResult {
   total: number;
   startIndex: number;
@@ -270,25 +276,32 @@ export class ScimService {
 
   async replaceGroup(id: string, body: unknown, ctx: OpContext): Promise<Json> {
     const g = this.coerceGroup(requireBody(body, 'PUT /Groups'));
-    return this.keys.groups.change(id, { kind: 'set', members: g.memberIds }, ctx, this.keys.groups.rekeyMode, (tx, r) => this.saveGroup(tx, id, g, r, ctx, true));
+    return this.keys.groups.change(id, { kind: 'set', members: g.memberIds }, ctx, this.keys.groups.rekeyMode, async (tx, r) => (await this.saveGroup(tx, id, g, r, ctx, { withMembers: true }))!);
   }
 
-  async patchGroup(id: string, body: unknown, ctx: OpContext, withMembersInResponse = true): Promise<Json> {
+  /**
+   * `view`: the representation the client asked for (with or without members); none, and no
+   * group is read back after the change unless an outbox event needs it (scim/groups.ts answers 204).
+   */
+  async patchGroup(id: string, body: unknown, ctx: OpContext, view?: GroupView): Promise<Json | undefined> {
     const b = requireBody(body, 'PATCH /Groups');
     const members = parseMemberPatch(b.Operations);
     // Applied once before any KMS work (bad requests cost nothing), again on the locked fresh row.
     const first = await this.patchedGroup(new ScimQueries(this.store.dataSource.manager), id, b, members);
-    if (!first) return this.getGroup(id, withMembersInResponse);
+    if (!first) return view ? this.getGroup(id, view.withMembers) : undefined;
+    // Only operations on the group's own attributes need re-applying to the locked row; the key
+    // service re-plans the membership change itself (and answers 404 for a group deleted meanwhile).
+    const attributeOps = members.otherOps.length > 0 || !members.touchesMembers;
     return this.keys.groups.change(id, first.change, ctx, this.keys.groups.rekeyMode, async (tx, r) => {
-      const again = await this.patchedGroup(new ScimQueries(tx.manager), id, b, members);
-      return this.saveGroup(tx, id, again?.group, r, ctx, withMembersInResponse);
+      const again = attributeOps ? await this.patchedGroup(new ScimQueries(tx.manager), id, b, members) : undefined;
+      return this.saveGroup(tx, id, again?.group, r, ctx, view);
     });
   }
 
   /** Rotates a group's keys now (CLI `groups rotate`); the change is audited and sent to the webhook. */
   async rotateGroup(id: string, ctx: OpContext): Promise<{ keyVersion: number; members: number }> {
     return this.keys.groups.rotate(id, ctx, async (tx, r) => {
-      await this.saveGroup(tx, id, undefined, r, ctx, false);
+      await this.saveGroup(tx, id, undefined, r, ctx);
       return { keyVersion: r.keyVersion, members: r.rotated?.members ?? 0 };
     });
   }
@@ -320,21 +333,25 @@ export class ScimService {
     return { group, change };
   }
 
-  /** Inside the key service's transaction: the group's own attributes, audit, events, response. */
-  private async saveGroup(tx: Repos, id: string, g: ReturnType<ScimService['coerceGroup']> | undefined, r: GroupChangeResult, ctx: OpContext, withMembers: boolean): Promise<Json> {
+  /**
+   * Inside the key service's transaction: the group's own attributes, audit, events, and the
+   * response `view` (none: undefined). The group is read back only for a view or an outbox event.
+   */
+  private async saveGroup(tx: Repos, id: string, g: ReturnType<ScimService['coerceGroup']> | undefined, r: GroupChangeResult, ctx: OpContext, view?: GroupView): Promise<Json | undefined> {
     const changed = g !== undefined || r.added.length > 0 || r.removed.length > 0 || r.rotated !== undefined;
     if (changed) {
       const fields = g ? { displayName: g.displayName, displayNameNorm: g.displayName.toLowerCase(), externalId: g.externalId, scimAttributes: JSON.stringify(g.attributes) } : {};
       await tx.groups.update(id, fields, nowIso());
       await tx.audit.append({ ...ctx, action: 'group.update', outcome: 'success', targetType: 'group', targetId: id });
     }
-    const q = new ScimQueries(tx.manager);
-    // The webhook event carries the whole group (members and their JWEs); without a webhook, a
-    // response without members reads none.
-    const resource = await this.renderGroup(q, id, withMembers || (changed && this.options.outbox));
-    if (changed) await this.enqueue(tx, 'Group', id, 'group.updated', resource);
+    const event = changed && this.options.outbox;
+    // The webhook event carries the whole group (members and their JWEs, docs/scim.md §5): O(group)
+    // by the event's format. Without a webhook, a response without members reads none.
+    const resource = view || event ? await this.renderGroup(new ScimQueries(tx.manager), id, event || view!.withMembers) : undefined;
+    if (event) await this.enqueue(tx, 'Group', id, 'group.updated', resource!);
     if (r.rotated) await this.enqueue(tx, 'Group', id, 'group.key.rotated', rotationEvent(id, r.rotated));
-    if (withMembers) return resource;
+    if (!view || !resource) return undefined;
+    if (view.withMembers) return resource;
     const { members: _m, ...rest } = resource;
     void _m;
     const ext = rest[GROUP_KEYS_SCHEMA];

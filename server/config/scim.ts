@@ -13,6 +13,8 @@ export const scimEnv = z.object({
   CS_SCIM_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(50 * 1024 * 1024).default(1024 * 1024),
   /** Requests per token per minute; 0 turns the limit off. */
   CS_SCIM_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(1200),
+  /** What a successful PATCH /Groups answers: 204 unless the request asks for attributes (default), or always 200 with the group. See docs/scim.md. */
+  CS_SCIM_GROUP_PATCH_RESPONSE: z.enum(['no-content', 'resource'], { message: 'must be "no-content" or "resource"' }).default('no-content'),
   CS_WEBHOOK_URL: z
     .string()
     .url('must be an absolute http(s) URL')
@@ -31,6 +33,8 @@ export const scimEnv = z.object({
 
 /** Settings whose values must never appear in a message. */
 export const SCIM_SECRET_SETTINGS = ['CS_WEBHOOK_SECRET'];
+
+export type GroupPatchResponse = z.infer<typeof scimEnv>['CS_SCIM_GROUP_PATCH_RESPONSE'];
 
 export interface WebhookConfig {
   url: string;
@@ -61,6 +65,7 @@ export function scimConfig(e: z.infer<typeof scimEnv>) {
       baseUrl: e.CS_SCIM_BASE_URL,
       maxBodyBytes: e.CS_SCIM_MAX_BODY_BYTES,
       rateLimitPerMinute: e.CS_SCIM_RATE_LIMIT_PER_MINUTE,
+      groupPatchResponse: e.CS_SCIM_GROUP_PATCH_RESPONSE,
       webhook,
       /** null: keep deleted users' material forever. */
       userDeleteRetentionDays: e.CS_USER_DELETE_RETENTION_DAYS === 'keep' ? null : e.CS_USER_DELETE_RETENTION_DAYS,

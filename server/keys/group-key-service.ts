@@ -401,26 +401,25 @@ export class GroupKeyService {
 
   // ---- helpers ------------------------------------------------------------------------------
 
-  /** Public keys of these users; every one must be a live, provisioned user. */
-  private async requireLive(r: Repos, userIds: string[]): Promise<Map<string, JWK>> {
+  /** Public keys (JWK text) of these users; every one must be a live, provisioned user. */
+  private async requireLive(r: Repos, userIds: string[]): Promise<Map<string, string>> {
     const found = await r.memberships.livePublicKeys(userIds);
     const missing = userIds.find((u) => !found.has(u));
     if (missing !== undefined) throw new BadRequestError(`member "${missing}" is not a provisioned user`);
-    return new Map([...found].map(([u, jwk]) => [u, JSON.parse(jwk) as JWK]));
+    return found;
   }
 
-  private seal(gmk: Buffer, groupId: string, recipient: JWK): Promise<string> {
+  /** The JWK text as stored: sealToPublicKey keeps the imported key by it. */
+  private seal(gmk: Buffer, groupId: string, recipient: string): Promise<string> {
     return sealToPublicKey(gmk, recipient, { keyId: `group:${groupId}` });
   }
 
-  private async sealTo(gmk: Buffer, groupId: string, recipients: Map<string, JWK | string>, into: Map<string, string>): Promise<void> {
-    await Promise.all(
-      [...recipients].map(async ([userId, jwk]) => into.set(userId, await this.seal(gmk, groupId, typeof jwk === 'string' ? (JSON.parse(jwk) as JWK) : jwk))),
-    );
+  private async sealTo(gmk: Buffer, groupId: string, recipients: Map<string, string>, into: Map<string, string>): Promise<void> {
+    await Promise.all([...recipients].map(async ([userId, jwk]) => into.set(userId, await this.seal(gmk, groupId, jwk))));
   }
 
   /** Seals every unwrapped version to each of these (new) members. */
-  private async sealVersions(p: Prepared, recipients: Map<string, JWK>): Promise<void> {
+  private async sealVersions(p: Prepared, recipients: Map<string, string>): Promise<void> {
     await Promise.all(
       [...recipients].map(async ([userId, jwk]) => {
         const byVersion = new Map<number, string>();

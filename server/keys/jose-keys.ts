@@ -62,14 +62,44 @@ export async function openUnderSymmetricKey(jwe: string, key: Uint8Array): Promi
   }
 }
 
-/** Encrypts a symmetric key, as an "oct" JWK, to a recipient's public JWK. */
-export async function sealToPublicKey(key: Uint8Array, recipient: JWK, meta: { keyId: string }): Promise<string> {
-  const alg = recipient.alg ?? (recipient.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
+interface Recipient {
+  key: Awaited<ReturnType<typeof importJWK>>;
+  alg: string;
+  kid?: string;
+}
+
+/**
+ * Imported recipient public keys by their exact JWK text. A rotation seals to every member and
+ * importing each JWK again was ~10 % of a seal. Public keys only (nothing secret); a changed
+ * key is another text, so another entry. Bounded: the least recently used goes first.
+ */
+const RECIPIENTS_MAX = 10_000;
+const recipients = new Map<string, Promise<Recipient>>();
+
+function recipientKey(recipient: JWK | string): Promise<Recipient> {
+  const text = typeof recipient === 'string' ? recipient : JSON.stringify(recipient);
+  const cached = recipients.get(text);
+  if (cached) {
+    recipients.delete(text);
+    recipients.set(text, cached);
+    return cached;
+  }
+  const jwk = typeof recipient === 'string' ? (JSON.parse(recipient) as JWK) : recipient;
+  const alg = jwk.alg ?? (jwk.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW');
+  const imported = importJWK(jwk, alg).then((key) => ({ key, alg, kid: jwk.kid }));
+  recipients.set(text, imported);
+  // A JWK that does not import is not kept: the next call fails (and reports) the same way.
+  imported.catch(() => recipients.get(text) === imported && recipients.delete(text));
+  if (recipients.size > RECIPIENTS_MAX) recipients.delete(recipients.keys().next().value!);
+  return imported;
+}
+
+/** Encrypts a symmetric key, as an "oct" JWK, to a recipient's public JWK (an object or its JSON text). */
+export async function sealToPublicKey(key: Uint8Array, recipient: JWK | string, meta: { keyId: string }): Promise<string> {
+  const { key: publicKey, alg, kid } = await recipientKey(recipient);
   const payload = jwkBytes({ kty: 'oct', k: view(key).toString('base64url'), alg: 'A256KW', kid: meta.keyId });
   try {
-    return await new CompactEncrypt(payload)
-      .setProtectedHeader({ alg, enc: 'A256GCM', cty: 'jwk+json', kid: recipient.kid })
-      .encrypt(await importJWK(recipient, alg));
+    return await new CompactEncrypt(payload).setProtectedHeader({ alg, enc: 'A256GCM', cty: 'jwk+json', kid }).encrypt(publicKey);
   } finally {
     payload.fill(0);
   }

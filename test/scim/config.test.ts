@@ -6,7 +6,12 @@ import { newWebhookSecret } from '../../scim/outbox/signature';
 
 describe('SCIM settings', () => {
   it('defaults: 1 MiB bodies, 1200 requests/min per token, no webhook, keep deleted users', () => {
-    expect(loadConfig({}).scim).toEqual({ baseUrl: undefined, maxBodyBytes: 1048576, rateLimitPerMinute: 1200, webhook: undefined, userDeleteRetentionDays: null, groupRekey: 'on-removal' });
+    expect(loadConfig({}).scim).toEqual({ baseUrl: undefined, maxBodyBytes: 1048576, rateLimitPerMinute: 1200, groupPatchResponse: 'no-content', webhook: undefined, userDeleteRetentionDays: null, groupRekey: 'on-removal' });
+  });
+
+  it('CS_SCIM_GROUP_PATCH_RESPONSE: no-content (default) or resource; anything else is refused by name', () => {
+    expect(loadConfig({ CS_SCIM_GROUP_PATCH_RESPONSE: 'resource' }).scim.groupPatchResponse).toBe('resource');
+    expect(() => loadConfig({ CS_SCIM_GROUP_PATCH_RESPONSE: '200' })).toThrow(/CS_SCIM_GROUP_PATCH_RESPONSE: must be "no-content" or "resource"/);
   });
 
   it('CS_GROUP_REKEY: on-removal (default) or manual; anything else is refused by name', () => {

@@ -93,10 +93,10 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Entra ID request shap
   it('member removal with {"$ref": null, "value": id} removes the member and stops serving their JWE', async () => {
     const [ann, ben] = [await user('ref-ann'), await user('ref-ben')];
     const g = await group('Entra ref', [ben]);
-    await send('patch', `/Groups/${g}`, withIds(ENTRA_ADD_MEMBER, { [ENTRA_MEMBER_ID]: ann })).expect(200);
+    await send('patch', `/Groups/${g}`, withIds(ENTRA_ADD_MEMBER, { [ENTRA_MEMBER_ID]: ann })).expect(204);
     expect(await membership(g)).toEqual({ members: [ann, ben].sort(), jwes: [ann, ben].sort(), rows: [ann, ben].sort() });
 
-    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER, { [ENTRA_MEMBER_ID]: ann })).expect(200);
+    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER, { [ENTRA_MEMBER_ID]: ann })).expect(204);
     expect(await membership(g)).toEqual({ members: [ben], jwes: [ben], rows: [ben] });
     const annNow = await ctx.get(`/Users/${ann}`).expect(200);
     expect((annNow.body.groups ?? []).map((x: { value: string }) => x.value)).not.toContain(g);
@@ -109,16 +109,16 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Entra ID request shap
       schemas: [PATCH],
       Operations: [{ op: 'Remove', path: 'members', value: [{ value: a, display: 'not the display name', type: 'User', $ref: `/scim/v2/Users/${a}` }, { value: b, display: 'x' }] }],
     };
-    await ctx.patch(`/Groups/${g}`, body).expect(200);
+    await ctx.patch(`/Groups/${g}`, body).expect(204);
     expect(await membership(g)).toEqual({ members: [c], jwes: [c], rows: [c] });
   });
 
   it('aadOptscim062020 removal by members[value eq "…"] and the default-mode value array both remove', async () => {
     const [a, b, c] = [await user('flag-a'), await user('flag-b'), await user('flag-c')];
     const g = await group('Entra flag', [a, b, c]);
-    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER_FLAG, { [ENTRA_FLAG_MEMBER_ID]: a })).expect(200);
+    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER_FLAG, { [ENTRA_FLAG_MEMBER_ID]: a })).expect(204);
     expect(await membership(g)).toEqual({ members: [b, c].sort(), jwes: [b, c].sort(), rows: [b, c].sort() });
-    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER_NO_FLAG, { [ENTRA_NO_FLAG_MEMBER_ID]: b })).expect(200);
+    await send('patch', `/Groups/${g}`, withIds(ENTRA_REMOVE_MEMBER_NO_FLAG, { [ENTRA_NO_FLAG_MEMBER_ID]: b })).expect(204);
     expect(await membership(g)).toEqual({ members: [c], jwes: [c], rows: [c] });
   });
 

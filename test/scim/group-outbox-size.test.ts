@@ -18,7 +18,7 @@ describe.each(testDatabaseNames())('big group webhook events (%s)', (kind) => {
     const ids: string[] = [];
     for (let i = 0; i < 151; i++) ids.push((await ctx.post('/Users', newUser(`big-event-${i}@example.com`)).expect(201)).body.id);
     const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Big event', members: ids.slice(0, 150).map((value) => ({ value })) }).expect(201)).body;
-    await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: ids[150] }] }] }).expect(200);
+    await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: ids[150] }] }] }).expect(204);
     const events = await ctx.store.dataSource.manager.find(OutboxEntity, { where: { resource_id: g.id }, order: { seq: 'ASC' } });
     expect(events.map((e) => e.event_type)).toEqual(['group.created', 'group.updated']);
     expect(events[1].payload.length).toBeGreaterThan(65_535);

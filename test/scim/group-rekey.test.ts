@@ -29,7 +29,8 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
     expect(created.body[GKEYS].keyVersion).toBe(1);
 
     // Okta: remove b and add d in one request → one rotation.
-    const okta = await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(OKTA_MEMBERSHIP, { '89bb1940-b905-4575-9e7f-6f887cfb368e': u.b, '23a35c27-23d3-4c03-b4c5-6443c09e7173': u.d }))).expect(200);
+    await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(OKTA_MEMBERSHIP, { '89bb1940-b905-4575-9e7f-6f887cfb368e': u.b, '23a35c27-23d3-4c03-b4c5-6443c09e7173': u.d }))).expect(204);
+    const okta = await ctx.get(`/Groups/${id}`).expect(200);
     expect(memberIds(okta)).toEqual([u.a, u.c, u.d].sort());
     expect(okta.body[GKEYS].keyVersion).toBe(2);
     expect(okta.body[GKEYS].publicKeyJwk).not.toBe(created.body[GKEYS].publicKeyJwk);
@@ -38,15 +39,16 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
     expect(JSON.stringify(events)).not.toMatch(/"d"/); // no private key material
 
     // Entra ID: remove c by value, `$ref: null` beside it.
-    const entra = await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(ENTRA_REMOVE_MEMBER, { f648f8d5ea4e4cd38e9c: u.c }))).expect(200);
+    await ctx.patch(`/Groups/${id}`, JSON.parse(withIds(ENTRA_REMOVE_MEMBER, { f648f8d5ea4e4cd38e9c: u.c }))).expect(204);
+    const entra = await ctx.get(`/Groups/${id}`).expect(200);
     expect(memberIds(entra)).toEqual([u.a, u.d].sort());
     expect(entra.body[GKEYS].keyVersion).toBe(3);
 
     // An add never rotates; removing someone who is not a member does not either.
-    const add = await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u.b }] }] }).expect(200);
-    expect(add.body[GKEYS].keyVersion).toBe(3);
-    const noop = await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${u.c}"]` }] }).expect(200);
-    expect(noop.body[GKEYS].keyVersion).toBe(3);
+    await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u.b }] }] }).expect(204);
+    expect((await ctx.get(`/Groups/${id}`).expect(200)).body[GKEYS].keyVersion).toBe(3);
+    await ctx.patch(`/Groups/${id}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${u.c}"]` }] }).expect(204);
+    expect((await ctx.get(`/Groups/${id}`).expect(200)).body[GKEYS].keyVersion).toBe(3);
 
     // PUT with fewer members rotates; the same members again do not.
     const put = await ctx.put(`/Groups/${id}`, { schemas: [GROUP_SCHEMA], displayName: 'Rekey SCIM', members: [{ value: u.a }] }).expect(200);
@@ -80,7 +82,7 @@ describe.each(testDatabaseNames())('SCIM group rekey (%s)', (kind) => {
       ...leave.map((id) => ctx.patch(`/Groups/${g}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${id}"]` }] })),
       ...join.map((id) => ctx.patch(`/Groups/${g}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: id }] }] })),
     ]);
-    expect(results.map((r) => r.status)).toEqual(people.slice(3).map(() => 200));
+    expect(results.map((r) => r.status)).toEqual(people.slice(3).map(() => 204));
     const final = await ctx.get(`/Groups/${g}`).expect(200);
     expect(memberIds(final)).toEqual([...stay, ...join].sort());
     const version = final.body[GKEYS].keyVersion as number;

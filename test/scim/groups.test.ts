@@ -52,14 +52,15 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Groups on %s', 
           { op: 'remove', path: `members[value eq "${ids.ann}"]` },
         ],
       })
-      .expect(200);
-    expect(res.body.displayName).toBe('Sales EMEA');
+      .expect(204);
+    expect(res.body).toEqual({});
+    expect((await ctx.get(`/Groups/${g.id}`).expect(200)).body.displayName).toBe('Sales EMEA');
     expect((await memberRows(g.id)).map((r) => r.userId).sort()).toEqual([ids.ben, ids.cat].sort());
   });
 
   it('Entra: member removal by value array, excludedAttributes=members, filter on id and members', async () => {
     const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Ops', members: [{ value: ids.ann }, { value: ids.ben }, { value: ids.cat }] }).expect(201)).body;
-    await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: 'members', value: [{ value: ids.ann }, { value: ids.cat }] }] }).expect(200);
+    await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: 'members', value: [{ value: ids.ann }, { value: ids.cat }] }] }).expect(204);
     expect((await memberRows(g.id)).map((r) => r.userId)).toEqual([ids.ben]);
     const noMembers = await ctx.get(`/Groups/${g.id}?excludedAttributes=members`).expect(200);
     expect(noMembers.body.members).toBeUndefined();
@@ -85,7 +86,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Groups on %s', 
     const results = await Promise.all(
       [ids.ann, ids.ben, ids.cat, ids.dan].map((u) => ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: u }] }] })),
     );
-    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(results.map((r) => r.status)).toEqual([204, 204, 204, 204]);
     expect((await memberRows(g.id)).map((r) => r.userId).sort()).toEqual([ids.ann, ids.ben, ids.cat, ids.dan].sort());
   });
 

@@ -95,12 +95,12 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('IdP request shapes on
       const a = (await ctx.post('/Users', newUser('ga@contoso.com')).expect(201)).body.id;
       const b = (await ctx.post('/Users', newUser('gb@contoso.com')).expect(201)).body.id;
       const g = (await ctx.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Entra Group', externalId: 'entra-g-1', members: [] }).expect(201)).body;
-      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Add', path: 'members', value: [{ value: a }, { value: b }] }] }).expect(200);
+      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Add', path: 'members', value: [{ value: a }, { value: b }] }] }).expect(204);
       const check = await ctx.get(`/Groups?filter=${q(`id eq "${g.id}" and members[value eq "${a}"]`)}&excludedAttributes=members`).expect(200);
       expect(check.body.totalResults).toBe(1);
       expect(check.body.Resources[0].members).toBeUndefined();
-      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: `members[value eq "${a}"]` }] }).expect(200);
-      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: 'members', value: [{ value: b }] }] }).expect(200);
+      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: `members[value eq "${a}"]` }] }).expect(204);
+      await ctx.patch(`/Groups/${g.id}`, { schemas: [PATCH], Operations: [{ op: 'Remove', path: 'members', value: [{ value: b }] }] }).expect(204);
       const after = await ctx.get(`/Groups/${g.id}`).expect(200);
       expect(after.body.members ?? []).toEqual([]);
     });

@@ -97,7 +97,8 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM limits and fault
     const after = await request(app).get(`/scim/v2/Groups/${g.id}`).set('Authorization', `Bearer ${token}`).expect(200);
     expect(after.body.displayName).toBe('KMS group');
     expect(after.body.members.map((m: { value: string }) => m.value)).toEqual([a]);
-    const ok = await send('patch', `/Groups/${g.id}`, add).expect(200);
+    await send('patch', `/Groups/${g.id}`, add).expect(204);
+    const ok = await request(app).get(`/scim/v2/Groups/${g.id}`).set('Authorization', `Bearer ${token}`).expect(200);
     expect(ok.body.displayName).toBe('Renamed');
     expect(ok.body.members.map((m: { value: string }) => m.value).sort()).toEqual([a, b].sort());
   });

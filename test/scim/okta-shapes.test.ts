@@ -51,8 +51,8 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Okta request shapes o
     const [stay, leave, join] = await Promise.all(['stay', 'leave', 'join'].map(async (n) => (await ctx.post('/Users', newUser(`${n}@okta.local`)).expect(201)).body.id as string));
     const created = await send('post', '/Groups', OKTA_CREATE_GROUP).expect(201);
     const g = created.body.id as string;
-    await ctx.patch(`/Groups/${g}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'add', path: 'members', value: [{ value: stay }, { value: leave }] }] }).expect(200);
-    await send('patch', `/Groups/${g}`, withIds(OKTA_MEMBERSHIP, { [OKTA_REMOVED_ID]: leave, [OKTA_ADDED_ID]: join }), 'application/scim+json').expect(200);
+    await ctx.patch(`/Groups/${g}`, { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'add', path: 'members', value: [{ value: stay }, { value: leave }] }] }).expect(204);
+    await send('patch', `/Groups/${g}`, withIds(OKTA_MEMBERSHIP, { [OKTA_REMOVED_ID]: leave, [OKTA_ADDED_ID]: join }), 'application/scim+json').expect(204);
     const res = await ctx.get(`/Groups/${g}?attributes=members,${GKEYS}:memberKeys`).expect(200);
     expect(res.body.members.map((m: { value: string }) => m.value).sort()).toEqual([stay, join].sort());
     expect(res.body[GKEYS].memberKeys.map((k: { value: string }) => k.value).sort()).toEqual([stay, join].sort());
@@ -66,9 +66,9 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('Okta request shapes o
     // Display names are unique: the create test above already holds Okta's "Test SCIMv2".
     const taken = (await ctx.get(`/Groups?filter=${encodeURIComponent('displayName eq "Test SCIMv2"')}`).expect(200)).body.Resources as { id: string }[];
     for (const t of taken) await ctx.del(`/Groups/${t.id}`).expect(204);
-    await send('patch', `/Groups/${g}`, withIds(OKTA_RENAME_GROUP, { [OKTA_GROUP_ID]: g }), 'application/scim+json').expect(200);
+    await send('patch', `/Groups/${g}`, withIds(OKTA_RENAME_GROUP, { [OKTA_GROUP_ID]: g }), 'application/scim+json').expect(204);
     expect((await ctx.get(`/Groups/${g}`).expect(200)).body.displayName).toBe('Test SCIMv2');
-    await send('patch', `/Groups/${g}`, withIds(OKTA_REPLACE_MEMBERS, { [OKTA_ADDED_ID]: a, [OKTA_REMOVED_ID]: b }), 'application/scim+json').expect(200);
+    await send('patch', `/Groups/${g}`, withIds(OKTA_REPLACE_MEMBERS, { [OKTA_ADDED_ID]: a, [OKTA_REMOVED_ID]: b }), 'application/scim+json').expect(204);
     const res = await ctx.get(`/Groups/${g}?attributes=members,${GKEYS}:memberKeys`).expect(200);
     expect(res.body.members.map((m: { value: string }) => m.value).sort()).toEqual([a, b].sort());
     expect(res.body[GKEYS].memberKeys.map((k: { value: string }) => k.value).sort()).toEqual([a, b].sort());
