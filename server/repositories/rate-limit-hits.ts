@@ -1,6 +1,7 @@
 import type { Store } from './store';
-import { databaseUnavailable, sqliteLocked } from './pool-guard';
-import { connectionLost, sqliteBusy } from './db-errors';
+import { sqliteLocked } from './pool-guard';
+import { sqliteBusy } from './db-errors';
+import { driverOf, mysqlExecute, perStore, pgQuery } from './raw-driver';
 
 /**
  * Rate-limit counting straight on the driver (issue 10: the TypeORM path took an UPDATE, sometimes
@@ -54,23 +55,6 @@ export function coalescedHits(add: AddHits): RateLimitHits['hit'] {
     });
 }
 
-type Raw = Record<string, unknown>;
-interface SqliteStatement {
-  get(...params: unknown[]): Raw | undefined;
-  run(...params: unknown[]): unknown;
-}
-interface SqliteDb {
-  prepare(sql: string): SqliteStatement;
-  pragma(p: string, opts: { simple: true }): unknown;
-  readonly inTransaction: boolean;
-}
-interface PgPool {
-  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
-}
-interface MysqlPool {
-  execute(sql: string, values: unknown[], cb: (err: Error | null, result: unknown) => void): void;
-}
-
 const TABLE = 'rate_limit_counters';
 const UPSERT_RETURNING = `INSERT INTO ${TABLE} (bucket, window_start, hits) VALUES (?, ?, ?)
   ON CONFLICT (bucket, window_start) DO UPDATE SET hits = ${TABLE}.hits + excluded.hits RETURNING hits`;
@@ -85,32 +69,21 @@ const pgParams = (sql: string) => {
   return sql.replace(/\?/g, () => `$${++i}`);
 };
 
-function mapped(err: unknown): unknown {
-  return connectionLost(err) ? databaseUnavailable(err) : err;
-}
-
-const built = new WeakMap<Store, RateLimitHits>();
-
 /** The store's rate-limit counters (one per store, so every limiter on it coalesces together). */
-export function rateLimitHits(store: Store): RateLimitHits {
-  let hits = built.get(store);
-  if (!hits) built.set(store, (hits = build(store)));
-  return hits;
-}
+export const rateLimitHits = perStore(build);
 
 function build(store: Store): RateLimitHits {
-  const driver = store.dataSource.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
+  const { sqlite, pg, mysql } = driverOf(store);
   let add: AddHits;
   let prune: (window: number) => Promise<void>;
-  if (store.driver === 'better-sqlite3') {
-    const db = driver.databaseConnection!;
-    const upsert = db.prepare(UPSERT_RETURNING);
-    const del = db.prepare(DELETE_OLD);
-    const busyMs = Number(db.pragma('busy_timeout', { simple: true }));
+  if (sqlite) {
+    const upsert = sqlite.prepare(UPSERT_RETURNING);
+    const del = sqlite.prepare(DELETE_OLD);
+    const busyMs = Number(sqlite.pragma('busy_timeout', { simple: true }));
     // One synchronous autocommit statement when no transaction is open on the single connection
-    // (nothing can interleave with it); otherwise in the store's next write turn, so it never
-    // lands inside (and rolls back with) another request's transaction.
-    // The check and the statement run in one synchronous step, so no BEGIN can come between them.
+    // (the check and the statement are one synchronous step: no BEGIN can come between them);
+    // otherwise in the store's next write turn, so it never lands inside (and rolls back with)
+    // another request's transaction.
     const write = <T>(fn: () => T): Promise<T> => {
       const now = () => {
         try {
@@ -119,7 +92,7 @@ function build(store: Store): RateLimitHits {
           throw sqliteBusy(err) ? sqliteLocked(busyMs) : err;
         }
       };
-      if (db.inTransaction) return store.transaction(async () => now());
+      if (sqlite.inTransaction) return store.transaction(async () => now());
       try {
         return Promise.resolve(now());
       } catch (err) {
@@ -128,30 +101,14 @@ function build(store: Store): RateLimitHits {
     };
     add = (bucket, window, n) => write(() => Number(upsert.get(bucket, window, n)!.hits));
     prune = (window) => write(() => void del.run(window));
-  } else if (store.driver === 'postgres') {
-    const pool = driver.master!;
-    const upsert = pgParams(UPSERT_RETURNING);
-    const del = pgParams(DELETE_OLD);
-    add = async (bucket, window, n) => {
-      try {
-        return Number((await pool.query({ name: 'cs_rate_limit_add', text: upsert, values: [bucket, window, n] })).rows[0]!.hits);
-      } catch (err) {
-        throw mapped(err);
-      }
-    };
-    prune = async (window) => {
-      try {
-        await pool.query({ text: del, values: [window] });
-      } catch (err) {
-        throw mapped(err);
-      }
-    };
+  } else if (pg) {
+    const [upsert, del] = [pgParams(UPSERT_RETURNING), pgParams(DELETE_OLD)];
+    add = async (bucket, window, n) => Number((await pgQuery(pg, { name: 'cs_rate_limit_add', text: upsert, values: [bucket, window, n] }))[0]!.hits);
+    prune = async (window) => void (await pgQuery(pg, { text: del, values: [window] }));
   } else {
-    const pool = driver.pool!;
-    const exec = (sql: string, values: unknown[]) =>
-      new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, r) => (err ? reject(mapped(err)) : resolve(r))));
-    add = async (bucket, window, n) => Number(((await exec(UPSERT_MYSQL, [bucket, window, n])) as { insertId: number | string }).insertId);
-    prune = async (window) => void (await exec(DELETE_OLD, [window]));
+    const pool = mysql!;
+    add = async (bucket, window, n) => Number(((await mysqlExecute(pool, UPSERT_MYSQL, [bucket, window, n])) as { insertId: number | string }).insertId);
+    prune = async (window) => void (await mysqlExecute(pool, DELETE_OLD, [window]));
   }
   return { hit: coalescedHits(add), deleteOlderThan: prune };
 }
