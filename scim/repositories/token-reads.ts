@@ -1,18 +1,20 @@
 import type { ApiTokenRow } from '../../entities/scim';
-import { batchLoader } from '../../server/repositories/batch-loader';
 import { driverOf, mysqlExecute, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
 import type { Store } from '../../server/repositories/store';
 
 /**
  * The token lookup every SCIM and /backend/v1 request makes, straight on the driver (issue 10: the
- * TypeORM findOneBy was a fixed cost of every request). Nothing is cached: on PostgreSQL/MariaDB the
- * lookups of one event-loop turn share one statement (batch-loader.ts: a lookup joins only a batch
- * not yet sent), so a lookup that starts after a revocation has committed reads the revocation.
+ * TypeORM findOneBy was a fixed cost of every request). Nothing is cached: on PostgreSQL/MariaDB
+ * concurrent lookups share one statement, but a lookup only ever joins a batch not yet sent, so a
+ * lookup that starts after a revocation has committed reads the revocation.
  * SQLite reads synchronously, on a read-only connection that sees only committed rows.
  */
 export type TokenReads = (id: string) => Promise<ApiTokenRow | null>;
 
 const COLUMNS = 'id, name, scope, secret_hash, created_at, last_used_at, expires_at, revoked_at, allowed_addresses';
+
+/** Ids per statement (unknown ids in a flood of bad tokens must not grow one statement without bound). */
+const MAX_BATCH = 256;
 
 const str = (v: unknown) => (v == null ? null : String(v));
 
@@ -30,13 +32,41 @@ function rowOf(r: Raw): ApiTokenRow {
   };
 }
 
-/** Batched by id; MariaDB compares ids without case, so rows are matched to callers in lower case. */
+/**
+ * Batched by id, at most one batch in flight: lookups that arrive while one is out wait and go
+ * together in the next (they join a batch not yet sent, so each still reads what had committed
+ * before it started). MariaDB compares ids without case: rows are matched to callers in lower case.
+ */
 function batched(read: (ids: string[]) => Promise<Raw[]>): TokenReads {
-  const load = batchLoader<string, ApiTokenRow | null>(async (ids) => {
-    const rows = new Map((await read(ids)).map((r) => [String(r.id).toLowerCase(), rowOf(r)]));
-    return new Map(ids.map((id) => [id, rows.get(id.toLowerCase()) ?? null]));
-  });
-  return async (id) => (await load(id)) ?? null;
+  type Waiter = { resolve: (row: ApiTokenRow | null) => void; reject: (err: unknown) => void };
+  const pending = new Map<string, Waiter[]>();
+  let busy = false;
+  const send = () => {
+    const batch = new Map([...pending].slice(0, MAX_BATCH));
+    for (const id of batch.keys()) pending.delete(id);
+    busy = true;
+    read([...batch.keys()])
+      .then(
+        (raws) => {
+          const rows = new Map(raws.map((r) => [String(r.id).toLowerCase(), rowOf(r)]));
+          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(rows.get(id.toLowerCase()) ?? null);
+        },
+        (err: unknown) => {
+          for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+        },
+      )
+      .finally(() => {
+        busy = false;
+        if (pending.size > 0) send();
+      });
+  };
+  return (id) =>
+    new Promise((resolve, reject) => {
+      const waiters = pending.get(id);
+      if (waiters) return void waiters.push({ resolve, reject });
+      pending.set(id, [{ resolve, reject }]);
+      if (!busy && pending.size === 1) setImmediate(() => !busy && pending.size > 0 && send());
+    });
 }
 
 /** The store's token reader (one per store, so every router on it batches together). */
