@@ -37,7 +37,7 @@ function rowOf(r: Raw): ApiTokenRow {
  * together in the next (they join a batch not yet sent, so each still reads what had committed
  * before it started). MariaDB compares ids without case: rows are matched to callers in lower case.
  */
-function batched(read: (ids: string[]) => Promise<Raw[]>): TokenReads {
+export function serialBatches(read: (ids: string[]) => Promise<Raw[]>): TokenReads {
   type Waiter = { resolve: (row: ApiTokenRow | null) => void; reject: (err: unknown) => void };
   const pending = new Map<string, Waiter[]>();
   let busy = false;
@@ -95,12 +95,12 @@ function build(store: Store): TokenReads {
   }
   if (pg) {
     const text = `SELECT ${COLUMNS} FROM api_tokens WHERE id = ANY($1::varchar[])`;
-    return batched((ids) => pgQuery(pg, { name: 'cs_token_reads_any', text, values: [ids] }));
+    return serialBatches((ids) => pgQuery(pg, { name: 'cs_token_reads_any', text, values: [ids] }));
   }
   const pool = mysql!;
   // Prepared per arity: batches are padded (repeating an id) to a power of two.
   const findIn = (n: number) => `SELECT ${COLUMNS} FROM api_tokens WHERE id IN (${Array(n).fill('?').join(', ')})`;
-  return batched(async (ids) => {
+  return serialBatches(async (ids) => {
     const n = 2 ** Math.ceil(Math.log2(ids.length));
     return (await mysqlExecute(pool, findIn(n), [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)])) as Raw[];
   });
