@@ -69,8 +69,14 @@ export function serialBatches(read: (ids: string[]) => Promise<Raw[]>): TokenRea
     });
 }
 
-/** The store's token reader (one per store, so every router on it batches together). */
-export const tokenReads = perStore(build);
+/**
+ * The store's token reader: one per store, so every router on it batches together; its statement
+ * (and SQLite's read-only connection) is prepared on first use.
+ */
+export function tokenReads(store: Store): TokenReads {
+  return (id) => readsOf(store)(id);
+}
+const readsOf = perStore(build);
 
 function build(store: Store): TokenReads {
   const { sqlite, pg, mysql } = driverOf(store);

@@ -69,8 +69,14 @@ const pgParams = (sql: string) => {
   return sql.replace(/\?/g, () => `$${++i}`);
 };
 
-/** The store's rate-limit counters (one per store, so every limiter on it coalesces together). */
-export const rateLimitHits = perStore(build);
+/**
+ * The store's rate-limit counters: one set per store, so every limiter on it coalesces together;
+ * its statements are prepared on first use (routes are built before anything is queried).
+ */
+export function rateLimitHits(store: Store): RateLimitHits {
+  return { hit: (bucket, window) => hitsOf(store).hit(bucket, window), deleteOlderThan: (window) => hitsOf(store).deleteOlderThan(window) };
+}
+const hitsOf = perStore(build);
 
 function build(store: Store): RateLimitHits {
   const { sqlite, pg, mysql } = driverOf(store);

@@ -55,7 +55,7 @@ export function mysqlExecute(pool: MysqlPool, sql: string, values: unknown[]): P
   return new Promise((resolve, reject) => pool.execute(sql, values, (err, r) => (err ? reject(mappedDbError(err)) : resolve(r))));
 }
 
-/** `build` once per store: every router and limiter on one store shares its statements and batches. */
+/** `build` once per store, on first call: every router and limiter on one store shares its statements and batches. */
 export function perStore<T>(build: (store: Store) => T): (store: Store) => T {
   const built = new WeakMap<Store, T>();
   return (store) => {
