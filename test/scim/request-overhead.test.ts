@@ -11,6 +11,7 @@ import { boot } from '../../server/boot';
 import { createApp } from '../../server/http/app';
 import { RateLimitEntity } from '../../entities';
 import { ownWrites } from '../../server/repositories/runner';
+import { rateLimitHits } from '../../server/repositories/rate-limit-hits';
 import { ApiTokenRepository } from '../../scim/repositories/api-tokens';
 import { tokenReads } from '../../scim/repositories/token-reads';
 import { TokenService } from '../../scim/tokens';
@@ -137,6 +138,26 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM token check and 
     // Another live token is unaffected.
     const other = await ctx.tokens.create({ name: 'still live', scope: 'scim' });
     expect((await get(b, other.token, path)).status).toBe(200);
+  });
+
+  test("a hit counted while another request's transaction is open stands when that transaction rolls back", async () => {
+    let entered!: () => void;
+    let release!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const gate = new Promise<void>((r) => (release = r));
+    const tx = ctx.store.transaction(async (t) => {
+      await t.manager.query('SELECT 1');
+      entered();
+      await gate;
+      throw new Error('rolled back');
+    });
+    await inside;
+    const place = rateLimitHits(ctx.store).hit('test:rollback', 5);
+    await new Promise((r) => setImmediate(r)); // the hit's statement is issued while the transaction is open
+    release();
+    await expect(tx).rejects.toThrow('rolled back');
+    expect(await place).toBe(1);
+    expect(await ctx.store.dataSource.manager.findOneBy(RateLimitEntity, { bucket: 'test:rollback', window_start: 5 })).toMatchObject({ hits: 1 });
   });
 
   test('the database fails during the rate-limit write: 503 in SCIM format, no 500; served again afterwards', async () => {
