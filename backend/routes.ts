@@ -12,6 +12,7 @@ import { toAppError } from '../server/http/problem';
 import type { OpContext } from '../server/keys/types';
 import { ownWrites } from '../server/repositories/runner';
 import { ApiTokenRepository } from '../scim/repositories/api-tokens';
+import { tokenReads } from '../scim/repositories/token-reads';
 import { TokenService, type PublicTokenInfo } from '../scim/tokens';
 import { BACKEND_BASE_PATH } from './base-path';
 import { ChangeFeed } from './changes';
@@ -73,7 +74,7 @@ export function backendServiceFor(deps: AppDeps): BackendService {
 }
 
 export function backendRoutes(deps: AppDeps): Router {
-  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
+  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)), tokenReads(deps.store));
   const idempotency = new Idempotency(ownWrites(deps.store, (m) => new IdempotencyRepository(m)));
   const service = backendServiceFor(deps);
   const changes = new ChangeFeed((fn) => fn(new ChangesRepository(deps.store.dataSource.manager)));

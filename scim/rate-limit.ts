@@ -1,12 +1,11 @@
 import type { RequestHandler } from 'express';
 import { rateLimit } from '../server/http/rate-limit';
-import type { RateLimitRepository } from '../server/repositories/rate-limits';
-import type { Runner } from '../server/repositories/runner';
+import type { RateLimitHits } from '../server/repositories/rate-limit-hits';
 
 export interface ScimRateLimitOptions {
   /** Requests per token per minute; 0 disables the limit. */
   perMinute: number;
-  run: Runner<RateLimitRepository>;
+  hits: RateLimitHits;
   now?: () => number;
 }
 

@@ -13,7 +13,8 @@ import { groupsRouter } from './groups';
 import { checkPatchStrings } from './limits';
 import { rateLimitPerToken } from './rate-limit';
 import { ApiTokenRepository } from './repositories/api-tokens';
-import { RateLimitRepository } from '../server/repositories/rate-limits';
+import { rateLimitHits } from '../server/repositories/rate-limit-hits';
+import { tokenReads } from './repositories/token-reads';
 import { ownWrites } from '../server/repositories/runner';
 import { ScimService } from './service';
 import { TokenService } from './tokens';
@@ -40,7 +41,7 @@ export function scimServiceFor(deps: AppDeps): ScimService {
 }
 
 export function scimRouter(deps: AppDeps): Router {
-  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)));
+  const tokens = new TokenService(ownWrites(deps.store, (m) => new ApiTokenRepository(m)), tokenReads(deps.store));
   const service = scimServiceFor(deps);
   const r = Router();
   const auth: RequestHandler = async (req, res, next) => {
@@ -64,7 +65,7 @@ export function scimRouter(deps: AppDeps): Router {
     });
   }
   r.use(auth);
-  r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, run: ownWrites(deps.store, (m) => new RateLimitRepository(m)) }));
+  r.use(rateLimitPerToken({ perMinute: deps.config.scim.rateLimitPerMinute, hits: rateLimitHits(deps.store) }));
   r.use(express.json({ limit: deps.config.scim.maxBodyBytes, type: isJsonBody, strict: true }));
   // PostgreSQL refuses NUL in text: an id holding one names no resource; a PATCH carrying one is refused whole.
   r.use((req, _res, next) => next(/%00/.test(req.path) ? new NotFoundError('no SCIM resource has that id') : undefined));

@@ -9,6 +9,7 @@ import { BlockList, isIP } from 'node:net';
 import type { ApiTokenRow } from '../entities/scim';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../server/errors';
 import type { ApiTokenRepository } from './repositories/api-tokens';
+import type { TokenReads } from './repositories/token-reads';
 import type { Runner } from '../server/repositories/runner';
 
 /** `scim`: the IdP's provisioning connector; `backend`: the cloud service's own API (/backend/v1). */
@@ -64,7 +65,11 @@ export class TokenService {
   /** A hash to compare against when the id is unknown, so both paths do the same work. */
   private readonly decoy = hashSecret(randomBytes(32).toString('base64url'));
 
-  constructor(private readonly run: Runner<ApiTokenRepository>) {}
+  /** `reads`: the per-request lookup on the driver (repositories/token-reads.ts); without it, through `run`. */
+  constructor(
+    private readonly run: Runner<ApiTokenRepository>,
+    private readonly reads?: TokenReads,
+  ) {}
 
   async create(input: { name: string; scope: string; expiresAt?: Date; allowedAddresses?: string }): Promise<{ token: string; info: PublicTokenInfo }> {
     if (!(TOKEN_SCOPES as readonly string[]).includes(input.scope)) {
@@ -122,7 +127,7 @@ export class TokenService {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     if (!m) throw new UnauthorizedError('a bearer token is required');
     const parsed = parseToken(m[1]);
-    const row = parsed ? await this.run((r) => r.findById(parsed.id)) : null;
+    const row = !parsed ? null : this.reads ? await this.reads(parsed.id) : await this.run((r) => r.findById(parsed.id));
     const expected = Buffer.from(row?.secret_hash ?? this.decoy, 'hex');
     const given = Buffer.from(hashSecret(parsed?.secret ?? ''), 'hex');
     const match = timingSafeEqual(expected, given) && row !== null;

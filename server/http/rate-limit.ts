@@ -1,7 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { RateLimitedError } from '../errors';
-import { RateLimitRepository } from '../repositories/rate-limits';
-import { ownWrites, type Runner } from '../repositories/runner';
+import { rateLimitHits, type RateLimitHits } from '../repositories/rate-limit-hits';
 import type { Store } from '../repositories/store';
 
 export interface RateLimitOptions {
@@ -11,12 +10,14 @@ export interface RateLimitOptions {
   bucket: (req: Request, res: Response) => string;
   /** Says what was limited, for the 429 message. */
   what: string;
-  run: Runner<RateLimitRepository>;
+  /** The counters (repositories/rate-limit-hits.ts: `rateLimitHits(store)`). */
+  hits: RateLimitHits;
   now?: () => number;
 }
 
 /**
- * Fixed one-minute windows counted in the database, so every replica shares one limit.
+ * Fixed one-minute windows counted in the database, so every replica shares one limit; `hits` is
+ * this request's exact place in its window's count.
  * Over the limit: 429 with Retry-After (seconds to the next window) and RateLimit-* headers.
  */
 export function rateLimit(opts: RateLimitOptions): RequestHandler {
@@ -27,8 +28,8 @@ export function rateLimit(opts: RateLimitOptions): RequestHandler {
       if (opts.perMinute <= 0) return next();
       const t = now();
       const window = Math.floor(t / 60_000);
-      const hits = await opts.run((repo) => repo.hit(opts.bucket(req, res), window));
-      if (++calls % 500 === 0) await opts.run((repo) => repo.deleteOlderThan(window - 1));
+      const hits = await opts.hits.hit(opts.bucket(req, res), window);
+      if (++calls % 500 === 0) await opts.hits.deleteOlderThan(window - 1);
       res.setHeader('RateLimit-Limit', String(opts.perMinute));
       res.setHeader('RateLimit-Remaining', String(Math.max(0, opts.perMinute - hits)));
       if (hits > opts.perMinute) {
@@ -52,6 +53,6 @@ export function signInRateLimit(store: Store, perMinute: number): RequestHandler
     perMinute,
     what: 'from this address to the sign-in endpoints',
     bucket: (req) => `signin:${req.ip ?? 'unknown'}`,
-    run: ownWrites(store, (m) => new RateLimitRepository(m)),
+    hits: rateLimitHits(store),
   });
 }

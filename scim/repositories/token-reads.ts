@@ -1,0 +1,113 @@
+import type { ApiTokenRow } from '../../entities/scim';
+import { driverOf, mysqlExecute, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
+import type { Store } from '../../server/repositories/store';
+
+/**
+ * The token lookup every SCIM and /backend/v1 request makes, straight on the driver (issue 10: the
+ * TypeORM findOneBy was a fixed cost of every request). Nothing is cached: on PostgreSQL/MariaDB
+ * concurrent lookups share one statement, but a lookup only ever joins a batch not yet sent, so a
+ * lookup that starts after a revocation has committed reads the revocation.
+ * SQLite reads synchronously, on a read-only connection that sees only committed rows.
+ */
+export type TokenReads = (id: string) => Promise<ApiTokenRow | null>;
+
+const COLUMNS = 'id, name, scope, secret_hash, created_at, last_used_at, expires_at, revoked_at, allowed_addresses';
+
+/** Ids per statement (unknown ids in a flood of bad tokens must not grow one statement without bound). */
+const MAX_BATCH = 256;
+
+const str = (v: unknown) => (v == null ? null : String(v));
+
+function rowOf(r: Raw): ApiTokenRow {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    scope: String(r.scope),
+    secret_hash: String(r.secret_hash),
+    created_at: String(r.created_at),
+    last_used_at: str(r.last_used_at),
+    expires_at: str(r.expires_at),
+    revoked_at: str(r.revoked_at),
+    allowed_addresses: str(r.allowed_addresses),
+  };
+}
+
+/**
+ * Batched by id, at most one batch in flight: lookups that arrive while one is out wait and go
+ * together in the next (they join a batch not yet sent, so each still reads what had committed
+ * before it started). MariaDB compares ids without case: rows are matched to callers in lower case.
+ */
+export function serialBatches(read: (ids: string[]) => Promise<Raw[]>): TokenReads {
+  type Waiter = { resolve: (row: ApiTokenRow | null) => void; reject: (err: unknown) => void };
+  const pending = new Map<string, Waiter[]>();
+  let busy = false;
+  const send = () => {
+    const batch = new Map([...pending].slice(0, MAX_BATCH));
+    for (const id of batch.keys()) pending.delete(id);
+    busy = true;
+    read([...batch.keys()])
+      .then(
+        (raws) => {
+          const rows = new Map(raws.map((r) => [String(r.id).toLowerCase(), rowOf(r)]));
+          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(rows.get(id.toLowerCase()) ?? null);
+        },
+        (err: unknown) => {
+          for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
+        },
+      )
+      .finally(() => {
+        busy = false;
+        if (pending.size > 0) send();
+      });
+  };
+  return (id) =>
+    new Promise((resolve, reject) => {
+      const waiters = pending.get(id);
+      if (waiters) return void waiters.push({ resolve, reject });
+      pending.set(id, [{ resolve, reject }]);
+      if (!busy && pending.size === 1) setImmediate(() => !busy && pending.size > 0 && send());
+    });
+}
+
+/**
+ * The store's token reader: one per store, so every router on it batches together; its statement
+ * (and SQLite's read-only connection) is prepared on first use.
+ */
+export function tokenReads(store: Store): TokenReads {
+  return (id) => readsOf(store)(id);
+}
+const readsOf = perStore(build);
+
+function build(store: Store): TokenReads {
+  const { sqlite, pg, mysql } = driverOf(store);
+  if (sqlite) {
+    // A file database gets a read-only connection of its own (WAL): it never sees a transaction
+    // still open on the writer, nor waits for the writer's queue. (In memory there is only one.)
+    let reader = sqlite;
+    const path = String(store.dataSource.options.database);
+    if (path !== ':memory:' && path !== '') {
+      const Database = require('better-sqlite3') as SqliteCtor;
+      const own = (reader = new Database(path, { readonly: true, fileMustExist: true }));
+      own.pragma('busy_timeout = 1000');
+      store.beforeClose(async () => {
+        if (own.open) own.close();
+      });
+    }
+    const find = reader.prepare(`SELECT ${COLUMNS} FROM api_tokens WHERE id = ?`);
+    return async (id) => {
+      const r = find.get(id);
+      return r ? rowOf(r) : null;
+    };
+  }
+  if (pg) {
+    const text = `SELECT ${COLUMNS} FROM api_tokens WHERE id = ANY($1::varchar[])`;
+    return serialBatches((ids) => pgQuery(pg, { name: 'cs_token_reads_any', text, values: [ids] }));
+  }
+  const pool = mysql!;
+  // Prepared per arity: batches are padded (repeating an id) to a power of two.
+  const findIn = (n: number) => `SELECT ${COLUMNS} FROM api_tokens WHERE id IN (${Array(n).fill('?').join(', ')})`;
+  return serialBatches(async (ids) => {
+    const n = 2 ** Math.ceil(Math.log2(ids.length));
+    return (await mysqlExecute(pool, findIn(n), [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)])) as Raw[];
+  });
+}

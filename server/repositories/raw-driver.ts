@@ -1,0 +1,66 @@
+import type { Store } from './store';
+import { databaseUnavailable } from './pool-guard';
+import { connectionLost } from './db-errors';
+
+/**
+ * What the statements run straight on the driver (rate-limit-hits.ts, scim/repositories/token-reads.ts)
+ * need of the three drivers TypeORM holds, and the error mapping they share with the TypeORM path.
+ */
+export type Raw = Record<string, unknown>;
+
+/** better-sqlite3's surface used here (the package ships no types). */
+export interface SqliteStatement {
+  get(...params: unknown[]): Raw | undefined;
+  run(...params: unknown[]): unknown;
+}
+export interface SqliteDb {
+  prepare(sql: string): SqliteStatement;
+  pragma(p: string, opts?: { simple: true }): unknown;
+  close(): void;
+  readonly open: boolean;
+  readonly inTransaction: boolean;
+}
+export type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
+
+export interface PgPool {
+  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
+}
+export interface MysqlPool {
+  execute(sql: string, values: unknown[], cb: (err: Error | null, result: unknown) => void): void;
+}
+
+/** The store's driver handles (the SQLite connection, the pg or mysql2 pool). */
+export function driverOf(store: Store): { sqlite?: SqliteDb; pg?: PgPool; mysql?: MysqlPool } {
+  const d = store.dataSource.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
+  if (store.driver === 'better-sqlite3') return { sqlite: d.databaseConnection };
+  return store.driver === 'postgres' ? { pg: d.master } : { mysql: d.pool };
+}
+
+/** A lost connection becomes the 503 the TypeORM path gives (pool-guard.ts); other errors pass. */
+export function mappedDbError(err: unknown): unknown {
+  return connectionLost(err) ? databaseUnavailable(err) : err;
+}
+
+/** Runs a pg pool statement (named: parsed and planned once per connection); errors mapped as above. */
+export async function pgQuery(pool: PgPool, q: { name?: string; text: string; values: unknown[] }): Promise<Raw[]> {
+  try {
+    return (await pool.query(q)).rows;
+  } catch (err) {
+    throw mappedDbError(err);
+  }
+}
+
+/** Runs a mysql2 pool statement (prepared, cached per connection); errors mapped as above. */
+export function mysqlExecute(pool: MysqlPool, sql: string, values: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => pool.execute(sql, values, (err, r) => (err ? reject(mappedDbError(err)) : resolve(r))));
+}
+
+/** `build` once per store, on first call: every router and limiter on one store shares its statements and batches. */
+export function perStore<T>(build: (store: Store) => T): (store: Store) => T {
+  const built = new WeakMap<Store, T>();
+  return (store) => {
+    let v = built.get(store);
+    if (v === undefined) built.set(store, (v = build(store)));
+    return v;
+  };
+}
