@@ -1,5 +1,4 @@
 import type { DataSource } from 'typeorm';
-import { escapeLiteral } from 'pg';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
@@ -178,16 +177,17 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
       // A connection that dies while checked out also emits 'error': the failed query reports it.
       client.on('error', ignore);
       try {
-        // Two round trips: BEGIN + head lock, then insert + head move + COMMIT as one simple query
-        // (literals escaped by pg's escapeLiteral): the head lock spans one trip to this process, not two.
+        // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
         const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        const lit = (v: unknown) => (v == null ? 'NULL' : escapeLiteral(String(v)));
-        const tuples = rows.map((r) => `(${auditValues(r).map(lit).join(', ')})`).join(', ');
-        await client.query(
-          `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples}; ` +
-            `UPDATE audit_chain_head SET seq = ${lit(head.seq)}, hash = ${lit(head.hash)}, updated_at = ${lit(new Date().toISOString())} WHERE id = 1; COMMIT`,
-        );
+        const tuples = rows.map((_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => `$${i * AUDIT_WIDTH + j + 1}`).join(', ')})`);
+        const n = rows.length * AUDIT_WIDTH;
+        await client.query({
+          text: `WITH ins AS (INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')} RETURNING 1)
+                 UPDATE audit_chain_head SET seq = $${n + 1}, hash = $${n + 2}, updated_at = $${n + 3} WHERE id = 1`,
+          values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
+        });
+        await client.query('COMMIT');
         client.off('error', ignore);
         release();
       } catch (err) {

@@ -7,9 +7,8 @@ import type { AuditEventRow } from '../../entities';
 
 /**
  * The key API's audit insert (server/repositories/hot-queries.ts, insertAudit): a batch of rows
- * chains exactly as the same rows written one by one, values are stored byte for byte (PostgreSQL
- * sends them as escaped literals in one simple query with the COMMIT), and a failed batch writes
- * nothing and leaves the head where it was.
+ * chains exactly as the same rows written one by one, values are stored byte for byte, and a
+ * failed batch writes nothing and leaves the head where it was.
  */
 describe.each(testDatabaseNames())('hot audit insert (%s)', (kind) => {
   let ctx: TestContext;
