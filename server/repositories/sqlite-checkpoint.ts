@@ -5,15 +5,15 @@ import { Worker } from 'node:worker_threads';
  * only appends to the WAL; the fsyncs happen at a checkpoint, which SQLite by default runs inside
  * the commit that takes the WAL past 1,000 pages — on the connection that committed, so on the
  * event loop: every request in flight waited for two fsyncs (in a profile under key-API load, a
- * fifth of the event loop's time was inside the audit commit). Here a worker thread with its own connection runs a PASSIVE
- * checkpoint every `intervalMs` (copies committed pages to the database file and fsyncs, without
- * blocking the writer or readers), and the writer's own automatic checkpoint moves up to
- * `writerPages`: it still runs if the WAL grows that far (the worker cannot finish a checkpoint
- * while commits keep arriving, and only a complete one lets the WAL start over), and then has
- * little left to copy. Durability is SQLite's synchronous=NORMAL as before (a commit survives a
- * crash of this process; an OS crash can drop what no checkpoint has synced yet), now synced at
- * least every `intervalMs` rather than every 1,000 pages. If the thread cannot open the database
- * or dies, the writer's default comes back.
+ * fifth of the event loop's time was inside the audit commit). Here a worker thread with its own
+ * connection runs a PASSIVE checkpoint every `intervalMs` (copies committed pages to the database
+ * file and fsyncs, without blocking the writer or readers), and the writer's own automatic
+ * checkpoint moves up to `writerPages`: it still runs if the WAL grows that far (the worker cannot
+ * finish a checkpoint while commits keep arriving, and only a complete one lets the WAL start
+ * over), and then has little left to copy. Durability is SQLite's synchronous=NORMAL as before (a
+ * commit survives a crash of this process; an OS crash can drop what no checkpoint has synced
+ * yet), now synced at least every `intervalMs` rather than every 1,000 pages. If the thread cannot
+ * open the database or dies, the writer's default comes back.
  */
 
 export interface CheckpointerOptions {

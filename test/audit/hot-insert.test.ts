@@ -17,13 +17,20 @@ describe.each(testDatabaseNames())('hot audit insert (%s)', (kind) => {
   });
   afterAll(async () => ctx?.cleanup());
 
-  type Stored = { seq: unknown; prev_hash: string; hash: string; at: string; request_id: string | null; actor: string; action: string; target_type: string | null; target_id: string | null; kek_uri: string | null; outcome: string; detail: string | null };
-  const stored = async () => (await ctx.store.dataSource.query('SELECT seq, prev_hash, hash, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail FROM audit_events ORDER BY seq')) as Stored[];
+  type Text = string | null;
+  type Stored = { seq: unknown; prev_hash: string; hash: string; at: string; request_id: Text; actor: string; action: string } & {
+    target_type: Text; target_id: Text; kek_uri: Text; outcome: string; detail: Text;
+  };
+  const COLUMNS = 'seq, prev_hash, hash, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail';
+  const stored = async () => (await ctx.store.dataSource.query(`SELECT ${COLUMNS} FROM audit_events ORDER BY seq`)) as Stored[];
   const head = async () => ((await ctx.store.dataSource.query('SELECT seq, hash FROM audit_chain_head')) as { seq: unknown; hash: string | null }[]).map((h) => [String(h.seq), h.hash]);
-  // Values a literal could mangle or be broken out of: quotes, backslashes, $n, a statement separator, non-ASCII.
+  // Values that escaping could mangle or be broken out of: quotes, backslashes, $n, a statement separator, non-ASCII.
   const AWKWARD = ["o'brien", 'back\\slash \\x27', "'); DELETE FROM audit_events; --", '$1 $$ $q$', 'ünï ☃ 𝄞', 'E\'\\\\\''];
   const row = (i: number): AuditEventRow =>
-    auditRow({ actor: `user:${AWKWARD[i % AWKWARD.length]}`, action: 'password-key.unwrap', outcome: 'success', requestId: `req-${i}`, targetType: 'user', targetId: AWKWARD[(i + 1) % AWKWARD.length], kekUri: i % 2 ? undefined : 'local://default', detail: { note: AWKWARD[(i + 2) % AWKWARD.length], i } });
+    auditRow({
+      actor: `user:${AWKWARD[i % AWKWARD.length]}`, action: 'password-key.unwrap', outcome: 'success', requestId: `req-${i}`, targetType: 'user',
+      targetId: AWKWARD[(i + 1) % AWKWARD.length], kekUri: i % 2 ? undefined : 'local://default', detail: { note: AWKWARD[(i + 2) % AWKWARD.length], i },
+    });
 
   test('a batch chains like the same rows one by one; every value is stored exactly; the chain verifies', async () => {
     const batch = Array.from({ length: 6 }, (_, i) => row(i));
