@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
-import { auditChainEnabled, chainOnto, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
+import { auditChainEnabled, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
@@ -140,7 +140,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   const find = reader.prepare(USER_KEYS_SQL(() => '?'));
   const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
   const readHead = writer.prepare(HEAD_SELECT);
-  const moveHead = writer.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1');
+  const moveHead = writer.prepare(headMoveSql());
   const chained = auditChainEnabled(ds);
   const insertAll = writer.transaction((rows: AuditEventRow[]) => {
     const head = chainOnto(headOf(readHead.get()), rows, chained);
@@ -184,7 +184,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         const n = rows.length * AUDIT_WIDTH;
         await client.query({
           text: `WITH ins AS (INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')} RETURNING 1)
-                 UPDATE audit_chain_head SET seq = $${n + 1}, hash = $${n + 2}, updated_at = $${n + 3} WHERE id = 1`,
+                 ${headMoveSql((k) => `$${n + k}`)}`,
           values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
         });
         await client.query('COMMIT');
@@ -226,7 +226,7 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
         await q('START TRANSACTION');
         const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
         await q(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
-        await q('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1', [head.seq, head.hash, new Date().toISOString()]);
+        await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
         await q('COMMIT');
         conn.release();
       } catch (err) {
