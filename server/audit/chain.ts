@@ -56,6 +56,9 @@ export function chainOnto(head: ChainHead, rows: AuditEventRow[], enabled: boole
 export const HEAD_SELECT = 'SELECT seq, hash FROM audit_chain_head WHERE id = 1';
 export const HEAD_FOR_UPDATE = `${HEAD_SELECT} FOR UPDATE`;
 
+/** Moves the head to (seq, hash, updated_at), placeholders from `p` (1-based): every writer's last step. */
+export const headMoveSql = (p: (n: number) => string = () => '?') => `UPDATE audit_chain_head SET seq = ${p(1)}, hash = ${p(2)}, updated_at = ${p(3)} WHERE id = 1`;
+
 export const headOf = (r: Record<string, unknown> | undefined): ChainHead => {
   if (!r) throw new Error('audit_chain_head has no row: run `crypto-server migrate`');
   return { seq: String(r.seq), hash: String(r.hash ?? GENESIS_HASH) };
@@ -81,5 +84,5 @@ export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Pr
   }
   const head = chainOnto(headOf(raw[0]), rows, auditChainEnabled(m.connection));
   await m.insert(AuditEventEntity, rows);
-  await m.query(`UPDATE audit_chain_head SET seq = ${p(1)}, hash = ${p(2)}, updated_at = ${p(3)} WHERE id = 1`, [head.seq, head.hash, now]);
+  await m.query(headMoveSql(p), [head.seq, head.hash, now]);
 }

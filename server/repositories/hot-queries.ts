@@ -2,8 +2,9 @@ import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
-import { auditChainEnabled, chainOnto, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
+import { auditChainEnabled, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
 /**
  * The statements the key API runs on every call, as parameterised SQL straight on the driver
@@ -70,7 +71,7 @@ export interface HotQueries {
    * store's write turn, so it never lands inside another open transaction.
    */
   insertAudit(rows: AuditEventRow[]): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export const truthy = (v: unknown) => v === true || v === 1 || v === '1' || v === 't';
@@ -128,15 +129,18 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   // A second, read-only connection (WAL): reads see only committed rows — never a half-done
   // transaction open on the writer — and do not wait for the writer's queue.
   let reader = writer;
+  let checkpointer: Checkpointer | undefined;
   if (path !== ':memory:' && path !== '') {
     const Database = require('better-sqlite3') as SqliteCtor;
     reader = new Database(path, { readonly: true, fileMustExist: true });
     reader.pragma('busy_timeout = 1000');
+    // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
+    checkpointer = startCheckpointer(path, writer);
   }
   const find = reader.prepare(USER_KEYS_SQL(() => '?'));
   const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
   const readHead = writer.prepare(HEAD_SELECT);
-  const moveHead = writer.prepare('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1');
+  const moveHead = writer.prepare(headMoveSql());
   const chained = auditChainEnabled(ds);
   const insertAll = writer.transaction((rows: AuditEventRow[]) => {
     const head = chainOnto(headOf(readHead.get()), rows, chained);
@@ -147,8 +151,9 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
     userWithKeys: async (userId) => lookupOf(userId, find.get(userId)),
     // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.
     insertAudit: async (rows) => insertAll.immediate(rows),
-    close: () => {
+    close: async () => {
       if (reader !== writer && reader.open) reader.close();
+      await checkpointer?.close();
     },
   };
 }
@@ -179,7 +184,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         const n = rows.length * AUDIT_WIDTH;
         await client.query({
           text: `WITH ins AS (INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')} RETURNING 1)
-                 UPDATE audit_chain_head SET seq = $${n + 1}, hash = $${n + 2}, updated_at = $${n + 3} WHERE id = 1`,
+                 ${headMoveSql((k) => `$${n + k}`)}`,
           values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
         });
         await client.query('COMMIT');
@@ -196,7 +201,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         throw mapped(err);
       }
     },
-    close: () => undefined,
+    close: async () => undefined,
   };
 }
 
@@ -221,7 +226,7 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
         await q('START TRANSACTION');
         const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
         await q(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
-        await q('UPDATE audit_chain_head SET seq = ?, hash = ?, updated_at = ? WHERE id = 1', [head.seq, head.hash, new Date().toISOString()]);
+        await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
         await q('COMMIT');
         conn.release();
       } catch (err) {
@@ -234,6 +239,6 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
         throw mapped(err);
       }
     },
-    close: () => undefined,
+    close: async () => undefined,
   };
 }

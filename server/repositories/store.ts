@@ -188,7 +188,7 @@ export class Store {
   async close(): Promise<void> {
     await Promise.allSettled(this.closeHooks.splice(0).map((h) => h()));
     await this.auditBatch?.idle();
-    this.hotQueries?.close();
+    await this.hotQueries?.close();
     this.hotQueries = undefined;
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }

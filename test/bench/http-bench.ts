@@ -119,14 +119,16 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const limitBlob = (await (await fetch(`${limit.url}/blob`)).json()) as { wrappedPasswordKey: string };
 
   const json = { 'content-type': 'application/json' };
-  const unwrap = (rate?: number) =>
+  const unwrap = (rate?: number, paced?: boolean) =>
     [
-      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, rate, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
-      spec(limit.url, { method: 'POST', headers: json, connections: 16, rate, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
+      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
+      spec(limit.url, { method: 'POST', headers: json, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
     ] as const;
   await pair('POST /api/keys/password-key/unwrap', ...unwrap());
   // The issue's latency goal is stated at a fixed offered rate, not at saturation.
   await pair('POST /api/keys/password-key/unwrap at 1,000 req/s offered', ...unwrap(1000));
+  // autocannon's rate is a burst at the start of every second (paced-load.ts): the same rate, evenly spaced.
+  await pair('POST /api/keys/password-key/unwrap at 1,000 req/s, paced (open loop)', ...unwrap(1000, true));
   if (o.keyApiOnly) return rows;
   await pair(
     'SCIM POST /Users (ec-p256 keys)',

@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
 import { summarize, type LoadSpec } from './load';
+import { pacedLoad } from './paced-load';
 
 /**
  * The load generator, run as its own process so it never shares a CPU queue with the server it
@@ -11,6 +12,7 @@ async function main(): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const spec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LoadSpec;
+  if (spec.paced && spec.rate) return void process.stdout.write(JSON.stringify(await pacedLoad(spec)));
   let i = 0;
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};

@@ -13,6 +13,8 @@ export interface LoadSpec {
   maxRequests?: number;
   /** Offered load in requests per second across all connections (default: as fast as answered). */
   rate?: number;
+  /** With `rate`: evenly spaced, open-loop requests (paced-load.ts) instead of autocannon's per-second bursts. */
+  paced?: boolean;
   timeoutSeconds?: number;
   /** Requests cycle through these; `{{seq}}` in a path or body becomes `<runId>-<request number>`. */
   variants: { path: string; body?: string }[];
