@@ -108,8 +108,8 @@ export class ScimService {
   /** A page of users as rows, for GET /Users to render in one pass (http.ts presentUserList). */
   async listUserPage(params: ListParams): Promise<UserPage> {
     const q = new ScimQueries(this.store.dataSource.manager);
-    const { total, rows, keys } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
-    const groups = await q.groupsOf(rows.map((r) => r.id));
+    const { total, rows, keys, groups: listed } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
+    const groups = listed ?? (await q.groupsOf(rows.map((r) => r.id)));
     return { total, startIndex: params.startIndex, rows, keys, groups, basepath: this.options.basepath };
   }
 

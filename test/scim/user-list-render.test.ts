@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { presentList, presentUserList, shape, shapedUser } from '../../scim/http';
 import { userResource, type ListedUser } from '../../scim/resources';
 import { scimServiceFor } from '../../scim/router';
+import { ScimQueries } from '../../scim/repositories/scim-queries';
 import { ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA } from '../../scim/schemas';
 import type { ScimService } from '../../scim/service';
 import type { UserKeysRow } from '../../entities';
@@ -114,6 +115,17 @@ describe.each(testDatabaseNames())('GET /Users ≡ presentList over listUsers on
     expect(res.text).toBe(before);
     // The same page from the rows directly, without HTTP.
     expect(JSON.stringify(presentUserList(await service.listUserPage(params), BASE, sel))).toBe(before);
+  });
+
+  it.each([
+    ['first page', 1],
+    ['deep page', 9],
+  ])('the groups a %s brings with its rows (PostgreSQL) are those groupsOf reads', async (_name, startIndex) => {
+    const q = new ScimQueries(c.store.dataSource.manager);
+    const page = await q.listUsers({ startIndex, count: 100 });
+    expect(page.groups !== undefined).toBe(kind === 'postgres');
+    if (page.groups) expect(page.groups).toEqual(await q.groupsOf(page.rows.map((r) => r.id)));
+    if (startIndex === 1) expect([...(page.groups ?? (await q.groupsOf(page.rows.map((r) => r.id)))).values()].filter((g) => g.length === 2)).toEqual([[expect.objectContaining({ display: 'alpha' }), expect.objectContaining({ display: 'Zeta' })]]);
   });
 
   it('the pages cover users with groups, without externalId and with the enterprise extension', async () => {
