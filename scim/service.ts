@@ -19,6 +19,7 @@ import { ENTERPRISE_USER_COLUMNS } from './enterprise-columns';
 import { parseMemberPatch, type MemberPatch } from './group-members';
 import { OutboxRepository } from './repositories/outbox';
 import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
+import type { UserGroups } from './repositories/user-list';
 import { groupResource, profileOf, projectUser, userResource, type ListedUser } from './resources';
 import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, MAX_COUNT, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
 
@@ -56,7 +57,7 @@ export interface UserPage {
   startIndex: number;
   rows: ListedUser[];
   keys: Map<string, UserKeysRow>;
-  groups: Map<string, { groupId: string; display: string }[]>;
+  groups: UserGroups;
   /** For the groups' $ref. */
   basepath: string;
 }

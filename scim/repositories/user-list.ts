@@ -5,8 +5,9 @@
  * database did for a page of 100, and its getCount() is COUNT(DISTINCT id), several times slower
  * than COUNT(*) on the live-users index.
  *
- * Pages deeper than the first skip over ids alone in a derived table (the live-users index, or the
- * filter's), from whichever end of the list is nearer, then join the page's rows and keys.
+ * Pages deeper than the first skip over ids alone (the live-users index, or the filter's), from
+ * whichever end of the list is nearer, then read the page's rows and keys by those ids. On
+ * PostgreSQL the rows also bring their groups, so a page is one statement (two with the count).
  */
 import type { EntityManager } from 'typeorm';
 import type { UserKeysRow } from '../../entities';
