@@ -4,7 +4,7 @@
  * or not at all. No HTTP here: routes parse and present, this decides.
  */
 import { nowIso } from '../entities/columns';
-import type { GroupRow, UserRow } from '../entities';
+import type { GroupRow, UserKeysRow, UserRow } from '../entities';
 import { NotFoundError } from '../server/errors';
 import type { KeyService } from '../server/keys/key-service';
 import type { GroupChangeResult, MemberChange } from '../server/keys/group-key-service';
@@ -19,7 +19,8 @@ import { ENTERPRISE_USER_COLUMNS } from './enterprise-columns';
 import { parseMemberPatch, type MemberPatch } from './group-members';
 import { OutboxRepository } from './repositories/outbox';
 import { GROUP_COLUMNS, ScimQueries, USER_COLUMNS, type ListQuery } from './repositories/scim-queries';
-import { groupResource, profileOf, projectUser, userResource } from './resources';
+import type { UserGroups } from './repositories/user-list';
+import { groupResource, profileOf, projectUser, userResource, type ListedUser } from './resources';
 import { ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, MAX_COUNT, SCIMMY, USER_KEYS_SCHEMA } from './schemas';
 
 type Json = Record<string, unknown>;
@@ -55,6 +56,16 @@ export interface ListResult {
   total: number;
   startIndex: number;
   resources: Json[];
+}
+
+export interface UserPage {
+  total: number;
+  startIndex: number;
+  rows: ListedUser[];
+  keys: Map<string, UserKeysRow>;
+  groups: UserGroups;
+  /** For the groups' $ref. */
+  basepath: string;
 }
 
 const USER_EXTENSIONS = [ENTERPRISE_USER_SCHEMA, USER_KEYS_SCHEMA];
@@ -97,10 +108,16 @@ export class ScimService {
   // ---- Users --------------------------------------------------------------------------------
 
   async listUsers(params: ListParams): Promise<ListResult> {
+    const { total, startIndex, rows, keys, groups, basepath } = await this.listUserPage(params);
+    return { total, startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id), groups.get(r.id), basepath)) };
+  }
+
+  /** A page of users as rows, for GET /Users to render in one pass (http.ts presentUserList). */
+  async listUserPage(params: ListParams): Promise<UserPage> {
     const q = new ScimQueries(this.store.dataSource.manager);
-    const { total, rows, keys } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
-    const groups = await q.groupsOf(rows.map((r) => r.id));
-    return { total, startIndex: params.startIndex, resources: rows.map((r) => userResource(r, keys.get(r.id), groups.get(r.id), this.options.basepath)) };
+    const { total, rows, keys, groups: listed } = await q.listUsers(this.listQuery(params, { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, q.dialect));
+    const groups = listed ?? (await q.groupsOf(rows.map((r) => r.id)));
+    return { total, startIndex: params.startIndex, rows, keys, groups, basepath: this.options.basepath };
   }
 
   async getUser(id: string): Promise<Json> {

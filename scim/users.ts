@@ -1,6 +1,6 @@
 /** /scim/v2/Users */
 import { Router } from 'express';
-import { attributeFilter, baseUrl, listParams, opContext, present, presentList, sendScim } from './http';
+import { attributeFilter, baseUrl, listParams, opContext, present, presentUserList, sendScim } from './http';
 import type { ScimService } from './service';
 
 export function usersRouter(service: ScimService): Router {
@@ -8,7 +8,7 @@ export function usersRouter(service: ScimService): Router {
   r.get('/', async (req, res) => {
     const params = listParams(req);
     const attrs = attributeFilter(req);
-    sendScim(res, 200, presentList('User', await service.listUsers(params), baseUrl(req), attrs));
+    sendScim(res, 200, presentUserList(await service.listUserPage(params), baseUrl(req), attrs));
   });
   r.post('/', async (req, res) => {
     const attrs = attributeFilter(req);

@@ -7,7 +7,7 @@ import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEntity, type GroupKeysRow, type GroupRow, type UserKeysRow, type UserRow } from '../../entities';
 import type { ColumnMap, SqlCondition, SqlDialect } from '../filter-sql';
 import type { ListedUser } from '../resources';
-import { knownTotal, listUserPage } from './user-list';
+import { knownTotal, listUserPage, type UserGroups } from './user-list';
 
 /** SCIM attribute path (lower-case) → column, for filters and sortBy on /Users. */
 export const USER_COLUMNS: ColumnMap = {
@@ -80,8 +80,8 @@ export class ScimQueries {
     return dialectOf(this.m);
   }
 
-  /** A page of live users with their key rows (one statement), and the total (user-list.ts). */
-  listUsers(q: ListQuery): Promise<{ total: number; rows: ListedUser[]; keys: Map<string, UserKeysRow> }> {
+  /** A page of live users with their key rows (one statement), the total, and on PostgreSQL their groups (user-list.ts). */
+  listUsers(q: ListQuery): Promise<{ total: number; rows: ListedUser[]; keys: Map<string, UserKeysRow>; groups?: UserGroups }> {
     return listUserPage(this.m, this.dialect, q);
   }
 
