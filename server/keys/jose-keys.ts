@@ -1,6 +1,6 @@
-import { createCipheriv, createHash, generateKeyPair as nodeGenerateKeyPair, randomBytes } from 'node:crypto';
+import { generateKeyPair as nodeGenerateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
-import { CompactEncrypt, compactDecrypt, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, CompactEncrypt, compactDecrypt, importJWK, type JWK } from 'jose';
 import type { UserKeyAlgorithm } from '../config/core';
 
 /**
@@ -27,7 +27,7 @@ export async function generateKeyPair(alg: UserKeyAlgorithm): Promise<KeyPairJwk
       : await generate('ec', { namedCurve: param === 'p384' ? 'P-384' : 'P-256' });
   const jweAlg = type === 'rsa' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW';
   const publicJwk = pair.publicKey.export({ format: 'jwk' }) as JWK;
-  const kid = jwkThumbprint(publicJwk);
+  const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
   return {
     publicJwk: { ...publicJwk, alg: jweAlg, use: 'enc', kid },
     privateJwk: { ...(pair.privateKey.export({ format: 'jwk' }) as JWK), alg: jweAlg, use: 'enc', kid },
@@ -41,41 +41,15 @@ function jwkBytes(jwk: JWK): Buffer {
   return Buffer.from(JSON.stringify(jwk), 'utf8');
 }
 
-/**
- * RFC 7638 SHA-256 thumbprint (the required members in lexicographic order), hashed synchronously:
- * jose's calculateJwkThumbprint goes through WebCrypto's async digest, a job per call for 200 bytes.
- */
-export function jwkThumbprint(jwk: JWK): string {
-  const members = jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : undefined;
-  if (!members || Object.values(members).some((v) => typeof v !== 'string')) throw new TypeError('thumbprint: an EC or RSA public JWK is required');
-  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
-}
-
-/** RFC 3394's default initial value, which A256KW uses. */
-const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
-
-/**
- * Encrypts a private JWK under a 256-bit symmetric key (A256KW + A256GCM), as JWE compact
- * (RFC 7516 §7.1). Built on node:crypto directly: jose does the same steps through WebCrypto, whose
- * per-call jobs cost several times the cipher work on the SCIM create path (issue 10). Opened by
- * openUnderSymmetricKey (jose); test/keys/jose-keys-seal.test.ts holds the two together.
- */
+/** Encrypts a private JWK under a 256-bit symmetric key (A256KW + A256GCM). */
 export async function sealUnderSymmetricKey(privateJwk: JWK, key: Uint8Array): Promise<string> {
-  if (key.byteLength !== 32) throw new TypeError('A256KW needs a 256-bit key');
-  const header = Buffer.from(JSON.stringify({ alg: 'A256KW', enc: 'A256GCM', cty: 'jwk+json', kid: privateJwk.kid })).toString('base64url');
   const payload = jwkBytes(privateJwk);
-  const cek = randomBytes(32);
   try {
-    const kw = createCipheriv('id-aes256-wrap', key, KW_IV);
-    const encryptedKey = Buffer.concat([kw.update(cek), kw.final()]);
-    const iv = randomBytes(12);
-    const gcm = createCipheriv('aes-256-gcm', cek, iv);
-    gcm.setAAD(Buffer.from(header, 'ascii'));
-    const ciphertext = Buffer.concat([gcm.update(payload), gcm.final()]);
-    return [header, encryptedKey.toString('base64url'), iv.toString('base64url'), ciphertext.toString('base64url'), gcm.getAuthTag().toString('base64url')].join('.');
+    return await new CompactEncrypt(payload)
+      .setProtectedHeader({ alg: 'A256KW', enc: 'A256GCM', cty: 'jwk+json', kid: privateJwk.kid })
+      .encrypt(key);
   } finally {
     payload.fill(0);
-    cek.fill(0);
   }
 }
 
