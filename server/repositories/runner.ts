@@ -5,11 +5,12 @@ import type { Store } from './store';
 export type Runner<R> = <T>(fn: (repo: R) => Promise<T>) => Promise<T>;
 
 /**
- * Runs small self-contained writes (rate-limit counters, token last-use, outbox delivery state)
+ * Runs small self-contained writes (token last-use, outbox delivery state, idempotency claims)
  * the way the store requires. On SQLite — one connection — through
  * `store.transaction()`, so they never land inside another request's open transaction (and roll
- * back with it). On PostgreSQL/MariaDB straight on the pool: a statement that fails there (the
- * rate limiter's insert race) must not abort a surrounding transaction.
+ * back with it). On PostgreSQL/MariaDB straight on the pool: a statement that fails there (a
+ * claim's unique violation) must not abort a surrounding transaction. (Rate-limit counters have
+ * their own driver-level path: server/repositories/rate-limit-hits.ts.)
  * Never call it from inside a store transaction.
  */
 export function ownWrites<R>(store: Store, make: (m: EntityManager) => R): Runner<R> {
