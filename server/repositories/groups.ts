@@ -6,7 +6,7 @@ import {
 import { mappingUniqueness } from './db-errors';
 import { insertRows, type BulkInsert } from './bulk-rows';
 
-/** Rows per multi-row statement: far below every driver's parameter limit. */
+/** Ids per IN list: far below every driver's parameter limit (multi-row INSERTs: bulk-rows.ts). */
 const CHUNK = 500;
 const chunks = <T>(xs: T[]): T[][] => Array.from({ length: Math.ceil(xs.length / CHUNK) }, (_, i) => xs.slice(i * CHUNK, (i + 1) * CHUNK));
 const MEMBER_KEYS: BulkInsert = { table: 'group_member_keys', columns: ['group_id', 'user_id', 'version', 'member_jwe', 'created_at'] };
