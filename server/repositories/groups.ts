@@ -4,10 +4,16 @@ import {
   type GroupKeysRow, type GroupKeyVersionRow, type GroupMemberKeyRow, type GroupMemberRow, type GroupRow,
 } from '../../entities';
 import { mappingUniqueness } from './db-errors';
+import { insertRows, type BulkInsert } from './bulk-rows';
 
-/** Rows per multi-row statement: far below every driver's parameter limit. */
+/** Ids per IN list: far below every driver's parameter limit (multi-row INSERTs: bulk-rows.ts). */
 const CHUNK = 500;
 const chunks = <T>(xs: T[]): T[][] => Array.from({ length: Math.ceil(xs.length / CHUNK) }, (_, i) => xs.slice(i * CHUNK, (i + 1) * CHUNK));
+const MEMBER_KEYS: BulkInsert = { table: 'group_member_keys', columns: ['group_id', 'user_id', 'version', 'member_jwe', 'created_at'] };
+const MEMBERS: BulkInsert = { table: 'group_members', columns: ['group_id', 'user_id', 'member_jwe', 'created_at'] };
+/** A member's current JWE: the row exists (a member), only member_jwe changes. */
+const CURRENT_JWES: BulkInsert = { ...MEMBERS, upsert: { key: ['group_id', 'user_id'], set: ['member_jwe'] } };
+const memberCells = (r: GroupMemberRow) => [r.groupId, r.userId, r.memberJwe, r.createdAt];
 const versionRow = ({ keyVersion, ...k }: GroupKeysRow): GroupKeyVersionRow => ({ ...k, version: keyVersion });
 
 export class GroupsRepository {
@@ -79,19 +85,17 @@ export class MembershipsRepository {
   constructor(private readonly m: EntityManager) {}
 
   async insertMany(rows: GroupMemberRow[]): Promise<void> {
-    for (const c of chunks(rows)) await this.m.insert(GroupMemberEntity, c);
+    await insertRows(this.m, MEMBERS, rows.map(memberCells));
   }
 
   /** Member JWEs of any version (group_member_keys). */
   async insertKeys(rows: GroupMemberKeyRow[]): Promise<void> {
-    for (const c of chunks(rows)) await this.m.insert(GroupMemberKeyEntity, c);
+    await insertRows(this.m, MEMBER_KEYS, rows.map((r) => [r.groupId, r.userId, r.version, r.memberJwe, r.createdAt]));
   }
 
   /** Sets each member's current-version JWE (the copy in group_members) in bulk. */
   async setCurrentJwes(rows: GroupMemberRow[]): Promise<void> {
-    for (const c of chunks(rows)) {
-      await this.m.createQueryBuilder().insert().into(GroupMemberEntity).values(c).orUpdate(['member_jwe'], ['group_id', 'user_id']).execute();
-    }
+    await insertRows(this.m, CURRENT_JWES, rows.map(memberCells));
   }
 
   /** Removes memberships and the members' JWEs of every version. */
