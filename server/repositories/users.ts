@@ -16,7 +16,7 @@ export class UsersRepository {
   /**
    * Plain parameterised INSERTs (issue 10: TypeORM's insert query building was a tenth of a SCIM
    * create's CPU). Runs on the caller's manager, so it stays inside its transaction. On PostgreSQL
-   * both rows go in one statement: a round trip (a socket write and its reply) was a tenth of a create's CPU.
+   * both rows go in one statement: a round trip fewer (a socket write and its reply, ≈0.04 ms CPU).
    */
   async insert(user: UserRow, keys: UserKeysRow): Promise<void> {
     const type = this.m.connection.options.type;
