@@ -19,6 +19,8 @@ export interface OutboxStats {
   lastError: string | null;
 }
 
+const OUTBOX_INSERT_COLUMNS = 'event_id, resource_type, resource_id, event_type, payload, status, attempts, created_at, next_attempt_at, delivered_at, last_error';
+
 /**
  * The delivery outbox. `enqueue` runs in the caller's transaction (the change and its event
  * commit together). Delivery claims the oldest pending event of each resource with a lease, so
@@ -27,22 +29,14 @@ export interface OutboxStats {
 export class OutboxRepository {
   constructor(private readonly manager: EntityManager) {}
 
+  /** A plain parameterised INSERT (issue 10: TypeORM's insert building and RETURNING cost 0.02–0.06 ms CPU an event). */
   async enqueue(e: NewOutboxEvent, now: string = new Date().toISOString()): Promise<string> {
     const eventId = `msg_${randomUUID()}`;
     const payload = JSON.stringify({ type: e.eventType, timestamp: now, data: e.data });
-    await this.manager.insert(OutboxEntity, {
-      event_id: eventId,
-      resource_type: e.resourceType,
-      resource_id: e.resourceId,
-      event_type: e.eventType,
-      payload,
-      status: e.feedOnly ? 'delivered' : 'pending',
-      attempts: 0,
-      created_at: now,
-      next_attempt_at: now,
-      delivered_at: e.feedOnly ? now : null,
-      last_error: null,
-    });
+    const p = this.manager.connection.options.type === 'postgres' ? (n: number) => `$${n}` : () => '?';
+    await this.manager.query(`INSERT INTO scim_outbox (${OUTBOX_INSERT_COLUMNS}) VALUES (${Array.from({ length: 11 }, (_, i) => p(i + 1)).join(', ')})`, [
+      eventId, e.resourceType, e.resourceId, e.eventType, payload, e.feedOnly ? 'delivered' : 'pending', 0, now, now, e.feedOnly ? now : null, null,
+    ]);
     return eventId;
   }
 

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
-import { auditChainEnabled, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
+import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
@@ -23,9 +23,6 @@ export interface UserKeysLookup {
 const USER_KEYS_SELECT = `SELECT u.id, u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
    FROM users u LEFT JOIN user_keys k ON k.user_id = u.id`;
 const USER_KEYS_SQL = (p: (n: number) => string) => `${USER_KEYS_SELECT} WHERE u.id = ${p(1)}`;
-
-const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, seq, prev_hash, hash)';
-const AUDIT_WIDTH = 12;
 
 type Raw = Record<string, unknown>;
 
@@ -95,8 +92,6 @@ function lookupOf(userId: string, r: Raw | undefined): UserKeysLookup | null {
   return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys: userKeysRowOf(userId, r) };
 }
 
-const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail, e.seq, e.prevHash, e.hash];
-
 function mapped(err: unknown): unknown {
   return connectionLost(err) ? databaseUnavailable(err) : err;
 }
@@ -138,7 +133,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
     checkpointer = startCheckpointer(path, writer);
   }
   const find = reader.prepare(USER_KEYS_SQL(() => '?'));
-  const insert = writer.prepare(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${Array(AUDIT_WIDTH).fill('?').join(', ')})`);
+  const insert = writer.prepare(auditInsertSql(1));
   const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare(headMoveSql());
   const chained = auditChainEnabled(ds);
@@ -180,10 +175,9 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
         const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        const tuples = rows.map((_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => `$${i * AUDIT_WIDTH + j + 1}`).join(', ')})`);
         const n = rows.length * AUDIT_WIDTH;
         await client.query({
-          text: `WITH ins AS (INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${tuples.join(', ')} RETURNING 1)
+          text: `WITH ins AS (${auditInsertSql(rows.length, (k) => `$${k}`)} RETURNING 1)
                  ${headMoveSql((k) => `$${n + k}`)}`,
           values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
         });
@@ -208,7 +202,6 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
   const run = (sql: string, values: unknown[]) =>
     new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
-  const tuple = `(${Array(AUDIT_WIDTH).fill('?').join(', ')})`;
   // Prepared per arity: batches are padded (repeating an id) to a power of two, so a handful of
   // statements cover every batch size.
   const findIn = (n: number) => `${USER_KEYS_SELECT} WHERE u.id IN (${Array(n).fill('?').join(', ')})`;
@@ -225,7 +218,7 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
       try {
         await q('START TRANSACTION');
         const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
-        await q(`INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${rows.map(() => tuple).join(', ')}`, rows.flatMap(auditValues));
+        await q(auditInsertSql(rows.length), rows.flatMap(auditValues));
         await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
         await q('COMMIT');
         conn.release();

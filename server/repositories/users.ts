@@ -5,8 +5,9 @@ import { mappingUniqueness } from './db-errors';
 const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
 const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
 
-function placeholders(type: string, n: number): string {
-  return Array.from({ length: n }, (_, i) => (type === 'postgres' ? `$${i + 1}` : '?')).join(', ');
+/** `n` placeholders; PostgreSQL's numbered after the statement's first `from`. */
+function placeholders(type: string, n: number, from = 0): string {
+  return Array.from({ length: n }, (_, i) => (type === 'postgres' ? `$${from + i + 1}` : '?')).join(', ');
 }
 
 export class UsersRepository {
@@ -14,20 +15,30 @@ export class UsersRepository {
 
   /**
    * Plain parameterised INSERTs (issue 10: TypeORM's insert query building was a tenth of a SCIM
-   * create's CPU). Runs on the caller's manager, so it stays inside its transaction.
+   * create's CPU). Runs on the caller's manager, so it stays inside its transaction. On PostgreSQL
+   * both rows go in one statement: a round trip fewer (a socket write and its reply, ≈0.04 ms CPU).
    */
   async insert(user: UserRow, keys: UserKeysRow): Promise<void> {
     const type = this.m.connection.options.type;
     // better-sqlite3 binds no booleans.
     const active = type === 'better-sqlite3' ? (user.active ? 1 : 0) : user.active;
+    const userValues = [
+      user.id, user.userName, user.userNameNorm, user.externalId, user.displayName, user.email, user.givenName, user.familyName,
+      active, user.scimAttributes, user.createdAt, user.updatedAt, user.deletedAt, user.version,
+    ];
+    const keyValues = [keys.userId, keys.keyAlg, keys.publicJwk, keys.privateJwe, keys.wrappedPasswordKey, keys.kekUri, keys.createdAt];
     await mappingUniqueness('user', async () => {
-      await this.m.query(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)})`, [
-        user.id, user.userName, user.userNameNorm, user.externalId, user.displayName, user.email, user.givenName, user.familyName,
-        active, user.scimAttributes, user.createdAt, user.updatedAt, user.deletedAt, user.version,
-      ]);
-      await this.m.query(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7)})`, [
-        keys.userId, keys.keyAlg, keys.publicJwk, keys.privateJwe, keys.wrappedPasswordKey, keys.kekUri, keys.createdAt,
-      ]);
+      if (type === 'postgres') {
+        // The key row's foreign key is checked at the end of the statement, when the user row is there.
+        await this.m.query(
+          `WITH u AS (INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)}) RETURNING 1)
+           INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7, 14)})`,
+          [...userValues, ...keyValues],
+        );
+        return;
+      }
+      await this.m.query(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)})`, userValues);
+      await this.m.query(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7)})`, keyValues);
     });
   }
 

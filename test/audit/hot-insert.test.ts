@@ -1,9 +1,7 @@
 import { testDatabaseNames } from '../support/databases';
 import { createTestContext, type TestContext } from '../support/context';
 import { verifyAuditChain } from '../../server/audit/verify';
-import { chainHash, GENESIS_HASH } from '../../server/audit/chain-hash';
-import { auditRow } from '../../server/repositories/audit';
-import type { AuditEventRow } from '../../entities';
+import { awkwardAuditRow as row, chainHeadRows, expectStoredAndChained, storedAuditRows } from './chain-rows';
 
 /**
  * The key API's audit insert (server/repositories/hot-queries.ts, insertAudit): a batch of rows
@@ -17,20 +15,8 @@ describe.each(testDatabaseNames())('hot audit insert (%s)', (kind) => {
   });
   afterAll(async () => ctx?.cleanup());
 
-  type Text = string | null;
-  type Stored = { seq: unknown; prev_hash: string; hash: string; at: string; request_id: Text; actor: string; action: string } & {
-    target_type: Text; target_id: Text; kek_uri: Text; outcome: string; detail: Text;
-  };
-  const COLUMNS = 'seq, prev_hash, hash, at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail';
-  const stored = async () => (await ctx.store.dataSource.query(`SELECT ${COLUMNS} FROM audit_events ORDER BY seq`)) as Stored[];
-  const head = async () => ((await ctx.store.dataSource.query('SELECT seq, hash FROM audit_chain_head')) as { seq: unknown; hash: string | null }[]).map((h) => [String(h.seq), h.hash]);
-  // Values that escaping could mangle or be broken out of: quotes, backslashes, $n, a statement separator, non-ASCII.
-  const AWKWARD = ["o'brien", 'back\\slash \\x27', "'); DELETE FROM audit_events; --", '$1 $$ $q$', 'ünï ☃ 𝄞', 'E\'\\\\\''];
-  const row = (i: number): AuditEventRow =>
-    auditRow({
-      actor: `user:${AWKWARD[i % AWKWARD.length]}`, action: 'password-key.unwrap', outcome: 'success', requestId: `req-${i}`, targetType: 'user',
-      targetId: AWKWARD[(i + 1) % AWKWARD.length], kekUri: i % 2 ? undefined : 'local://default', detail: { note: AWKWARD[(i + 2) % AWKWARD.length], i },
-    });
+  const stored = () => storedAuditRows(ctx.store.dataSource);
+  const head = () => chainHeadRows(ctx.store.dataSource);
 
   test('a batch chains like the same rows one by one; every value is stored exactly; the chain verifies', async () => {
     const batch = Array.from({ length: 6 }, (_, i) => row(i));
@@ -41,17 +27,7 @@ describe.each(testDatabaseNames())('hot audit insert (%s)', (kind) => {
     await ctx.store.hot.insertAudit(batch);
     for (const r of single) await ctx.store.hot.insertAudit([r]);
 
-    const rows = (await stored()).slice(n0);
-    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 12 }, (_, i) => n0 + i + 1));
-    let prev = startHash ?? GENESIS_HASH;
-    rows.forEach((r, i) => {
-      const e = expected[i]!;
-      expect([r.at, r.request_id, r.actor, r.action, r.target_type, r.target_id, r.kek_uri, r.outcome, r.detail]).toEqual([e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail]);
-      // Recomputed from the documented encoding, not read back from chain.ts.
-      expect(r.prev_hash).toBe(prev);
-      expect(r.hash).toBe(chainHash({ ...e, seq: String(n0 + i + 1), prevHash: prev }));
-      prev = r.hash;
-    });
+    const prev = expectStoredAndChained((await stored()).slice(n0), expected, n0, startHash);
     expect(await head()).toEqual([[String(n0 + 12), prev]]);
     expect(await verifyAuditChain(ctx.store.dataSource, ctx.kms)).toMatchObject({ ok: true, rows: n0 + 12 });
   });
