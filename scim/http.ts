@@ -10,8 +10,14 @@ import { DEFAULT_COUNT, ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, GROUP_SCHEMA,
 
 type Json = Record<string, unknown>;
 
+/**
+ * Sent without Express's body-hash ETag: ServiceProviderConfig says `etag: {supported: false}`, the
+ * responses are `no-store`, and hashing a 100-user page (≈170 KB of SHA-1) was a tenth of its CPU.
+ */
 export function sendScim(res: Response, status: number, body: unknown): void {
-  res.status(status).type(SCIM_CONTENT_TYPE).send(JSON.stringify(body));
+  const payload = JSON.stringify(body);
+  res.status(status).type(SCIM_CONTENT_TYPE).setHeader('Content-Length', Buffer.byteLength(payload));
+  res.end(payload);
 }
 
 /** Query parameters, case-insensitively (RFC 7644 §3.4.2); a repeated parameter is an error. */

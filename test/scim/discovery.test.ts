@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { scimContext, type ScimTestContext } from './support';
 
@@ -23,6 +24,22 @@ describe('SCIM discovery', () => {
       etag: { supported: false },
     });
     expect(res.body.authenticationSchemes[0]).toMatchObject({ type: 'oauthbearertoken' });
+  });
+
+  it('sends no ETag, as it advertises, so If-None-Match never turns a read into 304', async () => {
+    await ctx.post('/Users', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'etag.probe@example.com', active: true }).expect(201);
+    for (const path of ['/Users?filter=userName%20eq%20%22etag.probe@example.com%22', '/Users?startIndex=1&count=5', '/ServiceProviderConfig']) {
+      const first = await ctx.get(path).expect(200);
+      expect(first.headers.etag).toBeUndefined();
+      expect(Number(first.headers['content-length'])).toBe(Buffer.byteLength(first.text));
+      expect(first.headers['content-type']).toBe('application/scim+json; charset=utf-8');
+      // Express's weak body-hash ETag (what was sent before) must not be honoured either.
+      const weak = `W/"${Buffer.byteLength(first.text).toString(16)}-${createHash('sha1').update(first.text).digest('base64').substring(0, 27)}"`;
+      await ctx.get(path).set('If-None-Match', weak).expect(200);
+    }
+    const head = await request(ctx.app).head('/scim/v2/ServiceProviderConfig').set('Authorization', `Bearer ${ctx.token}`);
+    expect(head.status).toBe(200);
+    expect(head.text ?? '').toBe('');
   });
 
   it('ResourceTypes and Schemas include our read-only key extensions', async () => {
