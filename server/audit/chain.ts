@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditEventRow } from '../../entities';
 import { chainHash, GENESIS_HASH } from './chain-hash';
+import { rowsPerStatement } from '../repositories/bulk-rows';
 
 /**
  * How audit rows join the chain (docs/operations.md, "Audit integrity"). Every writer, in one
@@ -89,13 +90,19 @@ export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Pr
   const now = new Date().toISOString();
   const [locked] = (type === 'better-sqlite3' ? await m.query(HEAD_TOUCH_RETURNING, [now]) : await m.query(HEAD_FOR_UPDATE)) as Record<string, unknown>[];
   const head = chainOnto(headOf(locked), rows, auditChainEnabled(m.connection));
-  const values = rows.flatMap(auditValues);
-  if (type === 'postgres') {
-    // Insert and head move in one statement: one round trip fewer.
-    const n = values.length;
-    await m.query(`WITH ins AS (${auditInsertSql(rows.length, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`, [...values, head.seq, head.hash, now]);
-    return;
+  // A group write audits each member: thousands of rows would pass the drivers' bound-parameter
+  // limits (SQLite 32,766, PostgreSQL 65,535) in one statement, so they go in chunks; the head moves once.
+  const per = rowsPerStatement(AUDIT_WIDTH);
+  for (let at = 0; at < rows.length; at += per) {
+    const chunk = rows.slice(at, at + per);
+    const values = chunk.flatMap(auditValues);
+    if (type === 'postgres' && at + per >= rows.length) {
+      // The last chunk and the head move in one statement: one round trip fewer.
+      const n = values.length;
+      await m.query(`WITH ins AS (${auditInsertSql(chunk.length, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`, [...values, head.seq, head.hash, now]);
+      return;
+    }
+    await m.query(type === 'postgres' ? auditInsertSql(chunk.length, (k) => `$${k}`) : auditInsertSql(chunk.length), values);
   }
-  await m.query(auditInsertSql(rows.length), values);
   await m.query(headMoveSql(), [head.seq, head.hash, now]);
 }

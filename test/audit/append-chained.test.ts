@@ -55,6 +55,17 @@ describe.each(testDatabaseNames())('appendChained (%s)', (kind) => {
     expect(await verifyAuditChain(ctx.store.dataSource, ctx.kms)).toMatchObject({ ok: true, rows: before.length + 2 });
   });
 
+  test('a group write auditing thousands of members goes in chunks under the drivers\' parameter limits (PostgreSQL 65,535 = 5,461 rows of 12); the chain verifies', async () => {
+    const [[start, startHash]] = await head();
+    const n0 = Number(start);
+    const many = Array.from({ length: 5_500 }, (_, i) => row(i));
+    const expected = many.map((r) => ({ ...r }));
+    await append(many);
+    const prev = expectStoredAndChained((await stored()).slice(n0), expected, n0, startHash);
+    expect(await head()).toEqual([[String(n0 + many.length), prev]]);
+    expect(await verifyAuditChain(ctx.store.dataSource, ctx.kms)).toMatchObject({ ok: true, rows: n0 + many.length });
+  });
+
   test('a SCIM create whose audit insert fails in the database writes no user, keys or audit row', async () => {
     const scim = scimServiceFor(ctx);
     const body = (n: number) => ({ ...JSON.parse(ENTRA_CREATE_USER), userName: `append-chained-${n}`, externalId: `ext-${n}` });
