@@ -115,8 +115,10 @@ export function backendRoutes(deps: AppDeps): Router {
   r.use(async (req, res, next) => {
     const key = req.get('idempotency-key');
     // Only for this API's POST routes: a claim on an unknown path would never be completed or freed.
-    if (req.method !== 'POST' || key === undefined || !POST_PATHS.has(req.path)) return next();
-    const claim = await idempotency.claim(locals(res).token!.id, key, requestHash(req.method, req.path, req.body));
+    // Spelled as the router matches it (any case, one trailing slash), so `/Groups/` is `/groups`.
+    const path = req.path.toLowerCase().replace(/(.)\/$/, '$1');
+    if (req.method !== 'POST' || key === undefined || !POST_PATHS.has(path)) return next();
+    const claim = await idempotency.claim(locals(res).token!.id, key, requestHash(req.method, path, req.body));
     if (claim.kind === 'execute') {
       locals(res).idem = claim;
       return next();

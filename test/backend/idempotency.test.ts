@@ -50,6 +50,17 @@ describe.each(testDatabaseNames())('backend API Idempotency-Key (%s)', (kind) =>
     await ctx.backend.post('/public-keys/lookup', { ids: [] }).set('Idempotency-Key', 'req-3').expect(422);
   });
 
+  test('the key holds however the path is spelled (the router matches any case and a trailing slash)', async () => {
+    const body = { name: 'Spelled', members: [{ id: u.ann }] };
+    const first = await ctx.backend.post('/Groups/', body).set('Idempotency-Key', 'req-spelled').expect(201);
+    for (const path of ['/groups', '/GROUPS', '/groups/']) {
+      const again = await ctx.backend.post(path, body).set('Idempotency-Key', 'req-spelled').expect(201);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.body.id).toBe(first.body.id);
+    }
+    expect(await groupsNamed('Spelled')).toBe(1);
+  });
+
   test('two concurrent requests with one key: exactly one executes', async () => {
     const body = { name: 'Concurrent', members: [{ id: u.ann }, { id: u.bob }] };
     const results = await Promise.all(Array.from({ length: 4 }, () => create('req-4', body)));
