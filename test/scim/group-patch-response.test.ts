@@ -2,10 +2,13 @@ import { ScimQueries } from '../../scim/repositories/scim-queries';
 import { MembershipsRepository } from '../../server/repositories/groups';
 import { openAsMember } from '../backend/open';
 import { testDatabaseNames } from '../support/databases';
-import { GROUP_SCHEMA, PATCH, newUser, scimContext, type ScimTestContext } from './support';
+import { GROUP_SCHEMA, newUser, scimContext, type ScimTestContext } from './support';
+import { ENTRA_ADD_MEMBER, ENTRA_FLAG_MEMBER_ID, ENTRA_MEMBER_ID, ENTRA_REMOVE_MEMBER_FLAG, withIds } from './idp-bodies';
 
 const GKEYS = 'urn:ietf:params:scim:schemas:extension:cryptoserver:2.0:GroupKeys';
-const add = (id: string) => ({ schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: id }] }] });
+// Entra ID's own bytes (idp-bodies.ts cites the tutorial), with our user ids in place of Microsoft's.
+const add = (id: string) => JSON.parse(withIds(ENTRA_ADD_MEMBER, { [ENTRA_MEMBER_ID]: id })) as object;
+const removeByFilter = (id: string) => JSON.parse(withIds(ENTRA_REMOVE_MEMBER_FLAG, { [ENTRA_FLAG_MEMBER_ID]: id })) as object;
 
 /**
  * A successful PATCH /Groups answers 204 No Content unless the request asks for a representation
@@ -56,7 +59,7 @@ describe.each(testDatabaseNames())('PATCH /Groups response (%s)', (kind) => {
   test('a PATCH that changes nothing, and a removal with rotation, also answer 204', async () => {
     const g = await group('Unchanged', ids.slice(0, 3));
     await ctx.patch(`/Groups/${g}`, add(ids[0])).expect(204);
-    await ctx.patch(`/Groups/${g}`, { schemas: [PATCH], Operations: [{ op: 'remove', path: `members[value eq "${ids[1]}"]` }] }).expect(204);
+    await ctx.patch(`/Groups/${g}`, removeByFilter(ids[1])).expect(204);
     const after = (await ctx.get(`/Groups/${g}`).expect(200)).body;
     expect((after.members as { value: string }[]).map((m) => m.value).sort()).toEqual([ids[0], ids[2]].sort());
     expect(after[GKEYS].keyVersion).toBe(2);
