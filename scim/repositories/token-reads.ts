@@ -1,5 +1,6 @@
 import type { ApiTokenRow } from '../../entities/scim';
-import { driverOf, mysqlExecute, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
+import { batchLoader } from '../../server/repositories/batch-loader';
+import { driverOf, mysqlExecute, paddedInList, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
 import type { Store } from '../../server/repositories/store';
 
 /**
@@ -33,40 +34,25 @@ function rowOf(r: Raw): ApiTokenRow {
 }
 
 /**
- * Batched by id, at most one batch in flight: lookups that arrive while one is out wait and go
- * together in the next (they join a batch not yet sent, so each still reads what had committed
- * before it started). MariaDB compares ids without case: rows are matched to callers in lower case.
+ * Batched by id, at most one batch in flight (batch-loader.ts, serial): lookups that arrive while
+ * one is out go together in the next, a batch not yet sent, so each still reads what had committed
+ * before it started. MariaDB compares ids without case: rows are matched to callers in lower case.
  */
 export function serialBatches(read: (ids: string[]) => Promise<Raw[]>): TokenReads {
-  type Waiter = { resolve: (row: ApiTokenRow | null) => void; reject: (err: unknown) => void };
-  const pending = new Map<string, Waiter[]>();
-  let busy = false;
-  const send = () => {
-    const batch = new Map([...pending].slice(0, MAX_BATCH));
-    for (const id of batch.keys()) pending.delete(id);
-    busy = true;
-    read([...batch.keys()])
-      .then(
-        (raws) => {
-          const rows = new Map(raws.map((r) => [String(r.id).toLowerCase(), rowOf(r)]));
-          for (const [id, waiters] of batch) for (const w of waiters) w.resolve(rows.get(id.toLowerCase()) ?? null);
-        },
-        (err: unknown) => {
-          for (const waiters of batch.values()) for (const w of waiters) w.reject(err);
-        },
-      )
-      .finally(() => {
-        busy = false;
-        if (pending.size > 0) send();
-      });
-  };
-  return (id) =>
-    new Promise((resolve, reject) => {
-      const waiters = pending.get(id);
-      if (waiters) return void waiters.push({ resolve, reject });
-      pending.set(id, [{ resolve, reject }]);
-      if (!busy && pending.size === 1) setImmediate(() => !busy && pending.size > 0 && send());
-    });
+  const load = batchLoader<string, ApiTokenRow>(
+    async (ids) => {
+      const rows = new Map((await read(ids)).map((r) => [String(r.id).toLowerCase(), rowOf(r)]));
+      const found = new Map<string, ApiTokenRow>();
+      for (const id of ids) {
+        const row = rows.get(id.toLowerCase());
+        if (row) found.set(id, row);
+      }
+      return found;
+    },
+    MAX_BATCH,
+    { serial: true },
+  );
+  return async (id) => (await load(id)) ?? null;
 }
 
 /**
@@ -104,10 +90,8 @@ function build(store: Store): TokenReads {
     return serialBatches((ids) => pgQuery(pg, { name: 'cs_token_reads_any', text, values: [ids] }));
   }
   const pool = mysql!;
-  // Prepared per arity: batches are padded (repeating an id) to a power of two.
-  const findIn = (n: number) => `SELECT ${COLUMNS} FROM api_tokens WHERE id IN (${Array(n).fill('?').join(', ')})`;
   return serialBatches(async (ids) => {
-    const n = 2 ** Math.ceil(Math.log2(ids.length));
-    return (await mysqlExecute(pool, findIn(n), [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)])) as Raw[];
+    const { placeholders, values } = paddedInList(ids);
+    return (await mysqlExecute(pool, `SELECT ${COLUMNS} FROM api_tokens WHERE id IN (${placeholders})`, values)) as Raw[];
   });
 }

@@ -4,6 +4,7 @@ import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
 import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
+import { paddedInList } from './raw-driver';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
 /**
@@ -202,13 +203,10 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
   const run = (sql: string, values: unknown[]) =>
     new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
-  // Prepared per arity: batches are padded (repeating an id) to a power of two, so a handful of
-  // statements cover every batch size.
-  const findIn = (n: number) => `${USER_KEYS_SELECT} WHERE u.id IN (${Array(n).fill('?').join(', ')})`;
   return {
     userWithKeys: batchedUserReads(async (ids) => {
-      const n = 2 ** Math.ceil(Math.log2(ids.length));
-      return (await run(findIn(n), [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)])) as Raw[];
+      const { placeholders, values } = paddedInList(ids);
+      return (await run(`${USER_KEYS_SELECT} WHERE u.id IN (${placeholders})`, values)) as Raw[];
     }, (id) => id.toLowerCase()),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;

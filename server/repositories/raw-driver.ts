@@ -64,3 +64,12 @@ export function perStore<T>(build: (store: Store) => T): (store: Store) => T {
     return v;
   };
 }
+
+/**
+ * `IN (?, …)` over ids for MariaDB's prepared statements, padded (repeating the first id) to a power
+ * of two, so a handful of statements cover every batch size.
+ */
+export function paddedInList(ids: readonly string[]): { placeholders: string; values: string[] } {
+  const n = 2 ** Math.ceil(Math.log2(ids.length));
+  return { placeholders: Array(n).fill('?').join(', '), values: [...ids, ...Array<string>(n - ids.length).fill(ids[0]!)] };
+}
