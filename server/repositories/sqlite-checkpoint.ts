@@ -40,7 +40,7 @@ const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
 const checkpoint = () => {
   const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-  parentPort.postMessage({ log: r.log, checkpointed: r.checkpointed });
+  if (workerData.report) parentPort.postMessage({ log: r.log, checkpointed: r.checkpointed });
 };
 // A checkpoint that fails (the file locked by another process) is tried again at the next tick;
 // meanwhile the writer's own automatic checkpoint bounds the WAL.
@@ -62,7 +62,8 @@ interface Pragmas {
 export function startCheckpointer(path: string, writer: Pragmas, o: CheckpointerOptions = {}): Checkpointer {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { path, module: require.resolve('better-sqlite3'), intervalMs: o.intervalMs ?? 100 },
+    // Results cross threads only for a listener: otherwise ten messages a second for nobody.
+    workerData: { path, module: require.resolve('better-sqlite3'), intervalMs: o.intervalMs ?? 100, report: o.onCheckpoint !== undefined },
   });
   worker.unref(); // never what keeps the process alive
   writer.pragma(`wal_autocheckpoint = ${o.writerPages ?? 4000}`);
