@@ -4,7 +4,7 @@ import type { OpContext } from '../server/keys/types';
 import { selectAttributes, type AttributeSelection } from './attributes';
 import { SCIM_CONTENT_TYPE, ScimError } from './errors';
 import type { UserKeysRow } from '../entities';
-import type { ListedUser } from './resources';
+import { userGroupsValue, userKeysValue, type ListedUser } from './resources';
 import type { ListParams, ListResult, UserPage } from './service';
 import { DEFAULT_COUNT, ENTERPRISE_USER_SCHEMA, GROUP_KEYS_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE_SCHEMA, MAX_COUNT, USER_KEYS_SCHEMA, USER_SCHEMA } from './schemas';
 
@@ -154,10 +154,8 @@ export function shapedUser(row: ListedUser, keys: UserKeysRow | undefined, group
   const profile = JSON.parse(row.scimAttributes || '{}') as Json;
   // userResource's overrides: the columns win over the stored profile; groups and keys only when there are some.
   const externalId = row.externalId !== null ? row.externalId : profile.externalId;
-  const groupList = groups && groups.length ? groups.map((g) => ({ value: g.groupId, display: g.display, $ref: `${basepath}/Groups/${g.groupId}`, type: 'direct' })) : profile.groups;
-  const keyExt = keys
-    ? { keyAlgorithm: keys.keyAlg, publicKeyJwk: keys.publicJwk, encryptedPrivateKey: keys.privateJwe, wrappedPasswordKey: keys.wrappedPasswordKey, kekUri: keys.kekUri }
-    : profile[USER_KEYS_SCHEMA];
+  const groupList = userGroupsValue(groups, basepath) ?? profile.groups;
+  const keyExt = keys ? userKeysValue(keys) : profile[USER_KEYS_SCHEMA];
   const schemas = [USER_SCHEMA];
   if (profile[ENTERPRISE_USER_SCHEMA] !== undefined) schemas.push(ENTERPRISE_USER_SCHEMA);
   if (keyExt !== undefined) schemas.push(USER_KEYS_SCHEMA);

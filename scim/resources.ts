@@ -52,27 +52,28 @@ export function projectUser(resource: Json): UserProjection {
   };
 }
 
+/** A user's groups as the resource lists them (none: undefined, so a stored profile's own list stands). */
+export function userGroupsValue(groups: { groupId: string; display: string }[] | undefined, basepath: string): Json[] | undefined {
+  return groups && groups.length ? groups.map((g) => ({ value: g.groupId, display: g.display, $ref: `${basepath}/Groups/${g.groupId}`, type: 'direct' })) : undefined;
+}
+
+/** The cryptoserver UserKeys extension of a user with keys. */
+export function userKeysValue(keys: UserKeysRow): Json {
+  return { keyAlgorithm: keys.keyAlg, publicKeyJwk: keys.publicJwk, encryptedPrivateKey: keys.privateJwe, wrappedPasswordKey: keys.wrappedPasswordKey, kekUri: keys.kekUri };
+}
+
 export function userResource(row: ListedUser, keys: UserKeysRow | undefined, groups?: { groupId: string; display: string }[], basepath = ''): Json {
   const profile = JSON.parse(row.scimAttributes || '{}') as Json;
+  const groupList = userGroupsValue(groups, basepath);
   return {
     ...profile,
     id: row.id,
     userName: row.userName,
     ...(row.externalId !== null ? { externalId: row.externalId } : {}),
     active: Boolean(row.active),
-    ...(groups && groups.length ? { groups: groups.map((g) => ({ value: g.groupId, display: g.display, $ref: `${basepath}/Groups/${g.groupId}`, type: 'direct' })) } : {}),
+    ...(groupList ? { groups: groupList } : {}),
     meta: { resourceType: 'User', created: row.createdAt, lastModified: row.updatedAt, version: `W/"${row.version}"` },
-    ...(keys
-      ? {
-          [USER_KEYS_SCHEMA]: {
-            keyAlgorithm: keys.keyAlg,
-            publicKeyJwk: keys.publicJwk,
-            encryptedPrivateKey: keys.privateJwe,
-            wrappedPasswordKey: keys.wrappedPasswordKey,
-            kekUri: keys.kekUri,
-          },
-        }
-      : {}),
+    ...(keys ? { [USER_KEYS_SCHEMA]: userKeysValue(keys) } : {}),
   };
 }
 
