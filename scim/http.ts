@@ -12,7 +12,7 @@ type Json = Record<string, unknown>;
 
 /**
  * Sent without Express's body-hash ETag: ServiceProviderConfig says `etag: {supported: false}`, the
- * responses are `no-store`, and hashing a 100-user page (≈170 KB of SHA-1) was a tenth of its CPU.
+ * responses are `no-store`, yet Express hashed every body (SHA-1 over a 100-user page, ≈4 % of its CPU).
  */
 export function sendScim(res: Response, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
