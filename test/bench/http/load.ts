@@ -1,5 +1,8 @@
 import { join } from 'node:path';
 import { runNode, treeCpuMs, treeRss } from './processes';
+import { wrkLoad } from './wrk-load';
+
+export type Generator = 'autocannon' | 'wrk';
 
 /** What the load generator process is asked to do. */
 export interface LoadSpec {
@@ -15,6 +18,11 @@ export interface LoadSpec {
   rate?: number;
   /** With `rate`: evenly spaced, open-loop requests (paced-load.ts) instead of autocannon's per-second bursts. */
   paced?: boolean;
+  /**
+   * Who sends a closed-loop load (default autocannon). wrk (wrk-load.ts) only for loads without
+   * `rate` or `maxRequests`: those stay on the Node generators, which pace and count requests.
+   */
+  generator?: Generator;
   timeoutSeconds?: number;
   /** Requests cycle through these; `{{seq}}` in a path or body becomes `<runId>-<request number>`. */
   variants: { path: string; body?: string }[];
@@ -30,8 +38,10 @@ export interface LoadResult {
   p50ms: number;
   p99ms: number;
   maxms: number;
-  /** Every 2xx response time, ms, sorted. */
+  /** Every 2xx response time, ms, sorted (empty from wrk, which reports percentiles only). */
   latencies: number[];
+  /** CPU time the load generator process used per answered request, ms. */
+  generatorCpuMsPerRequest?: number;
   /** Highest resident memory of the target process tree seen while the load ran, bytes. */
   rssBytes?: number;
   /** CPU time the target process tree used per answered request (2xx or not), ms. */
@@ -65,8 +75,7 @@ export async function runLoad(spec: LoadSpec, targetPid?: number): Promise<LoadR
   const cpuBefore = targetPid ? treeCpuMs(targetPid) : 0;
   const sampler = targetPid ? setInterval(() => (rss = Math.max(rss, treeRss(targetPid))), 250) : undefined;
   try {
-    const out = await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec));
-    const result = JSON.parse(out) as LoadResult;
+    const result = spec.generator === 'wrk' && !spec.rate && !spec.maxRequests ? await wrkLoad(spec) : (JSON.parse(await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec))) as LoadResult);
     if (!targetPid) return result;
     const answered = result.ok + result.failed;
     return { ...result, rssBytes: Math.max(rss, treeRss(targetPid)), cpuMsPerRequest: answered ? (treeCpuMs(targetPid) - cpuBefore) / answered : undefined };
