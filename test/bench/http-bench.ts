@@ -290,6 +290,9 @@ function coresBusy(r: LoadResult): string {
   const cores = (msPerRequest?: number) => (msPerRequest === undefined ? undefined : (msPerRequest * (r.ok + r.failed)) / (r.seconds * 1000));
   const parts = [['server', cores(r.cpuMsPerRequest)], ['generator', cores(r.generatorCpuMsPerRequest)], ['PostgreSQL', cores(r.dbCpuMsPerRequest)]] as const;
   const known = parts.filter(([, c]) => c !== undefined).map(([who, c]) => `${who} ${c!.toFixed(2)}`);
+  // With CS_WORKERS > 1: the primary (accepts connections, hands them round-robin) and each worker.
+  const each = r.cpuMsByProcess ?? [];
+  if (each.length > 1 && known[0]?.startsWith('server')) known[0] += ` (${each.map((ms) => (ms / (r.seconds * 1000)).toFixed(2)).join(' + ')})`;
   return known.length ? `cores busy: ${known.join(' + ')}` : '';
 }
 
