@@ -40,6 +40,8 @@ export interface HttpBenchOptions {
   auditChain?: 'on' | 'off';
   /** Load generator of the closed-loop rows (paced and per-operation rows keep the Node generators). */
   generator: Generator;
+  /** Connections of the key API rows (each worker batches the requests in flight on its own). */
+  keyApiConnections: number;
 }
 
 interface Row {
@@ -124,8 +126,8 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const json = { 'content-type': 'application/json' };
   const unwrap = (rate?: number, paced?: boolean) =>
     [
-      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
-      spec(limit.url, { method: 'POST', headers: json, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
+      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: o.keyApiConnections, rate, paced, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
+      spec(limit.url, { method: 'POST', headers: json, connections: o.keyApiConnections, rate, paced, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
     ] as const;
   await pair('POST /api/keys/password-key/unwrap', ...unwrap());
   // The issue's latency goal is stated at a fixed offered rate, not at saturation.
@@ -338,6 +340,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     .option('--only <regex>', 'only the scenarios whose path matches (case-insensitive), e.g. "POST /Users|filter"', scenarioPattern)
     .option('--key-api-only', 'only the key API rows (skips SCIM and the user seeding)')
+    .option('--key-api-connections <n>', 'connections of the key API rows (with --workers: split over the workers)', positive, 16)
     .option('--audit-chain <on|off>', 'CS_AUDIT_CHAIN of the measured server (compare the key API with and without audit hashing)', (v: string) => {
       if (v !== 'on' && v !== 'off') throw new InvalidArgumentError('must be on or off');
       return v;
@@ -350,7 +353,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off'; generator: Generator }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off'; generator: Generator; keyApiConnections: number }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -367,6 +370,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     keyApiOnly: opts.keyApiOnly === true,
     auditChain: opts.auditChain,
     generator: opts.generator,
+    keyApiConnections: opts.keyApiConnections,
   };
 }
 
