@@ -5,16 +5,17 @@ import { readdirSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createScimToken, startCryptoServer, type BenchDatabase, type RunningServer } from './http/crypto-server';
-import { combine, runLoad, type LoadResult, type LoadSpec } from './http/load';
+import { combine, runLoad, type Generator, type LoadResult, type LoadSpec } from './http/load';
 import { databaseWork, databaseWorkDelta, startNode, type Started } from './http/processes';
 import { entraAddMember, entraCreateUser, entraRemoveMember, entraRemoveMemberByFilter, entraUserByName, groupWithMembers, SCIM_JSON } from './http/scim-requests';
 import { signIn } from './http/sign-in';
 import { summarizeProfiles } from './http/profile-summary';
+import { WRK, wrkAvailable } from './http/wrk-load';
 
 /**
  * `npm run bench:http` (or `npm run bench -- http`): hot paths measured from outside (issue 10).
  * The built server runs as its own process, a bare node:http limit server as another, and the
- * load generator (autocannon) as a third; each scenario drives Crypto Server and then the limit
+ * load generator (autocannon or wrk) as a third; each scenario drives Crypto Server and then the limit
  * with the same connections and duration. Prints figures; asserts nothing.
  */
 export interface HttpBenchOptions {
@@ -37,6 +38,10 @@ export interface HttpBenchOptions {
   keyApiOnly?: boolean;
   /** CS_AUDIT_CHAIN of the measured server: the key API with and without audit hashing. */
   auditChain?: 'on' | 'off';
+  /** Load generator of the closed-loop rows (paced and per-operation rows keep the Node generators). */
+  generator: Generator;
+  /** Connections of the key API rows (each worker batches the requests in flight on its own). */
+  keyApiConnections: number;
 }
 
 interface Row {
@@ -54,7 +59,7 @@ const MIN_OPS = 5;
 export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   // The load average says how much else ran on the machine: figures taken under load are indicative.
   console.log(`# Crypto Server HTTP benchmark — node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), load average ${loadavg()[0]!.toFixed(1)}, ${new Date().toISOString()}`);
-  console.log(`# ${o.workers} server worker process(es) (CS_WORKERS); ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
+  console.log(`# ${o.workers} server worker process(es) (CS_WORKERS), load from ${o.generator}; ${o.seconds} s per scenario, ${o.users} users seeded, groups of ${o.groupSizes.join('/')} (+1 member), remove 1 of ${o.removeFrom}`);
   // Ctrl-C mid-run still stops what was started and drops the temporary database and directories.
   const cleanups = new Set<() => Promise<void>>();
   const onSignal = () => void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
@@ -67,7 +72,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
       const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers, env: o.auditChain ? { CS_AUDIT_CHAIN: o.auditChain } : undefined });
       cleanups.add(server.close);
       try {
-        printTable(database, server, await scenarios(server, limit, o));
+        printTable(database, server, o.generator, await scenarios(server, limit, o));
       } finally {
         cleanups.delete(server.close);
         await server.close();
@@ -87,7 +92,7 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const scimHeaders = { authorization: `Bearer ${await createScimToken(server)}`, 'content-type': SCIM_JSON };
   const scimBase = `${server.url}/scim/v2`;
   const rows: Row[] = [];
-  const spec = (url: string, s: Omit<LoadSpec, 'url' | 'runId'>): LoadSpec => ({ url, runId, ...s });
+  const spec = (url: string, s: Omit<LoadSpec, 'url' | 'runId'>): LoadSpec => ({ url, runId, generator: o.generator, ...s });
   /** Warm-up, then Crypto Server, then the limit: same connections, same duration, back to back. */
   const pair = async (path: string, cs: LoadSpec, lim?: LoadSpec): Promise<void> => {
     if (o.only && !o.only.test(path)) return;
@@ -121,8 +126,8 @@ async function scenarios(server: RunningServer, limit: Started, o: HttpBenchOpti
   const json = { 'content-type': 'application/json' };
   const unwrap = (rate?: number, paced?: boolean) =>
     [
-      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
-      spec(limit.url, { method: 'POST', headers: json, connections: 16, rate, paced, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
+      spec(server.url, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, connections: o.keyApiConnections, rate, paced, seconds: o.seconds, variants: [{ path: '/api/keys/password-key/unwrap', body: JSON.stringify({ wrappedPasswordKey }) }] }),
+      spec(limit.url, { method: 'POST', headers: json, connections: o.keyApiConnections, rate, paced, seconds: o.seconds, variants: [{ path: '/unwrap', body: JSON.stringify(limitBlob) }] }),
     ] as const;
   await pair('POST /api/keys/password-key/unwrap', ...unwrap());
   // The issue's latency goal is stated at a fixed offered rate, not at saturation.
@@ -264,8 +269,8 @@ function progress(r: Row): void {
   console.error(`  ${r.path}: ${r.cs.rps.toFixed(0)} req/s, p99 ${ms(r.cs.p99ms)} ms${cpu}${r.limit ? `; limit ${r.limit.rps.toFixed(0)} req/s` : ''}`);
 }
 
-function printTable(database: BenchDatabase, server: RunningServer, rows: Row[]): void {
-  console.log(`\n## Crypto Server (${database}, local KEK, pid ${server.process.pid}) vs the bare node:http limit, load from a separate autocannon process`);
+function printTable(database: BenchDatabase, server: RunningServer, generator: Generator, rows: Row[]): void {
+  console.log(`\n## Crypto Server (${database}, local KEK, pid ${server.process.pid}) vs the bare node:http limit, load from a separate ${generator} process (paced and one-in-flight rows: the Node generators)`);
   console.log('| path | connections | Crypto Server req/s | p50 ms | p99 ms | limit req/s | limit p50 / p99 ms | ratio | server RSS MB | n | notes |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of rows) {
@@ -274,10 +279,23 @@ function printTable(database: BenchDatabase, server: RunningServer, rows: Row[])
       r.cs.cpuMsPerRequest === undefined ? '' : `server CPU ${r.cs.cpuMsPerRequest.toFixed(2)} ms/request`,
       r.cs.dbCpuMsPerRequest === undefined ? '' : `PostgreSQL backends ${r.cs.dbCpuMsPerRequest.toFixed(2)} ms/request`,
       r.cs.dbCommitsPerRequest === undefined ? '' : `${r.cs.dbCommitsPerRequest.toFixed(2)} transactions/request (reads included)`,
+      r.cs.generatorCpuMsPerRequest === undefined ? '' : `load generator ${r.cs.generatorCpuMsPerRequest.toFixed(3)} ms/request`,
+      coresBusy(r.cs),
     ].filter(Boolean).join(', ');
     const notes = [cpu, failures(r.cs), r.limit ? failures(r.limit) && `limit: ${failures(r.limit)}` : '', r.note ?? ''].filter(Boolean).join('; ');
     console.log(`| ${r.path} | ${r.connections} | ${r.cs.rps.toFixed(r.cs.rps < 10 ? 1 : 0)} | ${ms(r.cs.p50ms)} | ${ms(r.cs.p99ms)} | ${limit} | ${mb(r.cs.rssBytes)} | ${r.cs.ok} | ${notes} |`);
   }
+}
+
+/** How many cores each process kept busy over the run: on a 2-core machine, what a second worker could have had. */
+function coresBusy(r: LoadResult): string {
+  const cores = (msPerRequest?: number) => (msPerRequest === undefined ? undefined : (msPerRequest * (r.ok + r.failed)) / (r.seconds * 1000));
+  const parts = [['server', cores(r.cpuMsPerRequest)], ['generator', cores(r.generatorCpuMsPerRequest)], ['PostgreSQL', cores(r.dbCpuMsPerRequest)]] as const;
+  const known = parts.filter(([, c]) => c !== undefined).map(([who, c]) => `${who} ${c!.toFixed(2)}`);
+  // With CS_WORKERS > 1: the primary (accepts connections, hands them round-robin) and each worker.
+  const each = r.cpuMsByProcess ?? [];
+  if (each.length > 1 && known[0]?.startsWith('server')) known[0] += ` (${each.map((ms) => (ms / (r.seconds * 1000)).toFixed(2)).join(' + ')})`;
+  return known.length ? `cores busy: ${known.join(' + ')}` : '';
 }
 
 /**
@@ -312,7 +330,7 @@ function scenarioPattern(v: string): RegExp {
 /** Parses `http [options]` arguments (after `npm run bench --`). */
 export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
   const program = new Command('bench:http')
-    .description('hot paths measured from outside: built server, bare limit server and autocannon in separate processes')
+    .description('hot paths measured from outside: built server, bare limit server and the load generator in separate processes')
     .option('--db <list>', 'databases, comma-separated: sqlite, postgres', 'sqlite')
     .option('--seconds <n>', 'measured seconds per scenario', positive)
     .option('--users <n>', 'users seeded for the filter and group scenarios', positive)
@@ -322,14 +340,20 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     .option('--workers <n>', 'server worker processes (CS_WORKERS)', positive, 1)
     .option('--only <regex>', 'only the scenarios whose path matches (case-insensitive), e.g. "POST /Users|filter"', scenarioPattern)
     .option('--key-api-only', 'only the key API rows (skips SCIM and the user seeding)')
+    .option('--key-api-connections <n>', 'connections of the key API rows (with --workers: split over the workers)', positive, 16)
     .option('--audit-chain <on|off>', 'CS_AUDIT_CHAIN of the measured server (compare the key API with and without audit hashing)', (v: string) => {
       if (v !== 'on' && v !== 'off') throw new InvalidArgumentError('must be on or off');
       return v;
     })
+    .option('--generator <autocannon|wrk>', `load generator of the closed-loop rows: autocannon (Node) or wrk (C, ${WRK}; far less CPU per request)`, (v: string) => {
+      if (v !== 'autocannon' && v !== 'wrk') throw new InvalidArgumentError('must be autocannon or wrk');
+      if (v === 'wrk' && !wrkAvailable()) throw new InvalidArgumentError(`wrk is not installed (${WRK}; Debian/Ubuntu: apt-get install wrk)`);
+      return v;
+    }, 'autocannon')
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off' }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off'; generator: Generator; keyApiConnections: number }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -345,6 +369,8 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     only: opts.only,
     keyApiOnly: opts.keyApiOnly === true,
     auditChain: opts.auditChain,
+    generator: opts.generator,
+    keyApiConnections: opts.keyApiConnections,
   };
 }
 

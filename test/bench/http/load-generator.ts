@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { summarize, type LoadSpec } from './load';
+import { summarize, type LoadResult, type LoadSpec } from './load';
 import { pacedLoad } from './paced-load';
 
 /**
@@ -12,7 +12,14 @@ async function main(): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const spec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LoadSpec;
-  if (spec.paced && spec.rate) return void process.stdout.write(JSON.stringify(await pacedLoad(spec)));
+  const cpu = process.cpuUsage();
+  const print = (r: LoadResult) => {
+    const used = process.cpuUsage(cpu);
+    const answered = r.ok + r.failed;
+    const generatorCpuMsPerRequest = answered ? (used.user + used.system) / 1000 / answered : undefined;
+    process.stdout.write(JSON.stringify({ ...r, generatorCpuMsPerRequest }));
+  };
+  if (spec.paced && spec.rate) return print(await pacedLoad(spec));
   let i = 0;
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
@@ -43,11 +50,10 @@ async function main(): Promise<void> {
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
     });
   });
-  const out = summarize(
+  print(summarize(
     latencies.map((l) => Math.round(l * 1000) / 1000),
     { failed: result.non2xx + result.errors + result.timeouts, statuses, seconds: result.duration },
-  );
-  process.stdout.write(JSON.stringify(out));
+  ));
 }
 
 main().catch((err: unknown) => {

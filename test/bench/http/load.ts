@@ -1,5 +1,8 @@
 import { join } from 'node:path';
-import { runNode, treeCpuMs, treeRss } from './processes';
+import { runNode, treeCpuMsByProcess, treeRss } from './processes';
+import { wrkLoad } from './wrk-load';
+
+export type Generator = 'autocannon' | 'wrk';
 
 /** What the load generator process is asked to do. */
 export interface LoadSpec {
@@ -15,6 +18,11 @@ export interface LoadSpec {
   rate?: number;
   /** With `rate`: evenly spaced, open-loop requests (paced-load.ts) instead of autocannon's per-second bursts. */
   paced?: boolean;
+  /**
+   * Who sends a closed-loop load (default autocannon). wrk (wrk-load.ts) only for loads without
+   * `rate` or `maxRequests`: those stay on the Node generators, which pace and count requests.
+   */
+  generator?: Generator;
   timeoutSeconds?: number;
   /** Requests cycle through these; `{{seq}}` in a path or body becomes `<runId>-<request number>`. */
   variants: { path: string; body?: string }[];
@@ -30,12 +38,16 @@ export interface LoadResult {
   p50ms: number;
   p99ms: number;
   maxms: number;
-  /** Every 2xx response time, ms, sorted. */
+  /** Every 2xx response time, ms, sorted (empty from wrk, which reports percentiles only). */
   latencies: number[];
+  /** CPU time the load generator process used per answered request, ms. */
+  generatorCpuMsPerRequest?: number;
   /** Highest resident memory of the target process tree seen while the load ran, bytes. */
   rssBytes?: number;
   /** CPU time the target process tree used per answered request (2xx or not), ms. */
   cpuMsPerRequest?: number;
+  /** CPU ms each process of the target tree used over the run (primary first, then workers). */
+  cpuMsByProcess?: number[];
   /** CPU time the database's PostgreSQL backends used per answered request, ms. */
   dbCpuMsPerRequest?: number;
   /** PostgreSQL transactions committed in the database (autocommit reads included) per answered request. */
@@ -62,14 +74,15 @@ export function combine(a: LoadResult, b: LoadResult): LoadResult {
 /** Runs the load generator as its own process against `spec`, sampling the RSS of `targetPid`. */
 export async function runLoad(spec: LoadSpec, targetPid?: number): Promise<LoadResult> {
   let rss = targetPid ? treeRss(targetPid) : 0;
-  const cpuBefore = targetPid ? treeCpuMs(targetPid) : 0;
+  const cpuBefore = targetPid ? treeCpuMsByProcess(targetPid) : new Map<number, number>();
   const sampler = targetPid ? setInterval(() => (rss = Math.max(rss, treeRss(targetPid))), 250) : undefined;
   try {
-    const out = await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec));
-    const result = JSON.parse(out) as LoadResult;
+    const result = spec.generator === 'wrk' && !spec.rate && !spec.maxRequests ? await wrkLoad(spec) : (JSON.parse(await runNode(join(__dirname, 'load-generator.js'), [], process.env, JSON.stringify(spec))) as LoadResult);
     if (!targetPid) return result;
     const answered = result.ok + result.failed;
-    return { ...result, rssBytes: Math.max(rss, treeRss(targetPid)), cpuMsPerRequest: answered ? (treeCpuMs(targetPid) - cpuBefore) / answered : undefined };
+    const cpuMsByProcess = [...treeCpuMsByProcess(targetPid)].map(([pid, ms]) => ms - (cpuBefore.get(pid) ?? 0));
+    const cpuMs = cpuMsByProcess.reduce((a, b) => a + b, 0);
+    return { ...result, rssBytes: Math.max(rss, treeRss(targetPid)), cpuMsPerRequest: answered ? cpuMs / answered : undefined, cpuMsByProcess };
   } finally {
     if (sampler) clearInterval(sampler);
   }

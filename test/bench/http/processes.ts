@@ -100,18 +100,25 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Sums `read(pid)` over a process and all its descendants (Linux /proc); a gone process counts 0. */
-function overTree(pid: number, read: (p: number) => number): number {
-  let total = 0;
+/** `read(pid)` of a process and each of its descendants (Linux /proc), parent first; a gone process is left out. */
+function eachInTree(pid: number, read: (p: number) => number): Map<number, number> {
+  const values = new Map<number, number>();
   const visit = (p: number) => {
     try {
-      total += read(p);
+      values.set(p, read(p));
       for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').split(/\s+/).filter(Boolean)) visit(Number(t));
     } catch {
       // the process has gone: it counts for nothing
     }
   };
   visit(pid);
+  return values;
+}
+
+/** Sums `read(pid)` over a process and all its descendants. */
+function overTree(pid: number, read: (p: number) => number): number {
+  let total = 0;
+  for (const v of eachInTree(pid, read).values()) total += v;
   return total;
 }
 
@@ -127,6 +134,11 @@ export function treeRss(pid: number): number {
  */
 export function treeCpuMs(pid: number): number {
   return overTree(pid, cpuMsOf);
+}
+
+/** CPU ms so far of each process in the tree (the server's primary, then its workers), by pid. */
+export function treeCpuMsByProcess(pid: number): Map<number, number> {
+  return eachInTree(pid, cpuMsOf);
 }
 
 function cpuMsOf(pid: number): number {
