@@ -11,8 +11,6 @@ import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } fr
 import { withMigrationLock } from './migration-lock';
 import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, sqliteLocked, type PoolSettings } from './pool-guard';
 import { connectionLost, sqliteBusy } from './db-errors';
-import { driverOf } from './raw-driver';
-import { writeWithoutBlockingOnLock } from './sqlite-lock-wait';
 
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
@@ -153,11 +151,9 @@ export class Store {
    */
   auditCommitted(e: AuditInput): Promise<void> {
     if (this.inTransaction || !this.dataSource.isInitialized) return this.writeNow((t) => t.audit.append(e));
-    this.auditBatch ??= new GroupCommit<AuditEventRow>((rows) => {
-      const sqlite = driverOf(this).sqlite;
-      // Another worker process's write lock is waited for on timers, not with the event loop stopped.
-      return sqlite ? this.inSqliteTurn(() => writeWithoutBlockingOnLock(sqlite, () => this.hot.insertAudit(rows))) : this.hot.insertAudit(rows);
-    });
+    this.auditBatch ??= new GroupCommit<AuditEventRow>((rows) =>
+      this.driver === 'better-sqlite3' ? this.inSqliteTurn(() => this.hot.insertAudit(rows)) : this.hot.insertAudit(rows),
+    );
     return this.auditBatch.add(auditRow(e));
   }
 
