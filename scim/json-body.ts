@@ -27,7 +27,10 @@ export function jsonChunks(body: unknown): Buffer[] {
   return chunks;
 }
 
-/** The Resources of a list envelope, when stringifying them one by one gives the same bytes. */
+/**
+ * The Resources of a list envelope, when stringifying them one by one gives the same bytes (a
+ * member's own toJSON would be called with '' rather than its index: none of ours reads it).
+ */
 function listResources(body: unknown): unknown[] | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.getPrototypeOf(body) !== Object.prototype) return undefined;
   const o = body as Record<string, unknown>;
