@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { OpContext } from '../server/keys/types';
 import { selectAttributes, type AttributeSelection } from './attributes';
 import { SCIM_CONTENT_TYPE, ScimError } from './errors';
+import { jsonChunks } from './json-body';
 import type { UserKeysRow } from '../entities';
 import { userGroupsValue, userKeysValue, type ListedUser } from './resources';
 import type { ListParams, ListResult, UserPage } from './service';
@@ -13,11 +14,21 @@ type Json = Record<string, unknown>;
 /**
  * Sent without Express's body-hash ETag: ServiceProviderConfig says `etag: {supported: false}`, the
  * responses are `no-store`, yet Express hashed every body (SHA-1 over a 100-user page, ≈4 % of its CPU).
+ * The body goes as UTF-8 chunks encoded once (json-body.ts), corked so that the headers and every
+ * chunk leave in one writev.
  */
 export function sendScim(res: Response, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.status(status).type(SCIM_CONTENT_TYPE).setHeader('Content-Length', Buffer.byteLength(payload));
-  res.end(payload);
+  const chunks = jsonChunks(body);
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  res.status(status).type(SCIM_CONTENT_TYPE).setHeader('Content-Length', length);
+  if (chunks.length === 1) {
+    res.end(chunks[0]);
+    return;
+  }
+  res.cork();
+  for (const c of chunks) res.write(c);
+  res.end();
 }
 
 /** Query parameters, case-insensitively (RFC 7644 §3.4.2); a repeated parameter is an error. */

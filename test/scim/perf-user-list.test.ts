@@ -2,7 +2,8 @@
  * The plain-SQL user list (scim/repositories/user-list.ts, issue 10): named filter parameters
  * become positional ones without touching quoted literals; on each database, pages (first, deep,
  * sorted either way, filtered) are the right slices of the whole list with the right total, every
- * resource carries its own keys, and values that look like SQL or parameters stay values.
+ * resource carries its own keys, and values that look like SQL or parameters stay values. On
+ * PostgreSQL a deep page and its total are one statement.
  */
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
@@ -78,6 +79,24 @@ describe.each(testDatabaseNames())('SCIM user list pages on %s', (kind) => {
     expect((await list({ startIndex: 30, count: 4 })).resources).toEqual([]);
     expect((await list({ startIndex: 30, count: 4 })).total).toBe(22);
     expect((await list({ count: 0 })).total).toBe(22);
+  });
+
+  // One round trip and one snapshot: the total cannot disagree with the page it comes with.
+  it.each([
+    ['read from the end', 18, 1],
+    ['read from the start', 5, 1],
+    // Past the end no row tells the total: it is counted on its own.
+    ['past the end', 30, 2],
+  ])('a deep page %s, with its total, takes %d statement(s) on PostgreSQL', async (_name, startIndex, statements) => {
+    const query = jest.spyOn(deps.store.dataSource.manager, 'query');
+    try {
+      const page = await list({ startIndex, count: 4 });
+      expect(page.resources.map((r) => r.id)).toEqual(live().slice(startIndex - 1, startIndex + 3));
+      expect(page.total).toBe(22);
+      if (kind === 'postgres') expect(query).toHaveBeenCalledTimes(statements);
+    } finally {
+      query.mockRestore();
+    }
   });
 
   // Pages in the first half of the list are read from its start, the others from its end.

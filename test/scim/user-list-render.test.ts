@@ -2,7 +2,8 @@
  * GET /Users renders its page straight from rows (scim/http.ts presentUserList, issue 10). It must
  * answer the same bytes as the resource path it replaced — presentList('User') over the service's
  * userResource() — for odd stored profiles (unit) and for real pages on each database: filters,
- * sorts, deep pages read from either end, attribute selection, users with groups and without keys.
+ * sorts, deep pages read from either end, attribute selection, users with groups and without keys,
+ * non-ASCII text; and its Content-Length must count the bytes sent.
  */
 import { randomBytes } from 'node:crypto';
 import { presentList, presentUserList, shape, shapedUser } from '../../scim/http';
@@ -74,6 +75,9 @@ describe.each(testDatabaseNames())('GET /Users ≡ presentList over listUsers on
       const res = await c.post('/Users', newUser(`user-${randomBytes(3).toString('hex')}-${i}@example.com`, extra)).expect(201);
       ids.push(res.body.id as string);
     }
+    // Non-ASCII text (2-, 3- and 4-byte UTF-8): Content-Length counts bytes, not characters.
+    const res = await c.post('/Users', newUser(`user-zoë-${randomBytes(3).toString('hex')}@example.com`, { displayName: 'Zoë 名前 🔑', externalId: 'ext-ü' })).expect(201);
+    ids.push(res.body.id as string);
     await c.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'Zeta', members: [{ value: ids[1] }, { value: ids[2] }] }).expect(201);
     await c.post('/Groups', { schemas: [GROUP_SCHEMA], displayName: 'alpha', members: [{ value: ids[2] }] }).expect(201);
     await c.del(`/Users/${ids[6]}`).expect(204);
@@ -113,6 +117,7 @@ describe.each(testDatabaseNames())('GET /Users ≡ presentList over listUsers on
     const res = await c.get(`/Users?${query(params, sel)}`).expect(200);
     const before = JSON.stringify(presentList('User', await service.listUsers(params), BASE, sel));
     expect(res.text).toBe(before);
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(before));
     // The same page from the rows directly, without HTTP.
     expect(JSON.stringify(presentUserList(await service.listUserPage(params), BASE, sel))).toBe(before);
   });
@@ -133,6 +138,7 @@ describe.each(testDatabaseNames())('GET /Users ≡ presentList over listUsers on
     expect(body.Resources.some((r) => Array.isArray(r.groups) && r.groups.length === 2)).toBe(true);
     expect(body.Resources.some((r) => r.externalId === undefined)).toBe(true);
     expect(body.Resources.some((r) => r[ENTERPRISE_USER_SCHEMA] !== undefined)).toBe(true);
+    expect(body.Resources.some((r) => r.displayName === 'Zoë 名前 🔑')).toBe(true);
     expect(body.Resources.map((r) => r.id)).not.toContain(ids[6]);
   });
 });
