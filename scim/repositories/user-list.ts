@@ -14,6 +14,7 @@ import type { UserKeysRow } from '../../entities';
 import type { SqlCondition, SqlDialect } from '../filter-sql';
 import type { ListedUser } from '../resources';
 import { truthy, userKeysRowOf } from '../../server/repositories/hot-queries';
+import { pgQuery, pgStatementName, type PgPool } from '../../server/repositories/raw-driver';
 
 export interface UserListQuery {
   where?: SqlCondition;
@@ -84,6 +85,22 @@ function userOf(r: Raw): ListedUser {
   };
 }
 
+/**
+ * The list's reads. On PostgreSQL outside a transaction, the first page and the count go to the
+ * pool as named statements (raw-driver.ts pgStatementName): planning a filter page cost PostgreSQL
+ * more than running it, on every request. Deep pages stay unnamed: their LIMIT/OFFSET values steer
+ * the plan, which a generic plan would not see.
+ */
+function reads(m: EntityManager, dialect: SqlDialect) {
+  const pool = dialect === 'postgres' && !m.queryRunner ? (m.connection.driver as unknown as { master: PgPool }).master : undefined;
+  const plain = async (sql: string, values: unknown[]) => (await m.query(sql, values)) as Raw[];
+  const named = (sql: string, values: unknown[]) => {
+    const name = pool && pgStatementName(sql);
+    return name ? pgQuery(pool!, { name, text: sql, values }) : plain(sql, values);
+  };
+  return { plain, named };
+}
+
 /** The total when the page itself tells it (a page neither full nor empty ends the list). */
 export function knownTotal(q: { startIndex: number; count: number }, rows: number): number | undefined {
   if (q.count > 0 && rows > 0 && rows < q.count) return q.startIndex - 1 + rows;
@@ -94,9 +111,10 @@ export function knownTotal(q: { startIndex: number; count: number }, rows: numbe
 /** A page of users with their keys; on PostgreSQL with their groups too (otherwise `groups` is undefined: ask groupsOf). */
 export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: UserListQuery): Promise<{ total: number; rows: ListedUser[]; keys: Map<string, UserKeysRow>; groups?: UserGroups }> {
   const COLUMNS = dialect === 'postgres' ? `${KEYED}, ${PG_GROUPS}` : KEYED;
+  const query = reads(m, dialect);
   const countValues: unknown[] = [];
   const countWhere = q.where ? ` AND ${positional(q.where.sql, q.where.params, dialect, countValues)}` : '';
-  const count = async () => Number(((await m.query(`SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${countWhere}`, countValues)) as Raw[])[0]?.n ?? 0);
+  const count = async () => Number((await query.named(`SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${countWhere}`, countValues))[0]?.n ?? 0);
   const none = () => ({ rows: [], keys: new Map(), groups: dialect === 'postgres' ? new Map() : undefined });
   if (q.count <= 0) return { total: await count(), ...none() };
 
@@ -115,7 +133,7 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
     // Unfiltered lists are full pages until the end: on a pool, count beside the page.
     const early = !q.where && dialect !== 'sqlite' ? count() : undefined;
     early?.catch(() => undefined);
-    raw = (await m.query(`SELECT ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE ${LIVE}${where} ORDER BY ${order} ${limit}`, values)) as Raw[];
+    raw = await query.named(`SELECT ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE ${LIVE}${where} ORDER BY ${order} ${limit}`, values);
     total = knownTotal(q, raw.length) ?? (await (early ?? count()));
   } else {
     // A deep page: it needs the total, and a page in the second half of the list is read walking the
@@ -130,7 +148,7 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
       const fromEnd = `GREATEST(${counted} - ${start} - ${n}, 0)`;
       // A CASE runs only the branch it takes: the other ids subquery is never executed.
       const pageIds = `CASE WHEN ${fromEnd} < ${start} THEN ARRAY(${ids(true, `LIMIT GREATEST(LEAST(${n}, ${counted} - ${start}), 0) OFFSET ${fromEnd}`)}) ELSE ARRAY(${ids(false, `LIMIT ${n} OFFSET ${start}`)}) END`;
-      raw = (await m.query(`WITH t AS (SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${where}) SELECT ${counted} AS total_n, ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ANY(${pageIds}) ORDER BY ${order}`, values)) as Raw[];
+      raw = await query.plain(`WITH t AS (SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${where}) SELECT ${counted} AS total_n, ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ANY(${pageIds}) ORDER BY ${order}`, values);
       // An empty page (past the end) has no row to tell the total.
       total = raw.length > 0 ? Number(raw[0]!.total_n) : await count();
     } else {
@@ -141,7 +159,7 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
       const fromEnd = left - n;
       const backwards = fromEnd < skip;
       const limit = `LIMIT ${param(dialect, values, n)} OFFSET ${param(dialect, values, backwards ? fromEnd : skip)}`;
-      raw = (await m.query(`SELECT ${COLUMNS} FROM (${ids(backwards, limit)}) p JOIN users u ON u.id = p.id LEFT JOIN user_keys k ON k.user_id = u.id ORDER BY ${order}`, values)) as Raw[];
+      raw = await query.plain(`SELECT ${COLUMNS} FROM (${ids(backwards, limit)}) p JOIN users u ON u.id = p.id LEFT JOIN user_keys k ON k.user_id = u.id ORDER BY ${order}`, values);
     }
   }
   const rows = raw.map(userOf);

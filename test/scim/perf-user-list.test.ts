@@ -89,13 +89,44 @@ describe.each(testDatabaseNames())('SCIM user list pages on %s', (kind) => {
     ['past the end', 30, 2],
   ])('a deep page %s, with its total, takes %d statement(s) on PostgreSQL', async (_name, startIndex, statements) => {
     const query = jest.spyOn(deps.store.dataSource.manager, 'query');
+    const pool = kind === 'postgres' ? jest.spyOn(pgPool(), 'query') : undefined;
     try {
       const page = await list({ startIndex, count: 4 });
       expect(page.resources.map((r) => r.id)).toEqual(live().slice(startIndex - 1, startIndex + 3));
       expect(page.total).toBe(22);
-      if (kind === 'postgres') expect(query).toHaveBeenCalledTimes(statements);
+      if (kind === 'postgres') expect(query.mock.calls.length + pool!.mock.calls.length).toBe(statements);
     } finally {
       query.mockRestore();
+      pool?.mockRestore();
+    }
+  });
+
+  const pgPool = () => (deps.store.dataSource.driver as unknown as { master: { query: (q: { name?: string; text: string }) => Promise<unknown> } }).master;
+
+  // Planning a filter page cost PostgreSQL more than running it: each text is planned once per connection.
+  it('on PostgreSQL a filtered first page and its count run as named statements, the same name for the same shape', async () => {
+    if (kind !== 'postgres') return;
+    const pool = jest.spyOn(pgPool(), 'query');
+    try {
+      for (const i of [2, 9]) {
+        const page = await list({ filter: `userName eq "${names[i]}"` });
+        expect(page.resources.map((r) => r.id)).toEqual([ids[i]]);
+        expect(page.total).toBe(1);
+      }
+      // A full filtered page needs its count as well.
+      const active = live().filter((id) => ids.indexOf(id) % 3 !== 0);
+      const full = await list({ filter: 'active eq true', count: 3 });
+      expect(full.resources.map((r) => r.id)).toEqual(active.slice(0, 3));
+      expect(full.total).toBe(active.length);
+      const calls = pool.mock.calls.map(([q]) => q);
+      expect(calls).toHaveLength(4);
+      for (const q of calls) expect(q.name).toMatch(/^cs_q_[0-9a-f]{24}$/);
+      expect(calls[0]!.name).toBe(calls[1]!.name);
+      expect(calls[1]!.text).toBe(calls[0]!.text);
+      expect(new Set(calls.map((q) => q.name)).size).toBe(3);
+      expect(calls[3]!.text).toMatch(/^SELECT COUNT\(\*\)/);
+    } finally {
+      pool.mockRestore();
     }
   });
 
