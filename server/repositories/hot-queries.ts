@@ -162,8 +162,24 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   };
 }
 
+/** Batches up to this size insert through a named statement each (at most this many per connection). */
+const NAMED_AUDIT_BATCHES = 32;
+
 function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   const findSql = `${USER_KEYS_SELECT} WHERE u.id = ANY($1::varchar[])`;
+  // One statement per batch size: the insert of n rows and the head move. Small batches (the common
+  // ones) are named, so each connection parses and plans them once instead of on every commit.
+  const insertSql = new Map<number, { name?: string; text: string }>();
+  const insertAndMove = (rows: number) => {
+    let q = insertSql.get(rows);
+    if (!q) {
+      const n = rows * AUDIT_WIDTH;
+      const text = `WITH ins AS (${auditInsertSql(rows, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`;
+      q = rows <= NAMED_AUDIT_BATCHES ? { name: `cs_hot_audit_${rows}`, text } : { text };
+      if (rows <= NAMED_AUDIT_BATCHES) insertSql.set(rows, q);
+    }
+    return q;
+  };
   return {
     userWithKeys: batchedUserReads(async (ids) => {
       try {
@@ -184,10 +200,8 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
         const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        const n = rows.length * AUDIT_WIDTH;
         await client.query({
-          text: `WITH ins AS (${auditInsertSql(rows.length, (k) => `$${k}`)} RETURNING 1)
-                 ${headMoveSql((k) => `$${n + k}`)}`,
+          ...insertAndMove(rows.length),
           values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
         });
         await client.query('COMMIT');
