@@ -6,7 +6,7 @@ import { AuditSealEntity, type AuditSealKind } from '../../entities';
 import { binding } from '../keys/binding';
 import { uniqueViolation } from '../repositories/db-errors';
 import { chainSql, readHead } from './chain-sql';
-import { verifyAuditChain } from './verify';
+import { ROWS_PER_TURN, verifyAuditChain } from './verify';
 import { newestAuthenticSeal } from './seal-newest';
 
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
@@ -77,7 +77,9 @@ export async function sealAuditHead(store: Store, kms: KmsRegistry, kekUri: stri
     if (newest.seal.hash === head.hash) return { sealed: false, seq: head.seq, hash: head.hash, reason: `already sealed at seq ${lastSealed}` };
     return { sealed: false, seq: head.seq, hash: head.hash, reason: `not sealed, the chain head's hash differs from the KMS seal at seq ${lastSealed} (rows rewritten)` };
   }
-  const check = await verifyAuditChain(ds, kms, { since: lastSealed?.toString(), through: head.seq });
+  // Pages of one turn's rows: on SQLite a page read is one synchronous step as well (1,000 rows
+  // held the event loop for 20 ms and more under load), and this runs in the serving process.
+  const check = await verifyAuditChain(ds, kms, { since: lastSealed?.toString(), through: head.seq, pageSize: ROWS_PER_TURN });
   if (!check.ok) return { sealed: false, seq: head.seq, hash: head.hash, reason: `not sealed, the chain is broken: ${check.problem}` };
   const [row] = await sql.query(`SELECT hash FROM audit_events WHERE seq = ${sql.p(1)}`, [sql.seq(head.seq)]);
   if (!row || String(row.hash) !== head.hash) return { sealed: false, seq: head.seq, hash: head.hash, reason: `not sealed, the chain head does not match the row at seq ${head.seq}` };

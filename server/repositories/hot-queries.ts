@@ -38,6 +38,8 @@ interface SqliteDb {
   pragma(p: string): unknown;
   close(): void;
   readonly open: boolean;
+  /** SQLite's autocommit flag inverted: a BEGIN (ours or TypeORM's) is open on this connection. */
+  readonly inTransaction: boolean;
 }
 type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
 
@@ -122,8 +124,8 @@ export function hotQueries(ds: DataSource): HotQueries {
 
 function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   const path = String(ds.options.database);
-  // A second, read-only connection (WAL): reads see only committed rows — never a half-done
-  // transaction open on the writer — and do not wait for the writer's queue.
+  // A second, read-only connection (WAL) for reads while a transaction is open on the writer: they
+  // see only committed rows — never that half-done transaction — and do not wait for its queue.
   let reader = writer;
   let checkpointer: Checkpointer | undefined;
   if (path !== ':memory:' && path !== '') {
@@ -133,7 +135,13 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
     // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
     checkpointer = startCheckpointer(path, writer);
   }
-  const find = reader.prepare(USER_KEYS_SQL(() => '?'));
+  const findOnWriter = writer.prepare(USER_KEYS_SQL(() => '?'));
+  const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL(() => '?'));
+  // With no transaction open, the writer sees exactly the committed rows too, and its page cache is
+  // warm: every audit commit changes the database, which empties the reader's cache on its next
+  // read (issue 10: ~47 µs per primary-key lookup on the reader). The check and the read are one
+  // synchronous step, so no BEGIN can come in between.
+  const find = (userId: string) => (writer.inTransaction ? findOnReader : findOnWriter).get(userId);
   const insert = writer.prepare(auditInsertSql(1));
   const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare(headMoveSql());
@@ -144,7 +152,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
     moveHead.run(head.seq, head.hash, new Date().toISOString());
   }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
   return {
-    userWithKeys: async (userId) => lookupOf(userId, find.get(userId)),
+    userWithKeys: async (userId) => lookupOf(userId, find(userId)),
     // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.
     insertAudit: async (rows) => insertAll.immediate(rows),
     close: async () => {
@@ -154,8 +162,24 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   };
 }
 
+/** Batches up to this size insert through a named statement each (at most this many per connection). */
+const NAMED_AUDIT_BATCHES = 32;
+
 function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   const findSql = `${USER_KEYS_SELECT} WHERE u.id = ANY($1::varchar[])`;
+  // One statement per batch size: the insert of n rows and the head move. Small batches (the common
+  // ones) are named, so each connection parses and plans them once instead of on every commit.
+  const insertSql = new Map<number, { name?: string; text: string }>();
+  const insertAndMove = (rows: number) => {
+    let q = insertSql.get(rows);
+    if (!q) {
+      const n = rows * AUDIT_WIDTH;
+      const text = `WITH ins AS (${auditInsertSql(rows, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`;
+      q = rows <= NAMED_AUDIT_BATCHES ? { name: `cs_hot_audit_${rows}`, text } : { text };
+      if (rows <= NAMED_AUDIT_BATCHES) insertSql.set(rows, q);
+    }
+    return q;
+  };
   return {
     userWithKeys: batchedUserReads(async (ids) => {
       try {
@@ -176,10 +200,8 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
         const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        const n = rows.length * AUDIT_WIDTH;
         await client.query({
-          text: `WITH ins AS (${auditInsertSql(rows.length, (k) => `$${k}`)} RETURNING 1)
-                 ${headMoveSql((k) => `$${n + k}`)}`,
+          ...insertAndMove(rows.length),
           values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
         });
         await client.query('COMMIT');

@@ -32,6 +32,19 @@ describe.each(testDatabaseNames())('hot audit insert (%s)', (kind) => {
     expect(await verifyAuditChain(ctx.store.dataSource, ctx.kms)).toMatchObject({ ok: true, rows: n0 + 12 });
   });
 
+  test('batches of many sizes, again and again and interleaved (PostgreSQL names one statement per size up to 32), chain like single rows', async () => {
+    const sizes = [1, 3, 1, 33, 3, 32, 1];
+    const batches = sizes.map((n, b) => Array.from({ length: n }, (_, i) => row(b * 40 + i)));
+    const expected = batches.flat().map((r) => ({ ...r }));
+    const [[start, startHash]] = await head();
+    const n0 = Number(start);
+    for (const batch of batches) await ctx.store.hot.insertAudit(batch);
+
+    const prev = expectStoredAndChained((await stored()).slice(n0), expected, n0, startHash);
+    expect(await head()).toEqual([[String(n0 + expected.length), prev]]);
+    expect(await verifyAuditChain(ctx.store.dataSource, ctx.kms)).toMatchObject({ ok: true, rows: n0 + expected.length });
+  });
+
   test('a batch with one bad row writes none of them and leaves the head; the next batch continues the chain', async () => {
     const before = await stored();
     const headBefore = await head();

@@ -1,0 +1,56 @@
+import { testDatabaseNames } from '../support/databases';
+import { createTestContext, type TestContext } from '../support/context';
+
+/**
+ * The key API's user read (hot-queries.ts, userWithKeys) sees committed rows only. On SQLite it
+ * reads on the writer connection when no transaction is open there (its page cache stays warm),
+ * and on the read-only connection while one is: a transaction another request has open on the
+ * writer must stay invisible until it commits.
+ */
+describe.each(testDatabaseNames())('hot user read (%s)', (kind) => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext(kind);
+  });
+  afterAll(async () => ctx?.cleanup());
+
+  const op = { actor: 'test' };
+  const read = async (id: string) => {
+    const found = await ctx.store.hot.userWithKeys(id);
+    return found && { active: found.active, hasKeys: found.keys !== null };
+  };
+
+  test('a transaction open on the writer is not seen until it commits; then it is', async () => {
+    const deactivated = (await ctx.keys.provisionUser({ userName: 'hot-read-a@example.com' }, op)).id;
+    const deleted = (await ctx.keys.provisionUser({ userName: 'hot-read-b@example.com' }, op)).id;
+
+    let inside!: () => void;
+    const changed = new Promise<void>((resolve) => (inside = resolve));
+    let commit!: () => void;
+    const held = new Promise<void>((resolve) => (commit = resolve));
+    const tx = ctx.store.transaction(async (t) => {
+      await t.users.update(deactivated, { active: false }, new Date().toISOString());
+      await t.users.delete(deleted);
+      inside();
+      await held;
+    });
+    await changed;
+    try {
+      expect(await read(deactivated)).toEqual({ active: true, hasKeys: true });
+      expect(await read(deleted)).toEqual({ active: true, hasKeys: true });
+    } finally {
+      commit();
+      await tx;
+    }
+
+    expect(await read(deactivated)).toEqual({ active: false, hasKeys: true });
+    expect(await read(deleted)).toBeNull();
+  });
+
+  test('a row committed by the audit writer is followed by reads that see it', async () => {
+    const id = (await ctx.keys.provisionUser({ userName: 'hot-read-c@example.com' }, op)).id;
+    await ctx.keys.unwrapPasswordKey(id, { actor: `user:${id}`, requestId: 'hot-read' });
+    await ctx.store.transaction((t) => t.users.update(id, { active: false }, new Date().toISOString()));
+    expect(await read(id)).toEqual({ active: false, hasKeys: true });
+  });
+});
