@@ -86,6 +86,7 @@ parentPort.on('message', () => {
   clearInterval(timer);
   tick();
   db.close();
+  parentPort.postMessage({ closed: true });
   parentPort.close();
 });
 `;
@@ -108,20 +109,27 @@ export function startCheckpointer(path: string, writer: Pragmas, o: Checkpointer
   const report = failureReport(log, writerPages, o.warnEveryMs ?? 60_000);
   let closing = false;
   let died: string | undefined;
-  const exited = new Promise<void>((resolve) =>
-    worker.once('exit', (code) => {
-      if (writer.open) writer.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT}`);
-      if (!closing) {
-        failures.inc();
-        log()?.warn({ error: died ?? `exit code ${code}` }, `SQLite checkpoint thread ended; the writer checkpoints on its own again (every ${SQLITE_DEFAULT_AUTOCHECKPOINT} pages, inside a commit)`);
-      }
-      resolve();
-    }),
-  );
-  worker.on('message', (m: { done?: { log: number; checkpointed: number }; failed?: string; recovered?: true }) => {
+  // Settled when the thread has closed its connection (or ended), not at its exit: a thread's
+  // teardown after its last statement took about a second under load (measured), a good part of
+  // serve's 5 s bound on closing.
+  let connectionClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (connectionClosed = resolve));
+  const writerDefault = () => {
+    if (writer.open) writer.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT}`);
+  };
+  worker.once('exit', (code) => {
+    writerDefault();
+    if (!closing) {
+      failures.inc();
+      log()?.warn({ error: died ?? `exit code ${code}` }, `SQLite checkpoint thread ended; the writer checkpoints on its own again (every ${SQLITE_DEFAULT_AUTOCHECKPOINT} pages, inside a commit)`);
+    }
+    connectionClosed();
+  });
+  worker.on('message', (m: { done?: { log: number; checkpointed: number }; failed?: string; recovered?: true; closed?: true }) => {
     if (m.done) o.onCheckpoint?.(m.done);
     else if (m.failed !== undefined) report.failed(m.failed);
     else if (m.recovered) report.recovered();
+    else if (m.closed) (writerDefault(), connectionClosed());
   });
   // A thread that cannot open the database ends (the exit handler gives the writer its default
   // back); the next commits checkpoint as SQLite always did.
@@ -130,7 +138,7 @@ export function startCheckpointer(path: string, writer: Pragmas, o: Checkpointer
     close: () => {
       closing = true;
       worker.postMessage('close');
-      return exited;
+      return closed;
     },
   };
 }
