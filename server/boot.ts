@@ -8,6 +8,8 @@ import type { Logger } from './log';
 import type { AppDeps } from './http/app';
 import { ConfigError } from './errors';
 import { configureAuditChain } from './audit/chain';
+import { driverOf } from './repositories/raw-driver';
+import { logCheckpointsOf } from './repositories/sqlite-checkpoint';
 
 export interface BootOptions {
   /** Tells the operator what was created or done (printed by serve). */
@@ -19,6 +21,9 @@ export interface BootOptions {
 /** Wires config → database → KMS → services. Used by `serve` and by the tests alike. */
 export async function boot(config: Readonly<Config>, log: Logger, opts: BootOptions = {}): Promise<AppDeps & { close: () => Promise<void> }> {
   const store = await openStore(config);
+  // Checkpoint failures go to the app's log (the thread is started with the hot-path statements).
+  const { sqlite } = driverOf(store);
+  if (sqlite) logCheckpointsOf(sqlite, log);
   let kms: KmsRegistry | undefined;
   try {
     // KMS first: a wrong KEK setting must stop start-up before anything touches the database.

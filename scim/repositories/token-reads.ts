@@ -8,7 +8,8 @@ import type { Store } from '../../server/repositories/store';
  * TypeORM findOneBy was a fixed cost of every request). Nothing is cached: on PostgreSQL/MariaDB
  * concurrent lookups share one statement, but a lookup only ever joins a batch not yet sent, so a
  * lookup that starts after a revocation has committed reads the revocation.
- * SQLite reads synchronously, on a read-only connection that sees only committed rows.
+ * SQLite reads synchronously, on a read-only connection that sees only committed rows (in memory,
+ * on the one connection but never inside another request's transaction).
  */
 export type TokenReads = (id: string) => Promise<ApiTokenRow | null>;
 
@@ -80,10 +81,16 @@ function build(store: Store): TokenReads {
       });
     }
     const find = reader.prepare(`SELECT ${COLUMNS} FROM api_tokens WHERE id = ?`);
-    return async (id) => {
+    const read = (id: string) => {
       const r = find.get(id);
       return r ? rowOf(r) : null;
     };
+    if (reader !== sqlite) return async (id) => read(id);
+    // In memory the reader is the writer: while another call chain's transaction is open on it, a
+    // read would see that transaction's uncommitted rows (a token it inserts and then rolls back).
+    // The check and the read are one synchronous step (no BEGIN can come between them); otherwise
+    // the read waits for the store's next turn, after that transaction has ended.
+    return async (id) => (sqlite.inTransaction && !store.inTransaction ? store.transaction(async () => read(id)) : read(id));
   }
   if (pg) {
     const text = `SELECT ${COLUMNS} FROM api_tokens WHERE id = ANY($1::varchar[])`;

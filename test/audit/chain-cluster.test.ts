@@ -1,9 +1,10 @@
 import { createPostgres } from '../support/databases';
-import { Conn, listening, oneTimeCode, provisionUser, sleep, startServe, tokenRequestBody, type ClusterProcess } from '../cluster/support';
+import { Conn, listening, oneTimeCode, provisionUser, startServe, tokenRequestBody, type ClusterProcess } from '../cluster/support';
 import { loadConfig } from '../../server/config';
 import { openStore } from '../../server/boot';
 import { buildRegistry } from '../../kms-adapters/registry';
 import { verifyAuditChain } from '../../server/audit/verify';
+import { until } from './forward-support';
 
 /**
  * Two app instances (CS_WORKERS=2: two worker processes, each with its own pool) on one
@@ -37,12 +38,16 @@ test('200 concurrent audited operations from 2 processes on PostgreSQL: the chai
   );
   expect(results.filter((r) => !r.bad).every((r) => r.status === 200)).toBe(true);
   expect(results.filter((r) => r.bad).every((r) => r.status === 401)).toBe(true);
-  await sleep(2500); // at least one more seal interval
 
   const config = loadConfig(p.env);
   const store = await openStore(config);
   const kms = await buildRegistry({ ...config.kms });
   try {
+    // A seal made after the requests (1 s interval), waited for rather than slept on: under load a
+    // fixed wait may cover no seal at all.
+    const maxSeq = async (sql: string) => Number(((await store.dataSource.query(sql)) as { n: string | null }[])[0].n ?? 0);
+    const lastOurs = await maxSeq(`SELECT max(seq) AS n FROM audit_events WHERE request_id LIKE 'chain-%'`);
+    await until('a seal covering the requests', async () => (await maxSeq(`SELECT max(seq) AS n FROM audit_seals WHERE kind = 'seal'`)) >= lastOurs);
     const rows = (await store.dataSource.query(`SELECT seq, request_id, outcome FROM audit_events ORDER BY seq`)) as { seq: string; request_id: string | null; outcome: string }[];
     expect(rows.map((r) => Number(r.seq))).toEqual(rows.map((_, i) => i + 1));
     const ours = rows.filter((r) => r.request_id?.startsWith('chain-'));

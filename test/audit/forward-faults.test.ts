@@ -19,7 +19,7 @@ import { ForwardCursorRepository } from '../../server/audit/forward-cursors';
 import { lastAuditSeq } from '../../server/audit/search';
 import { TcpProxy } from '../fault/tcp-proxy';
 import { DATABASE_FACTORIES, testDatabaseNames, type TestDatabase } from '../support/databases';
-import { recordingLog, sleep, until } from './forward-support';
+import { completeLines, recordingLog, sleep, until } from './forward-support';
 
 const ROOT = join(__dirname, '..', '..');
 const viaProxy = (url: string, port: number) => url.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${port}`);
@@ -59,13 +59,14 @@ describe.each(testDatabaseNames(['postgres', 'mariadb']))('database dropped unde
     const f = new AuditForwarder(fwdStore, [new FileSink(`file:${path}`, path)], log, { pollMs: 50, batch: 100, from: 'start', maxBackoffMs: 300 }).start();
     try {
       await audit(store, 1000, 'before');
-      await until('the first events in the file', () => existsSync(path) && readFileSync(path, 'utf8').split('\n').length > 200);
+      await until('the first events in the file', () => completeLines(path).length > 200);
       await proxy.kill();
       await audit(store, 1000, 'during');
       await until('the outage to show', () => log.lines.some((l) => l.level === 'warn'));
       await proxy.restore();
       await audit(store, 500, 'after');
-      const seqs = () => new Set(readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number }).seq));
+      // Complete lines only: a resend (at-least-once) may be mid-write when the file is read.
+      const seqs = () => new Set(completeLines(path).map((l) => (JSON.parse(l) as { seq: number }).seq));
       await until('every event in the file', () => seqs().size >= 2500, 120_000);
       expect([...seqs()].sort((a, b) => a - b)).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1));
       expect(log.lines.some((l) => l.msg === 'audit forwarding resumed')).toBe(true);

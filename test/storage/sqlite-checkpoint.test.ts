@@ -1,7 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCheckpointer, SQLITE_DEFAULT_AUTOCHECKPOINT } from '../../server/repositories/sqlite-checkpoint';
+import { register } from 'prom-client';
+import { logCheckpointsOf, startCheckpointer, SQLITE_DEFAULT_AUTOCHECKPOINT } from '../../server/repositories/sqlite-checkpoint';
+import { recordingLog, until } from '../audit/forward-support';
 import { createTestContext, type TestContext } from '../support/context';
 import { verifyAuditChain } from '../../server/audit/verify';
 
@@ -15,6 +17,7 @@ interface Db {
 }
 const Database = require('better-sqlite3') as new (path: string, o?: { readonly?: boolean }) => Db;
 const autocheckpoint = (db: Db) => db.pragma('wal_autocheckpoint', { simple: true });
+const failuresCounted = async () => (await register.getSingleMetric('crypto_server_sqlite_checkpoint_failures_total')!.get()).values[0]?.value ?? 0;
 
 /**
  * SQLite's WAL checkpoints run on a worker thread (server/repositories/sqlite-checkpoint.ts), so
@@ -62,11 +65,39 @@ describe('WAL checkpoints on a worker thread', () => {
     reader.close();
   });
 
-  test('a thread that cannot open the database ends, and the writer gets its default checkpoint back', async () => {
+  test('a checkpoint that keeps failing is counted and warned about once, not at every tick; its recovery is logged', async () => {
     const writer = walDb();
+    const log = recordingLog();
+    logCheckpointsOf(writer, log);
+    // A real SQLite failure at every checkpoint: the thread's file is not a database (SQLITE_NOTADB).
+    const broken = join(dir, 'broken.db');
+    writeFileSync(broken, Buffer.alloc(8192, 7));
+    const before = await failuresCounted();
+    const c = startCheckpointer(broken, writer, { intervalMs: 10 });
+    await until('failures counted', async () => (await failuresCounted()) >= before + 5);
+    expect(log.lines).toEqual([{ level: 'warn', obj: { error: 'SQLITE_NOTADB: file is not a database', failuresSinceLastWarning: 1 }, msg: expect.stringMatching(/checkpoint failed; the writer's own checkpoint \(every 4000 pages\) bounds the WAL/) }]);
+    // The file is fixed (an empty file is an empty database): checkpoints succeed again, one line says so.
+    truncateSync(broken, 0);
+    await until('the recovery line', () => log.lines.length > 1);
+    expect(log.lines[1]).toEqual({ level: 'info', obj: { failures: expect.any(Number) }, msg: 'SQLite WAL checkpoints succeed again' });
+    expect((log.lines[1].obj.failures as number) >= 5).toBe(true);
+    await c.close();
+    expect(log.lines).toHaveLength(2); // a requested stop is not a failure
+    writer.close();
+  });
+
+  test('a thread that cannot open the database ends: warned, counted, and the writer gets its default checkpoint back', async () => {
+    const writer = walDb();
+    const log = recordingLog();
+    logCheckpointsOf(writer, log);
+    const before = await failuresCounted();
     const c = startCheckpointer(join(dir, 'missing.db'), writer, { writerPages: 4000 });
-    await c.close(); // resolves once the thread has exited
+    expect(autocheckpoint(writer)).toBe(4000);
+    await until('the thread to end', () => log.lines.length > 0);
+    expect(log.lines).toEqual([{ level: 'warn', obj: { error: expect.stringMatching(/^SQLITE_CANTOPEN/) }, msg: expect.stringMatching(/^SQLite checkpoint thread ended; the writer checkpoints on its own again \(every 1000 pages/) }]);
     expect(autocheckpoint(writer)).toBe(SQLITE_DEFAULT_AUTOCHECKPOINT);
+    expect(await failuresCounted()).toBe(before + 1);
+    await c.close(); // resolves at once: the thread has exited
     writer.close();
   });
 });
