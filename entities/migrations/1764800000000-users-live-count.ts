@@ -11,10 +11,11 @@ export class UsersLiveCount1764800000000 implements MigrationInterface {
   name = 'UsersLiveCount1764800000000';
 
   async up(q: QueryRunner): Promise<void> {
-    if (q.connection.options.type === 'postgres') await q.query('CREATE INDEX ix_users_live_count ON users (deleted_at) WHERE deleted_at IS NULL');
+    // IF NOT EXISTS: a large installation may have built it beforehand, CONCURRENTLY (docs/operations.md).
+    if (q.connection.options.type === 'postgres') await q.query('CREATE INDEX IF NOT EXISTS ix_users_live_count ON users (deleted_at) WHERE deleted_at IS NULL');
   }
 
   async down(q: QueryRunner): Promise<void> {
-    if (q.connection.options.type === 'postgres') await q.query('DROP INDEX ix_users_live_count');
+    if (q.connection.options.type === 'postgres') await q.query('DROP INDEX IF EXISTS ix_users_live_count');
   }
 }

@@ -1,6 +1,6 @@
 import type { ApiTokenRow } from '../../entities/scim';
 import { batchLoader } from '../../server/repositories/batch-loader';
-import { driverOf, mysqlExecute, paddedInList, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
+import { committedRead, driverOf, mysqlExecute, paddedInList, perStore, pgQuery, type Raw, type SqliteCtor } from '../../server/repositories/raw-driver';
 import type { Store } from '../../server/repositories/store';
 
 /**
@@ -86,11 +86,8 @@ function build(store: Store): TokenReads {
       return r ? rowOf(r) : null;
     };
     if (reader !== sqlite) return async (id) => read(id);
-    // In memory the reader is the writer: while another call chain's transaction is open on it, a
-    // read would see that transaction's uncommitted rows (a token it inserts and then rolls back).
-    // The check and the read are one synchronous step (no BEGIN can come between them); otherwise
-    // the read waits for the store's next turn, after that transaction has ended.
-    return async (id) => (sqlite.inTransaction && !store.inTransaction ? store.transaction(async () => read(id)) : read(id));
+    // In memory the reader is the writer (a token another request inserts, then rolls back).
+    return (id) => committedRead(store, sqlite, () => read(id));
   }
   if (pg) {
     const text = `SELECT ${COLUMNS} FROM api_tokens WHERE id = ANY($1::varchar[])`;

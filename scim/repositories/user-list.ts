@@ -87,15 +87,19 @@ function userOf(r: Raw): ListedUser {
 
 /**
  * The list's reads. On PostgreSQL outside a transaction, the first page and the count go to the
- * pool as named statements (raw-driver.ts pgStatementName): planning a filter page cost PostgreSQL
- * more than running it, on every request. Deep pages stay unnamed: their LIMIT/OFFSET values steer
- * the plan, which a generic plan would not see.
+ * pool as named statements (raw-driver.ts pgStatementName): planning an `eq` filter page cost
+ * PostgreSQL more than running it, on every request. Only where the plan cannot depend on the
+ * values: after five runs PostgreSQL may keep one generic plan for a named statement, and a plan
+ * made without the pattern of a LIKE (sw, co, ew) or the bounds of a range (gt, lt, sw's prefix
+ * range) can walk every user. Deep pages stay unnamed: their LIMIT/OFFSET steer the plan.
  */
+const VALUE_STEERED = /[<>]|\bLIKE\b/i;
+
 function reads(m: EntityManager, dialect: SqlDialect) {
   const pool = dialect === 'postgres' && !m.queryRunner ? (m.connection.driver as unknown as { master: PgPool }).master : undefined;
   const plain = async (sql: string, values: unknown[]) => (await m.query(sql, values)) as Raw[];
   const named = (sql: string, values: unknown[]) => {
-    const name = pool && pgStatementName(sql);
+    const name = pool && !VALUE_STEERED.test(sql) && pgStatementName(sql);
     return name ? pgQuery(pool!, { name, text: sql, values }) : plain(sql, values);
   };
   return { plain, named };

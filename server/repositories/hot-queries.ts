@@ -4,7 +4,8 @@ import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
 import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
-import { paddedInList } from './raw-driver';
+import { committedRead, paddedInList } from './raw-driver';
+import type { Store } from './store';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
 /**
@@ -113,16 +114,16 @@ function batchedUserReads(read: (ids: string[]) => Promise<Raw[]>, norm: (id: st
 }
 
 /** Builds the hot-path statements for the data source's driver (initialised). */
-export function hotQueries(ds: DataSource): HotQueries {
+export function hotQueries(ds: DataSource, store: Pick<Store, 'inTransaction' | 'transaction'>): HotQueries {
   const type = ds.options.type;
   const driver = ds.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
-  if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!);
+  if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!, store);
   const chained = auditChainEnabled(ds);
   if (type === 'postgres') return postgresQueries(driver.master!, chained);
   return mysqlQueries(driver.pool!, chained);
 }
 
-function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
+function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inTransaction' | 'transaction'>): HotQueries {
   const path = String(ds.options.database);
   // A second, read-only connection (WAL) for reads while a transaction is open on the writer: they
   // see only committed rows — never that half-done transaction — and do not wait for its queue.
@@ -141,7 +142,9 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
   // warm: every audit commit changes the database, which empties the reader's cache on its next
   // read (issue 10: ~47 µs per primary-key lookup on the reader). The check and the read are one
   // synchronous step, so no BEGIN can come in between.
-  const find = (userId: string) => (writer.inTransaction ? findOnReader : findOnWriter).get(userId);
+  // In memory there is no second connection: a read waits for another request's transaction to end.
+  const find = async (userId: string) =>
+    reader === writer ? committedRead(store, writer, () => findOnWriter.get(userId)) : (writer.inTransaction ? findOnReader : findOnWriter).get(userId);
   const insert = writer.prepare(auditInsertSql(1));
   const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare(headMoveSql());
@@ -152,7 +155,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb): HotQueries {
     moveHead.run(head.seq, head.hash, new Date().toISOString());
   }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
   return {
-    userWithKeys: async (userId) => lookupOf(userId, find(userId)),
+    userWithKeys: async (userId) => lookupOf(userId, await find(userId)),
     // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.
     insertAudit: async (rows) => insertAll.immediate(rows),
     close: async () => {

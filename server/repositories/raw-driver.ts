@@ -37,6 +37,16 @@ export function driverOf(store: Store): { sqlite?: SqliteDb; pg?: PgPool; mysql?
   return store.driver === 'postgres' ? { pg: d.master } : { mysql: d.pool };
 }
 
+/**
+ * A read on the one connection of an in-memory SQLite database (reads and writes share it), never
+ * inside another call chain's open transaction: it would see that transaction's uncommitted rows.
+ * The check and the read are one synchronous step (no BEGIN can come between them); otherwise the
+ * read waits for the store's next turn, after that transaction has ended.
+ */
+export async function committedRead<T>(store: Pick<Store, 'inTransaction' | 'transaction'>, sqlite: Pick<SqliteDb, 'inTransaction'>, read: () => T): Promise<T> {
+  return sqlite.inTransaction && !store.inTransaction ? store.transaction(async () => read()) : read();
+}
+
 /** A lost connection becomes the 503 the TypeORM path gives (pool-guard.ts); other errors pass. */
 export function mappedDbError(err: unknown): unknown {
   return connectionLost(err) ? databaseUnavailable(err) : err;

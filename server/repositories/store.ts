@@ -159,7 +159,7 @@ export class Store {
 
   /** Raw statements for the key API's hot path (hot-queries.ts), built on first use. */
   get hot(): HotQueries {
-    return (this.hotQueries ??= hotQueries(this.dataSource));
+    return (this.hotQueries ??= hotQueries(this.dataSource, this));
   }
 
   async ping(): Promise<void> {

@@ -54,3 +54,60 @@ describe.each(testDatabaseNames())('hot user read (%s)', (kind) => {
     expect(await read(id)).toEqual({ active: false, hasKeys: true });
   });
 });
+
+/**
+ * In memory there is no second connection: reads and writes share the one. A read made while
+ * another request's transaction is open waits for it to end instead of seeing its rows, and a
+ * transaction that rolls back leaves the user as it was.
+ */
+describe('hot user read on in-memory SQLite, beside an open transaction', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext('sqlite', { CS_DATABASE_URL: 'sqlite::memory:' });
+  });
+  afterAll(async () => ctx?.cleanup());
+
+  /** Resolves once every callback queued so far (I/O and timers included) has run. */
+  const turnOfTheLoop = () => new Promise((r) => setImmediate(r));
+
+  test('a deactivation that rolls back is never read, and a committed one is read after its commit', async () => {
+    const op = { actor: 'test' };
+    const id = (await ctx.keys.provisionUser({ userName: 'hot-read-memory@example.com' }, op)).id;
+    const hold = () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let inside!: () => void;
+      const changed = new Promise<void>((r) => (inside = r));
+      return { gate, release, changed, inside };
+    };
+
+    const rolled = hold();
+    const tx = ctx.store.transaction(async (t) => {
+      await t.users.update(id, { active: false }, new Date().toISOString());
+      rolled.inside();
+      await rolled.gate;
+      throw new Error('rolled back');
+    });
+    await rolled.changed;
+    let seen: unknown = 'pending';
+    const read = ctx.store.hot.userWithKeys(id).then((u) => (seen = u?.active));
+    await turnOfTheLoop();
+    expect(seen).toBe('pending');
+    rolled.release();
+    await expect(tx).rejects.toThrow('rolled back');
+    await read;
+    expect(seen).toBe(true);
+
+    const committed = hold();
+    const tx2 = ctx.store.transaction(async (t) => {
+      await t.users.update(id, { active: false }, new Date().toISOString());
+      committed.inside();
+      await committed.gate;
+    });
+    await committed.changed;
+    const after = ctx.store.hot.userWithKeys(id);
+    committed.release();
+    await tx2;
+    expect((await after)?.active).toBe(false);
+  });
+});

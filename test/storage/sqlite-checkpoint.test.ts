@@ -73,7 +73,7 @@ describe('WAL checkpoints on a worker thread', () => {
     const broken = join(dir, 'broken.db');
     writeFileSync(broken, Buffer.alloc(8192, 7));
     const before = await failuresCounted();
-    const c = startCheckpointer(broken, writer, { intervalMs: 10 });
+    const c = startCheckpointer(broken, writer, { intervalMs: 10, warnEveryMs: 3_600_000 });
     await until('failures counted', async () => (await failuresCounted()) >= before + 5);
     expect(log.lines).toEqual([{ level: 'warn', obj: { error: 'SQLITE_NOTADB: file is not a database', failuresSinceLastWarning: 1 }, msg: expect.stringMatching(/checkpoint failed; the writer's own checkpoint \(every 4000 pages\) bounds the WAL/) }]);
     // The file is fixed (an empty file is an empty database): checkpoints succeed again, one line says so.
