@@ -90,14 +90,35 @@ export async function runNode(script: string, args: string[], env: NodeJS.Proces
   return Buffer.concat(out).toString('utf8');
 }
 
-/** A TCP port that was free a moment ago (the server is told its port, so its public URL can name it). */
+/**
+ * A TCP port that was free a moment ago (the server is told its port, so its public URL can name it).
+ * Picked below Linux's ephemeral range (32768–60999): a port the kernel hands out with listen(0) can
+ * be taken, before the server binds it, as the local port of any outgoing connection — a test's
+ * database connections, say ("port … is already in use" in a parallel run).
+ */
 export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+  }
+  return boundPort(0);
+}
+
+async function canBind(port: number): Promise<boolean> {
+  try {
+    return (await boundPort(port)) === port;
+  } catch {
+    return false;
+  }
+}
+
+async function boundPort(port: number): Promise<number> {
   const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as { port: number };
+  s.listen(port, '127.0.0.1');
+  await once(s, 'listening'); // rejects on 'error' (EADDRINUSE)
+  const bound = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
-  return port;
+  return bound;
 }
 
 /** `read(pid)` of a process and each of its descendants (Linux /proc), parent first; a gone process is left out. */
