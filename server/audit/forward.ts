@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Counter, Gauge, register } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { registeredMetric as metric } from '../metrics';
 import type { AuditEventRow } from '../../entities';
 import type { AuditForwardConfig, AuditSinkSpec, SyslogSettings } from '../config/audit';
 import type { Store } from '../repositories/store';
@@ -18,7 +19,6 @@ import { auditAfterSeq, lastAuditSeq } from './search';
  * never waits for forwarding. A lease on the cursor row lets one process per sink forward.
  */
 
-const metric = <M>(name: string, make: () => M): M => (register.getSingleMetric(name) as M | undefined) ?? make();
 const lagEvents = metric('crypto_server_audit_forward_lag_events', () => new Gauge({ name: 'crypto_server_audit_forward_lag_events', help: 'Audit events committed but not yet forwarded to the sink', labelNames: ['sink'] as const }));
 const lagSeconds = metric('crypto_server_audit_forward_lag_seconds', () => new Gauge({ name: 'crypto_server_audit_forward_lag_seconds', help: 'Age of the oldest audit event not yet forwarded to the sink (0 when caught up)', labelNames: ['sink'] as const }));
 const forwarded = metric('crypto_server_audit_forwarded_events_total', () => new Counter({ name: 'crypto_server_audit_forwarded_events_total', help: 'Audit events sent to the sink (a resend after a failure counts again)', labelNames: ['sink'] as const }));

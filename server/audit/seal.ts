@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Gauge, register } from 'prom-client';
+import { Gauge } from 'prom-client';
+import { registeredMetric } from '../metrics';
 import type { Store } from '../repositories/store';
 import type { KmsRegistry } from '../../kms-adapters/registry';
 import { AuditSealEntity, type AuditSealKind } from '../../entities';
@@ -12,8 +13,7 @@ import { newestAuthenticSeal } from './seal-newest';
 type LogFn = (fields: Record<string, unknown>, message: string) => void;
 
 /** Seconds since the newest KMS-authentic seal; grows without bound when sealing stops (alert on > 2× the interval). */
-const lastSealAge = (register.getSingleMetric('crypto_server_audit_last_seal_age_seconds') as Gauge | undefined)
-  ?? new Gauge({ name: 'crypto_server_audit_last_seal_age_seconds', help: 'Seconds since the newest audit seal the KMS vouches for' });
+const lastSealAge = registeredMetric('crypto_server_audit_last_seal_age_seconds', () => new Gauge({ name: 'crypto_server_audit_last_seal_age_seconds', help: 'Seconds since the newest audit seal the KMS vouches for' }));
 
 export interface SealResult {
   /** false: nothing to seal (empty chain, already sealed at this seq, or the chain is broken). */

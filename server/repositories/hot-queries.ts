@@ -1,10 +1,9 @@
 import type { DataSource } from 'typeorm';
 import type { AuditEventRow, UserKeysRow } from '../../entities';
-import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
 import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
-import { committedRead, paddedInList } from './raw-driver';
+import { committedRead, mappedDbError, mysqlExecute, paddedInList } from './raw-driver';
 import type { Store } from './store';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
@@ -96,10 +95,6 @@ function lookupOf(userId: string, r: Raw | undefined): UserKeysLookup | null {
   return { active: truthy(r.active), deletedAt: (r.deleted_at as string | null) ?? null, keys: userKeysRowOf(userId, r) };
 }
 
-function mapped(err: unknown): unknown {
-  return connectionLost(err) ? databaseUnavailable(err) : err;
-}
-
 /**
  * The user reads of one event-loop turn as one statement (batch-loader.ts): under load the key
  * API's requests share a round trip instead of taking one each. `norm` is how the database
@@ -189,13 +184,13 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         // Named: parsed and planned once per connection, whatever the batch size.
         return (await pool.query({ name: 'cs_hot_user_keys_any', text: findSql, values: [ids] })).rows;
       } catch (err) {
-        throw mapped(err);
+        throw mappedDbError(err);
       }
     }),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
       const { client, release } = await new Promise<{ client: PgClient; release: (err?: unknown) => void }>((resolve, reject) =>
-        pool.connect((err, c, r) => (err ? reject(mapped(err)) : resolve({ client: c, release: r }))),
+        pool.connect((err, c, r) => (err ? reject(mappedDbError(err)) : resolve({ client: c, release: r }))),
       );
       // A connection that dies while checked out also emits 'error': the failed query reports it.
       client.on('error', ignore);
@@ -218,7 +213,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         }
         // A connection that broke is dropped from the pool, not reused.
         release(lost ? err : undefined);
-        throw mapped(err);
+        throw mappedDbError(err);
       }
     },
     close: async () => undefined,
@@ -226,8 +221,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
 }
 
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
-  const run = (sql: string, values: unknown[]) =>
-    new Promise<unknown>((resolve, reject) => pool.execute(sql, values, (err, rows) => (err ? reject(mapped(err)) : resolve(rows))));
+  const run = (sql: string, values: unknown[]) => mysqlExecute(pool, sql, values);
   return {
     userWithKeys: batchedUserReads(async (ids) => {
       const { placeholders, values } = paddedInList(ids);
@@ -235,7 +229,7 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
     }, (id) => id.toLowerCase()),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mapped(err)) : resolve(c))));
+      const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mappedDbError(err)) : resolve(c))));
       const q = (sql: string, values: unknown[] = []) =>
         new Promise<unknown>((resolve, reject) => conn.query(sql, values, (err, r) => (err ? reject(err) : resolve(r))));
       try {
@@ -252,7 +246,7 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
           await q('ROLLBACK').catch(() => undefined);
           conn.release();
         }
-        throw mapped(err);
+        throw mappedDbError(err);
       }
     },
     close: async () => undefined,

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { Counter, register } from 'prom-client';
+import { Counter } from 'prom-client';
+import { registeredMetric } from '../metrics';
 
 /**
  * SQLite's WAL checkpoints on a thread of their own (issue 10). With synchronous=NORMAL a commit
@@ -36,9 +37,7 @@ export interface CheckpointLog {
 }
 
 const FAILURES_METRIC = 'crypto_server_sqlite_checkpoint_failures_total';
-const failures =
-  (register.getSingleMetric(FAILURES_METRIC) as Counter | undefined) ??
-  new Counter({ name: FAILURES_METRIC, help: 'SQLite WAL checkpoints the checkpoint thread failed to run (and 1 each time the thread ended on its own)' });
+const failures = registeredMetric(FAILURES_METRIC, () => new Counter({ name: FAILURES_METRIC, help: 'SQLite WAL checkpoints the checkpoint thread failed to run (and 1 each time the thread ended on its own)' }));
 
 /**
  * The app's logger per writer connection: boot.ts registers it, the hot-path statements start the
