@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { OutboxEntity, type OutboxRow } from '../../entities/scim';
+import { placeholderFor, placeholderList } from '../../server/repositories/placeholders';
 
 export interface NewOutboxEvent {
   resourceType: 'User' | 'Group';
@@ -33,8 +34,7 @@ export class OutboxRepository {
   async enqueue(e: NewOutboxEvent, now: string = new Date().toISOString()): Promise<string> {
     const eventId = `msg_${randomUUID()}`;
     const payload = JSON.stringify({ type: e.eventType, timestamp: now, data: e.data });
-    const p = this.manager.connection.options.type === 'postgres' ? (n: number) => `$${n}` : () => '?';
-    await this.manager.query(`INSERT INTO scim_outbox (${OUTBOX_INSERT_COLUMNS}) VALUES (${Array.from({ length: 11 }, (_, i) => p(i + 1)).join(', ')})`, [
+    await this.manager.query(`INSERT INTO scim_outbox (${OUTBOX_INSERT_COLUMNS}) VALUES (${placeholderList(placeholderFor(this.manager.connection.options.type), 11)})`, [
       eventId, e.resourceType, e.resourceId, e.eventType, payload, e.feedOnly ? 'delivered' : 'pending', 0, now, now, e.feedOnly ? now : null, null,
     ]);
     return eventId;

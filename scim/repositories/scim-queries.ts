@@ -8,6 +8,7 @@ import { GroupEntity, GroupKeysEntity, GroupMemberEntity, UserEntity, UserKeysEn
 import type { ColumnMap, SqlCondition, SqlDialect } from '../filter-sql';
 import type { ListedUser } from '../resources';
 import { knownTotal, listUserPage, type UserGroups } from './user-list';
+import { placeholderFor, placeholderList } from '../../server/repositories/placeholders';
 
 /** SCIM attribute path (lower-case) → column, for filters and sortBy on /Users. */
 export const USER_COLUMNS: ColumnMap = {
@@ -150,12 +151,11 @@ export class ScimQueries {
   async groupsOf(userIds: string[]): Promise<Map<string, { groupId: string; display: string }[]>> {
     const out = new Map<string, { groupId: string; display: string }[]>(userIds.map((id) => [id, []]));
     if (userIds.length === 0) return out;
-    const p = (i: number) => (this.dialect === 'postgres' ? `$${i + 1}` : '?');
     // GROUPS is a reserved word in MySQL 8.
     const groups = this.dialect === 'mysql' ? '`groups`' : '"groups"';
     const rows = (await this.m.query(
       `SELECT gm.user_id, gm.group_id, g.display_name FROM group_members gm JOIN ${groups} g ON g.id = gm.group_id
-       WHERE gm.user_id IN (${userIds.map((_, i) => p(i)).join(', ')}) AND g.origin = 'scim' ORDER BY gm.user_id ASC, g.display_name_norm ASC`,
+       WHERE gm.user_id IN (${placeholderList(placeholderFor(this.dialect), userIds.length)}) AND g.origin = 'scim' ORDER BY gm.user_id ASC, g.display_name_norm ASC`,
       userIds,
     )) as { user_id: string; group_id: string; display_name: string }[];
     for (const r of rows) out.get(r.user_id)?.push({ groupId: r.group_id, display: r.display_name });

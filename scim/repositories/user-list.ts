@@ -15,6 +15,7 @@ import type { SqlCondition, SqlDialect } from '../filter-sql';
 import type { ListedUser } from '../resources';
 import { truthy, userKeysRowOf } from '../../server/repositories/hot-queries';
 import { pgQuery, pgStatementName, type PgPool } from '../../server/repositories/raw-driver';
+import { placeholderFor } from '../../server/repositories/placeholders';
 
 export interface UserListQuery {
   where?: SqlCondition;
@@ -31,6 +32,7 @@ type Raw = Record<string, unknown>;
  * (JSON paths hold colons) are copied as they are.
  */
 export function positional(sql: string, params: Record<string, unknown>, dialect: SqlDialect, values: unknown[]): string {
+  const p = placeholderFor(dialect);
   let out = '';
   for (let i = 0; i < sql.length; ) {
     const c = sql[i]!;
@@ -45,7 +47,7 @@ export function positional(sql: string, params: Record<string, unknown>, dialect
       const m = /^:(\w+)/.exec(sql.slice(i, i + 64));
       if (m && Object.prototype.hasOwnProperty.call(params, m[1]!)) {
         values.push(params[m[1]!]);
-        out += dialect === 'postgres' ? `$${values.length}` : '?';
+        out += p(values.length);
         i += m[0].length;
         continue;
       }
@@ -58,7 +60,7 @@ export function positional(sql: string, params: Record<string, unknown>, dialect
 
 function param(dialect: SqlDialect, values: unknown[], v: unknown): string {
   values.push(v);
-  return dialect === 'postgres' ? `$${values.length}` : '?';
+  return placeholderFor(dialect)(values.length);
 }
 
 const LIVE = 'u.deleted_at IS NULL';

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { HEAD_SELECT } from './chain';
+import { placeholderFor } from '../repositories/placeholders';
 import type { ChainedFields } from './chain-hash';
 
 /** Raw reads of the audit chain for verify, seal and prune: placeholders and bigint params per driver. */
@@ -15,7 +16,7 @@ export interface ChainSql {
 export function chainSql(on: DataSource | EntityManager): ChainSql {
   const type = 'connection' in on ? on.connection.options.type : on.options.type;
   return {
-    p: (n) => (type === 'postgres' ? `$${n}` : '?'),
+    p: placeholderFor(type),
     seq: (v) => (type === 'better-sqlite3' ? Number(v) : v.toString()),
     query: (sql, params = []) => on.query(sql, params),
   };

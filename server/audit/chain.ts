@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditEventRow } from '../../entities';
 import { chainHash, GENESIS_HASH } from './chain-hash';
 import { rowsPerStatement } from '../repositories/bulk-rows';
+import { placeholderFor, placeholderList, unnumbered, type Placeholder } from '../repositories/placeholders';
 
 /**
  * How audit rows join the chain (docs/operations.md, "Audit integrity"). Every writer, in one
@@ -57,17 +58,17 @@ export function chainOnto(head: ChainHead, rows: AuditEventRow[], enabled: boole
 export const HEAD_SELECT = 'SELECT seq, hash FROM audit_chain_head WHERE id = 1';
 export const HEAD_FOR_UPDATE = `${HEAD_SELECT} FOR UPDATE`;
 
-/** Moves the head to (seq, hash, updated_at), placeholders from `p` (1-based): every writer's last step. */
-export const headMoveSql = (p: (n: number) => string = () => '?') => `UPDATE audit_chain_head SET seq = ${p(1)}, hash = ${p(2)}, updated_at = ${p(3)} WHERE id = 1`;
+/** Moves the head to (seq, hash, updated_at), its placeholders numbered after `after`: every writer's last step. */
+export const headMoveSql = (p: Placeholder = unnumbered, after = 0) => `UPDATE audit_chain_head SET seq = ${p(after + 1)}, hash = ${p(after + 2)}, updated_at = ${p(after + 3)} WHERE id = 1`;
 
 /** The audit_events columns every writer inserts, in the order of `auditValues`. */
 export const AUDIT_COLUMNS = '(at, request_id, actor, action, target_type, target_id, kek_uri, outcome, detail, seq, prev_hash, hash)';
 export const AUDIT_WIDTH = 12;
 export const auditValues = (e: AuditEventRow) => [e.at, e.requestId, e.actor, e.action, e.targetType, e.targetId, e.kekUri, e.outcome, e.detail, e.seq, e.prevHash, e.hash];
 
-/** One INSERT of `n` audit rows, placeholders from `p` (1-based, in `auditValues` order row after row). */
-export const auditInsertSql = (n: number, p: (k: number) => string = () => '?') =>
-  `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${Array.from({ length: n }, (_, i) => `(${Array.from({ length: AUDIT_WIDTH }, (_, j) => p(i * AUDIT_WIDTH + j + 1)).join(', ')})`).join(', ')}`;
+/** One INSERT of `n` audit rows, its placeholders in `auditValues` order row after row. */
+export const auditInsertSql = (n: number, p: Placeholder = unnumbered) =>
+  `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES ${Array.from({ length: n }, (_, i) => `(${placeholderList(p, AUDIT_WIDTH, i * AUDIT_WIDTH)})`).join(', ')}`;
 
 export const headOf = (r: Record<string, unknown> | undefined): ChainHead => {
   if (!r) throw new Error('audit_chain_head has no row: run `crypto-server migrate`');
@@ -87,6 +88,7 @@ const HEAD_TOUCH_RETURNING = 'UPDATE audit_chain_head SET updated_at = ? WHERE i
 export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Promise<void> {
   if (rows.length === 0) return;
   const type = m.connection.options.type;
+  const p = placeholderFor(type);
   const now = new Date().toISOString();
   const [locked] = (type === 'better-sqlite3' ? await m.query(HEAD_TOUCH_RETURNING, [now]) : await m.query(HEAD_FOR_UPDATE)) as Record<string, unknown>[];
   const head = chainOnto(headOf(locked), rows, auditChainEnabled(m.connection));
@@ -99,10 +101,10 @@ export async function appendChained(m: EntityManager, rows: AuditEventRow[]): Pr
     if (type === 'postgres' && at + per >= rows.length) {
       // The last chunk and the head move in one statement: one round trip fewer.
       const n = values.length;
-      await m.query(`WITH ins AS (${auditInsertSql(chunk.length, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`, [...values, head.seq, head.hash, now]);
+      await m.query(`WITH ins AS (${auditInsertSql(chunk.length, p)} RETURNING 1) ${headMoveSql(p, n)}`, [...values, head.seq, head.hash, now]);
       return;
     }
-    await m.query(type === 'postgres' ? auditInsertSql(chunk.length, (k) => `$${k}`) : auditInsertSql(chunk.length), values);
+    await m.query(auditInsertSql(chunk.length, p), values);
   }
-  await m.query(headMoveSql(), [head.seq, head.hash, now]);
+  await m.query(headMoveSql(p), [head.seq, head.hash, now]);
 }

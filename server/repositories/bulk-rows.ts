@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { placeholderFor, placeholderList } from './placeholders';
 
 /**
  * Multi-row INSERTs as plain parameterised SQL on the manager's connection (so inside its
@@ -24,9 +25,9 @@ export interface BulkInsert {
 export const rowsPerStatement = (width: number): number => Math.min(MAX_ROWS, Math.floor(MAX_PARAMS / width));
 
 function sqlFor(type: string, spec: BulkInsert, rows: number): string {
-  let n = 0;
-  const row = () => `(${spec.columns.map(() => (type === 'postgres' ? `$${++n}` : '?')).join(', ')})`;
-  const values = Array.from({ length: rows }, row).join(', ');
+  const p = placeholderFor(type);
+  const width = spec.columns.length;
+  const values = Array.from({ length: rows }, (_, i) => `(${placeholderList(p, width, i * width)})`).join(', ');
   let sql = `INSERT INTO ${spec.table} (${spec.columns.join(', ')}) VALUES ${values}`;
   if (spec.upsert) {
     const { key, set } = spec.upsert;

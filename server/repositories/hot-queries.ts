@@ -3,7 +3,8 @@ import type { AuditEventRow, UserKeysRow } from '../../entities';
 import { connectionLost } from './db-errors';
 import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
-import { committedRead, mappedDbError, mysqlExecute, paddedInList } from './raw-driver';
+import { placeholderFor } from './placeholders';
+import { committedRead, mappedDbError, mysqlExecute, paddedInList, type MysqlConnection, type MysqlPool, type PgClient, type PgPool, type Raw, type SqliteCtor, type SqliteDb } from './raw-driver';
 import type { Store } from './store';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
 
@@ -23,45 +24,10 @@ export interface UserKeysLookup {
 
 const USER_KEYS_SELECT = `SELECT u.id, u.active, u.deleted_at, k.key_alg, k.public_jwk, k.private_jwe, k.wrapped_password_key, k.kek_uri, k.created_at AS keys_created_at
    FROM users u LEFT JOIN user_keys k ON k.user_id = u.id`;
-const USER_KEYS_SQL = (p: (n: number) => string) => `${USER_KEYS_SELECT} WHERE u.id = ${p(1)}`;
+/** SQLite's user read (PostgreSQL and MariaDB read a turn's users in one statement: batchedUserReads). */
+const USER_KEYS_SQL = `${USER_KEYS_SELECT} WHERE u.id = ?`;
 
-type Raw = Record<string, unknown>;
-
-/** better-sqlite3's surface used here (the package ships no types). */
-interface SqliteStatement {
-  get(...params: unknown[]): Raw | undefined;
-  run(...params: unknown[]): unknown;
-}
-interface SqliteDb {
-  prepare(sql: string): SqliteStatement;
-  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
-  pragma(p: string): unknown;
-  close(): void;
-  readonly open: boolean;
-  /** SQLite's autocommit flag inverted: a BEGIN (ours or TypeORM's) is open on this connection. */
-  readonly inTransaction: boolean;
-}
-type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
-
-interface PgClient {
-  query(q: string | { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] } | { rows: Raw[] }[]>;
-  on(event: 'error', fn: (err: Error) => void): void;
-  off(event: 'error', fn: (err: Error) => void): void;
-}
 const ignore = () => undefined;
-interface PgPool {
-  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
-  connect(cb: (err: Error | null, client: PgClient, release: (err?: unknown) => void) => void): void;
-}
-interface MysqlConnection {
-  query(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
-  release(): void;
-  destroy(): void;
-}
-interface MysqlPool {
-  execute(sql: string, values: unknown[], cb: (err: Error | null, rows: unknown) => void): void;
-  getConnection(cb: (err: Error | null, conn: MysqlConnection) => void): void;
-}
 
 export interface HotQueries {
   userWithKeys(userId: string): Promise<UserKeysLookup | null>;
@@ -131,8 +97,8 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
     // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
     checkpointer = startCheckpointer(path, writer);
   }
-  const findOnWriter = writer.prepare(USER_KEYS_SQL(() => '?'));
-  const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL(() => '?'));
+  const findOnWriter = writer.prepare(USER_KEYS_SQL);
+  const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL);
   // With no transaction open, the writer sees exactly the committed rows too, and its page cache is
   // warm: every audit commit changes the database, which empties the reader's cache on its next
   // read (issue 10: ~47 µs per primary-key lookup on the reader). The check and the read are one
@@ -163,6 +129,8 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
 /** Batches up to this size insert through a named statement each (at most this many per connection). */
 const NAMED_AUDIT_BATCHES = 32;
 
+const numbered = placeholderFor('postgres');
+
 function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   const findSql = `${USER_KEYS_SELECT} WHERE u.id = ANY($1::varchar[])`;
   // One statement per batch size: the insert of n rows and the head move. Small batches (the common
@@ -171,8 +139,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   const insertAndMove = (rows: number) => {
     let q = insertSql.get(rows);
     if (!q) {
-      const n = rows * AUDIT_WIDTH;
-      const text = `WITH ins AS (${auditInsertSql(rows, (k) => `$${k}`)} RETURNING 1) ${headMoveSql((k) => `$${n + k}`)}`;
+      const text = `WITH ins AS (${auditInsertSql(rows, numbered)} RETURNING 1) ${headMoveSql(numbered, rows * AUDIT_WIDTH)}`;
       q = rows <= NAMED_AUDIT_BATCHES ? { name: `cs_hot_audit_${rows}`, text } : { text };
       if (rows <= NAMED_AUDIT_BATCHES) insertSql.set(rows, q);
     }

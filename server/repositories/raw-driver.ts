@@ -4,8 +4,9 @@ import { databaseUnavailable } from './pool-guard';
 import { connectionLost } from './db-errors';
 
 /**
- * What the statements run straight on the driver (rate-limit-hits.ts, scim/repositories/token-reads.ts)
- * need of the three drivers TypeORM holds, and the error mapping they share with the TypeORM path.
+ * What the statements run straight on the driver (hot-queries.ts, rate-limit-hits.ts,
+ * scim/repositories/token-reads.ts) need of the three drivers TypeORM holds, and the error mapping
+ * they share with the TypeORM path.
  */
 export type Raw = Record<string, unknown>;
 
@@ -16,18 +17,34 @@ export interface SqliteStatement {
 }
 export interface SqliteDb {
   prepare(sql: string): SqliteStatement;
+  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
   pragma(p: string, opts?: { simple: true }): unknown;
   close(): void;
   readonly open: boolean;
+  /** SQLite's autocommit flag inverted: a BEGIN (ours or TypeORM's) is open on this connection. */
   readonly inTransaction: boolean;
 }
 export type SqliteCtor = new (path: string, opts?: { readonly?: boolean; fileMustExist?: boolean }) => SqliteDb;
 
+/** A client checked out of the pg pool (one transaction's connection). */
+export interface PgClient {
+  query(q: string | { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] } | { rows: Raw[] }[]>;
+  on(event: 'error', fn: (err: Error) => void): void;
+  off(event: 'error', fn: (err: Error) => void): void;
+}
 export interface PgPool {
   query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Raw[] }>;
+  connect(cb: (err: Error | null, client: PgClient, release: (err?: unknown) => void) => void): void;
+}
+/** A connection checked out of the mysql2 pool (one transaction's connection). */
+export interface MysqlConnection {
+  query(sql: string, values: unknown[], cb: (err: Error | null, result: unknown) => void): void;
+  release(): void;
+  destroy(): void;
 }
 export interface MysqlPool {
   execute(sql: string, values: unknown[], cb: (err: Error | null, result: unknown) => void): void;
+  getConnection(cb: (err: Error | null, conn: MysqlConnection) => void): void;
 }
 
 /** The store's driver handles (the SQLite connection, the pg or mysql2 pool). */

@@ -1,13 +1,14 @@
 import type { EntityManager } from 'typeorm';
 import { UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../../entities';
 import { mappingUniqueness } from './db-errors';
+import { placeholderFor, placeholderList } from './placeholders';
 
 const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
 const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
 
 /** `n` placeholders; PostgreSQL's numbered after the statement's first `from`. */
 function placeholders(type: string, n: number, from = 0): string {
-  return Array.from({ length: n }, (_, i) => (type === 'postgres' ? `$${from + i + 1}` : '?')).join(', ');
+  return placeholderList(placeholderFor(type), n, from);
 }
 
 export class UsersRepository {
