@@ -14,5 +14,12 @@ export const unnumbered: Placeholder = () => '?';
 /** For a TypeORM driver type (`postgres`, `better-sqlite3`, `mysql`, `mariadb`) or a filter-sql.ts dialect. */
 export const placeholderFor = (type: string): Placeholder => (type === 'postgres' ? numbered : unnumbered);
 
-/** `count` placeholders, comma-separated, numbered after the statement's first `after`. */
-export const placeholderList = (p: Placeholder, count: number, after = 0): string => Array.from({ length: count }, (_, i) => p(after + i + 1)).join(', ');
+/**
+ * `count` placeholders, comma-separated, numbered after the statement's first `after`. A plain loop:
+ * `Array.from({ length })` made a 1,000-row group write's statement text three times as slow to build.
+ */
+export function placeholderList(p: Placeholder, count: number, after = 0): string {
+  let list = count > 0 ? p(after + 1) : '';
+  for (let i = 2; i <= count; i++) list += `, ${p(after + i)}`;
+  return list;
+}
