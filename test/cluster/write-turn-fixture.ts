@@ -35,6 +35,9 @@ async function primary(): Promise<void> {
   serveWriteTurns();
   const holder = cluster.fork({ ROLE: 'holder' });
   const waiter = cluster.fork({ ROLE: 'waiter' });
+  // Both open their store first: a message to a worker that has no listener yet is lost.
+  let ready = 0;
+  for (const w of [holder, waiter]) w.on('message', (m: { type?: string }) => m?.type === 'fx:ready' && ++ready === 2 && holder.send({ type: 'fx:start' }));
   holder.on('message', (m: { type?: string }) => {
     if (m?.type !== 'fx:holding') return;
     waiter.send({ type: 'fx:go' });
@@ -51,6 +54,10 @@ async function primary(): Promise<void> {
 async function worker(): Promise<void> {
   const store = await open();
   if (process.env.ROLE === 'holder') {
+    await new Promise<void>((started) => {
+      process.on('message', (m: { type?: string }) => m?.type === 'fx:start' && started());
+      process.send!({ type: 'fx:ready' });
+    });
     await store.transaction(async (tx) => {
       await tx.manager.query(`INSERT INTO rate_limit_counters (bucket, window_start, hits) VALUES ('holder', 1, 1)`);
       process.send!({ type: 'fx:holding' });
@@ -61,8 +68,15 @@ async function worker(): Promise<void> {
   process.on('message', async (m: { type?: string }) => {
     if (m?.type !== 'fx:go') return;
     await sleep(20); // the holder's transaction is open (it said so before sleeping)
+    // The event loop's longest stall while the write waits: ~5 ms when free, the whole wait when asleep.
     let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
+    let last = performance.now();
+    let maxGapMs = 0;
+    const timer = setInterval(() => {
+      ticks++;
+      maxGapMs = Math.max(maxGapMs, performance.now() - last);
+      last = performance.now();
+    }, 5);
     const t0 = performance.now();
     await Promise.all([
       store.transaction((tx) => tx.manager.query(`INSERT INTO rate_limit_counters (bucket, window_start, hits) VALUES ('waiter', 1, 1)`)),
@@ -70,9 +84,11 @@ async function worker(): Promise<void> {
     ]);
     const waitedMs = performance.now() - t0;
     clearInterval(timer);
+    maxGapMs = Math.max(maxGapMs, performance.now() - last);
     const rows = (await store.dataSource.query(`SELECT bucket FROM rate_limit_counters ORDER BY bucket`)) as { bucket: string }[];
-    process.send!({ type: 'fx:done', result: { waitedMs, ticks, buckets: rows.map((r) => r.bucket), holdMs: HOLD_MS } });
+    process.send!({ type: 'fx:done', result: { waitedMs, ticks, maxGapMs, buckets: rows.map((r) => r.bucket), holdMs: HOLD_MS } });
   });
+  process.send!({ type: 'fx:ready' });
 }
 
 void (cluster.isPrimary ? primary() : worker()).catch((err) => {
