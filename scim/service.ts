@@ -145,6 +145,8 @@ export class ScimService {
     const p = this.coerceUser(requireBody(body, 'POST /Users'));
     // Keys are generated and KMS-wrapped before the transaction opens, so it never waits on the KMS.
     const prepared = await this.keys.prepareUser(p, ctx);
+    // No outbox event: the rows and the audit event are the whole transaction (the key service's own, on the driver).
+    if (!this.options.outbox) return userResource(await this.keys.commitUser(prepared, ctx), prepared.keys);
     return this.store.transaction(async (tx) => {
       const created = await this.keys.commitUser(prepared, ctx, tx);
       // The key row just written, as prepared: no read back inside the transaction.

@@ -4,6 +4,7 @@ import type { KmsRegistry } from '../../kms-adapters/registry';
 import { schemeOf } from '../../kms-adapters/types';
 import type { UserKeyAlgorithm } from '../config/core';
 import type { Repos, Store } from '../repositories/store';
+import { auditRow } from '../repositories/audit';
 import type { MembershipVersion } from '../repositories/groups';
 import type { GroupRow, UserKeysRow, UserRow } from '../../entities';
 import { nowIso } from '../../entities/columns';
@@ -121,11 +122,17 @@ export class KeyService {
   /** Provisioning, phase 2: the rows and their audit event, in the caller's transaction or its own. */
   async commitUser(prepared: PreparedUser, ctx: OpContext, tx?: Repos): Promise<UserRow & { keys: UserKeyView }> {
     const { user, keys } = prepared;
-    await this.inTx(tx, async (t) => {
-      await t.users.insert(user, keys);
-      if (keys.kekUri !== this.options.kekUri) await t.keks.setState(keys.kekUri, 'active');
-      await t.audit.append({ ...ctx, action: 'user.provision', outcome: 'success', targetType: 'user', targetId: user.id, kekUri: keys.kekUri });
-    });
+    const event = { ...ctx, action: 'user.provision', outcome: 'success' as const, targetType: 'user', targetId: user.id, kekUri: keys.kekUri };
+    if (!tx && keys.kekUri === this.options.kekUri && !this.store.inTransaction) {
+      // The common create (shared KEK, nothing else in the transaction): straight on the driver.
+      await this.store.createUser(user, keys, auditRow(event));
+    } else {
+      await this.inTx(tx, async (t) => {
+        await t.users.insert(user, keys);
+        if (keys.kekUri !== this.options.kekUri) await t.keks.setState(keys.kekUri, 'active');
+        await t.audit.append(event);
+      });
+    }
     return { ...user, keys: { keyAlg: keys.keyAlg, publicJwk: prepared.publicJwk, privateJwe: keys.privateJwe, wrappedPasswordKey: keys.wrappedPasswordKey, kekUri: keys.kekUri } };
   }
 

@@ -1,12 +1,13 @@
 import type { DataSource } from 'typeorm';
-import type { AuditEventRow, UserKeysRow } from '../../entities';
-import { connectionLost } from './db-errors';
+import type { AuditEventRow, UserKeysRow, UserRow } from '../../entities';
+import { connectionLost, mappingUniqueness } from './db-errors';
 import { AUDIT_WIDTH, auditChainEnabled, auditInsertSql, auditValues, chainOnto, headMoveSql, headOf, HEAD_FOR_UPDATE, HEAD_SELECT } from '../audit/chain';
 import { batchLoader } from './batch-loader';
 import { placeholderFor } from './placeholders';
 import { committedRead, mappedDbError, mysqlExecute, paddedInList, type MysqlConnection, type MysqlPool, type PgClient, type PgPool, type Raw, type SqliteCtor, type SqliteDb } from './raw-driver';
 import type { Store } from './store';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
+import { keysInsertValues, KEYS_INSERT_COLUMNS, placeholders, userInsertValues, USER_INSERT_COLUMNS } from './users';
 
 /**
  * The statements the key API runs on every call, as parameterised SQL straight on the driver
@@ -37,6 +38,13 @@ export interface HotQueries {
    * store's write turn, so it never lands inside another open transaction.
    */
   insertAudit(rows: AuditEventRow[]): Promise<void>;
+  /**
+   * A new user's row, key row and audit row, all or nothing, in one transaction on the driver
+   * (issue 10: the SCIM create without TypeORM's transaction and query running; on PostgreSQL a
+   * round trip fewer). A duplicate userName/externalId is a ConflictError. SQLite: as insertAudit,
+   * in the store's write turn.
+   */
+  createUser(user: UserRow, keys: UserKeysRow, audit: AuditEventRow): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -115,10 +123,20 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
     for (const r of rows) insert.run(...auditValues(r));
     moveHead.run(head.seq, head.hash, new Date().toISOString());
   }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
+  const insertUser = writer.prepare(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('better-sqlite3', 14)})`);
+  const insertKeys = writer.prepare(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('better-sqlite3', 7)})`);
+  const create = writer.transaction((user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => {
+    insertUser.run(...userInsertValues('better-sqlite3', user));
+    insertKeys.run(...keysInsertValues(keys));
+    const head = chainOnto(headOf(readHead.get()), [audit], chained);
+    insert.run(...auditValues(audit));
+    moveHead.run(head.seq, head.hash, new Date().toISOString());
+  }) as unknown as { immediate: (user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => void };
   return {
     userWithKeys: async (userId) => lookupOf(userId, await find(userId)),
     // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.
     insertAudit: async (rows) => insertAll.immediate(rows),
+    createUser: (user, keys, audit) => mappingUniqueness('user', async () => create.immediate(user, keys, audit)),
     close: async () => {
       if (reader !== writer && reader.open) reader.close();
       await checkpointer?.close();
@@ -156,35 +174,57 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
     }),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      const { client, release } = await new Promise<{ client: PgClient; release: (err?: unknown) => void }>((resolve, reject) =>
-        pool.connect((err, c, r) => (err ? reject(mappedDbError(err)) : resolve({ client: c, release: r }))),
-      );
-      // A connection that dies while checked out also emits 'error': the failed query reports it.
-      client.on('error', ignore);
-      try {
-        // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
+      // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
+      await pgTransaction(pool, async (client) => {
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
         const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        await client.query({
-          ...insertAndMove(rows.length),
-          values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()],
-        });
-        await client.query('COMMIT');
-        client.off('error', ignore);
-        release();
-      } catch (err) {
-        const lost = connectionLost(err);
-        if (!lost) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          client.off('error', ignore);
-        }
-        // A connection that broke is dropped from the pool, not reused.
-        release(lost ? err : undefined);
-        throw mappedDbError(err);
-      }
+        await client.query({ ...insertAndMove(rows.length), values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()] });
+      });
     },
+    createUser: (user, keys, audit) =>
+      mappingUniqueness('user', () =>
+        // Four round trips: BEGIN; both rows and then the head lock (one statement: the lock last,
+        // as every writer takes it, and the key row's foreign key checked at the statement's end);
+        // audit insert + head move; COMMIT.
+        pgTransaction(pool, async (client) => {
+          await client.query('BEGIN');
+          const { rows: locked } = (await client.query({ name: 'cs_hot_user_create', text: PG_CREATE_USER, values: [...userInsertValues('postgres', user), ...keysInsertValues(keys)] })) as { rows: Raw[] };
+          const head = chainOnto(headOf(locked[0]), [audit], chained);
+          await client.query({ ...insertAndMove(1), values: [...auditValues(audit), head.seq, head.hash, new Date().toISOString()] });
+        }),
+      ),
     close: async () => undefined,
   };
+}
+
+const PG_CREATE_USER = `WITH u AS (INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('postgres', 14)}) RETURNING 1),
+  k AS (INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('postgres', 7, 14)}) RETURNING 1)
+  ${HEAD_FOR_UPDATE}`;
+
+/**
+ * Runs `work` on a pooled client, which begins the transaction itself; commits after it. On an
+ * error: ROLLBACK, or (connection lost) the client is dropped from the pool, not reused.
+ */
+async function pgTransaction(pool: PgPool, work: (client: PgClient) => Promise<void>): Promise<void> {
+  const { client, release } = await new Promise<{ client: PgClient; release: (err?: unknown) => void }>((resolve, reject) =>
+    pool.connect((err, c, r) => (err ? reject(mappedDbError(err)) : resolve({ client: c, release: r }))),
+  );
+  // A connection that dies while checked out also emits 'error': the failed query reports it.
+  client.on('error', ignore);
+  try {
+    await work(client);
+    await client.query('COMMIT');
+    client.off('error', ignore);
+    release();
+  } catch (err) {
+    const lost = connectionLost(err);
+    if (!lost) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.off('error', ignore);
+    }
+    release(lost ? err : undefined);
+    throw mappedDbError(err);
+  }
 }
 
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
@@ -196,26 +236,42 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
     }, (id) => id.toLowerCase()),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mappedDbError(err)) : resolve(c))));
-      const q = (sql: string, values: unknown[] = []) =>
-        new Promise<unknown>((resolve, reject) => conn.query(sql, values, (err, r) => (err ? reject(err) : resolve(r))));
-      try {
-        await q('START TRANSACTION');
+      await mysqlTransaction(pool, async (q) => {
         const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
         await q(auditInsertSql(rows.length), rows.flatMap(auditValues));
         await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
-        await q('COMMIT');
-        conn.release();
-      } catch (err) {
-        // A connection that broke is dropped from the pool, not reused.
-        if (connectionLost(err)) conn.destroy();
-        else {
-          await q('ROLLBACK').catch(() => undefined);
-          conn.release();
-        }
-        throw mappedDbError(err);
-      }
+      });
     },
+    createUser: (user, keys, audit) =>
+      mappingUniqueness('user', () =>
+        mysqlTransaction(pool, async (q) => {
+          await q(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('mysql', 14)})`, userInsertValues('mysql', user));
+          await q(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('mysql', 7)})`, keysInsertValues(keys));
+          const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), [audit], chained);
+          await q(auditInsertSql(1), auditValues(audit));
+          await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
+        }),
+      ),
     close: async () => undefined,
   };
+}
+
+/** As pgTransaction, on a MariaDB pooled connection: START TRANSACTION, `work`, COMMIT. */
+async function mysqlTransaction(pool: MysqlPool, work: (q: (sql: string, values?: unknown[]) => Promise<unknown>) => Promise<void>): Promise<void> {
+  const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mappedDbError(err)) : resolve(c))));
+  const q = (sql: string, values: unknown[] = []) => new Promise<unknown>((resolve, reject) => conn.query(sql, values, (err, r) => (err ? reject(err) : resolve(r))));
+  try {
+    await q('START TRANSACTION');
+    await work(q);
+    await q('COMMIT');
+    conn.release();
+  } catch (err) {
+    // A connection that broke is dropped from the pool, not reused.
+    if (connectionLost(err)) conn.destroy();
+    else {
+      await q('ROLLBACK').catch(() => undefined);
+      conn.release();
+    }
+    throw mappedDbError(err);
+  }
 }

@@ -6,7 +6,7 @@ import { KeksRepository } from './keks';
 import { AuditRepository, auditRow, type AuditInput } from './audit';
 import { GroupCommit } from './group-commit';
 import { hotQueries, type HotQueries } from './hot-queries';
-import type { AuditEventRow } from '../../entities';
+import type { AuditEventRow, UserKeysRow, UserRow } from '../../entities';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
 import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, sqliteLocked, type PoolSettings } from './pool-guard';
@@ -167,6 +167,16 @@ export class Store {
       this.driver === 'better-sqlite3' ? this.inSqliteTurn(() => this.hot.insertAudit(rows)) : this.hot.insertAudit(rows),
     );
     return this.auditBatch.add(auditRow(e));
+  }
+
+  /**
+   * A new user's rows and audit row in one transaction on the driver (hot-queries.ts createUser),
+   * for a create that writes nothing else. Not inside `transaction()`: it is a transaction of its own
+   * (on SQLite it waits for the write turn the caller would be holding).
+   */
+  createUser(user: UserRow, keys: UserKeysRow, audit: AuditEventRow): Promise<void> {
+    if (this.inTransaction) throw new Error('Store.createUser runs its own transaction: call it outside transaction()');
+    return this.driver === 'better-sqlite3' ? this.inSqliteTurn(() => this.hot.createUser(user, keys, audit)) : this.hot.createUser(user, keys, audit);
   }
 
   /** Raw statements for the key API's hot path (hot-queries.ts), built on first use. */

@@ -3,12 +3,26 @@ import { UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../.
 import { mappingUniqueness } from './db-errors';
 import { placeholderFor, placeholderList } from './placeholders';
 
-const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
-const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
+export const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
+export const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
 
 /** `n` placeholders; PostgreSQL's numbered after the statement's first `from`. */
-function placeholders(type: string, n: number, from = 0): string {
+export function placeholders(type: string, n: number, from = 0): string {
   return placeholderList(placeholderFor(type), n, from);
+}
+
+/** A users row's values in USER_INSERT_COLUMNS order (better-sqlite3 binds no booleans). */
+export function userInsertValues(type: string, user: UserRow): unknown[] {
+  const active = type === 'better-sqlite3' ? (user.active ? 1 : 0) : user.active;
+  return [
+    user.id, user.userName, user.userNameNorm, user.externalId, user.displayName, user.email, user.givenName, user.familyName,
+    active, user.scimAttributes, user.createdAt, user.updatedAt, user.deletedAt, user.version,
+  ];
+}
+
+/** A user_keys row's values in KEYS_INSERT_COLUMNS order. */
+export function keysInsertValues(keys: UserKeysRow): unknown[] {
+  return [keys.userId, keys.keyAlg, keys.publicJwk, keys.privateJwe, keys.wrappedPasswordKey, keys.kekUri, keys.createdAt];
 }
 
 export class UsersRepository {
@@ -21,13 +35,8 @@ export class UsersRepository {
    */
   async insert(user: UserRow, keys: UserKeysRow): Promise<void> {
     const type = this.m.connection.options.type;
-    // better-sqlite3 binds no booleans.
-    const active = type === 'better-sqlite3' ? (user.active ? 1 : 0) : user.active;
-    const userValues = [
-      user.id, user.userName, user.userNameNorm, user.externalId, user.displayName, user.email, user.givenName, user.familyName,
-      active, user.scimAttributes, user.createdAt, user.updatedAt, user.deletedAt, user.version,
-    ];
-    const keyValues = [keys.userId, keys.keyAlg, keys.publicJwk, keys.privateJwe, keys.wrappedPasswordKey, keys.kekUri, keys.createdAt];
+    const userValues = userInsertValues(type, user);
+    const keyValues = keysInsertValues(keys);
     await mappingUniqueness('user', async () => {
       if (type === 'postgres') {
         // The key row's foreign key is checked at the end of the statement, when the user row is there.

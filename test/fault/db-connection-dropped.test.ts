@@ -10,13 +10,20 @@ import { faultFixture, type FaultFixture } from './fixture';
  * terminated: failover, restart, an operator's kill). The client gets a prompt 503 + Retry-After
  * in SCIM's error format, nothing of the transaction is visible, and the next request is served
  * on a fresh connection. SQLite is in-process: it has no connection to lose.
+ * A SCIM create runs on the driver (hot-queries.ts createUser) unless an outbox event joins its
+ * transaction (here: the backend change feed), then through TypeORM: both are covered.
  */
 describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid-transaction (%s)', (kind) => {
   let f: FaultFixture;
+  let withFeed: FaultFixture;
   beforeAll(async () => {
     f = await faultFixture(kind);
+    withFeed = await faultFixture(kind, { CS_BACKEND_CHANGE_FEED: 'true' });
   });
-  afterAll(async () => f?.close());
+  afterAll(async () => {
+    await f?.close();
+    await withFeed?.close();
+  });
 
   /** The server-side id of the connection a manager runs on, and a way to kill it from outside. */
   const backendId = async (m: EntityManager): Promise<number> =>
@@ -40,7 +47,57 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     }
   };
 
-  test('SCIM create whose connection is killed after its INSERT: 503, no user, next create succeeds', async () => {
+  /** 503 in SCIM's error format, promptly, and nothing of the create in the database. */
+  const expectDropped = async (fx: FaultFixture, res: { status: number; headers: Record<string, string>; body: { schemas?: unknown } }, userName: string) => {
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('2');
+    expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+    expect(JSON.stringify(res.body)).not.toMatch(/terminat|administrator|KILL|ECONN|query/i);
+    const found = await fx.scimGet(`/Users?filter=${encodeURIComponent(`userName eq "${userName}"`)}`).expect(200);
+    expect(found.body.totalResults).toBe(0);
+    const orphanKeys: unknown[] = await fx.store.dataSource.query('SELECT user_id FROM user_keys WHERE user_id NOT IN (SELECT id FROM users)');
+    expect(orphanKeys).toEqual([]);
+  };
+
+  test('SCIM create (on the driver) killed after writing its rows, waiting for the audit chain head: 503, no user, next create succeeds', async () => {
+    // Another session holds the chain head: the create writes its user and key rows, then waits
+    // for the head (every writer takes it last). Kill the create's connection while it waits.
+    const holder = f.store.dataSource.createQueryRunner();
+    await holder.startTransaction();
+    let res: Awaited<ReturnType<FaultFixture['scimPost']>>;
+    try {
+      await holder.query('SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE');
+      const pending = f.scimPost('/Users', newUser('dropped-hot@example.com')).then((r) => r);
+      const waiting = async (): Promise<number | undefined> => {
+        const rows: { id: string | number }[] =
+          kind === 'postgres'
+            ? await f.store.dataSource.query("SELECT pid AS id FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_chain_head%' AND pid <> pg_backend_pid()")
+            : await f.store.dataSource.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE INFO LIKE '%audit_chain_head%FOR UPDATE%' AND ID <> CONNECTION_ID()");
+        return rows.length ? Number(rows[0].id) : undefined;
+      };
+      let id: number | undefined;
+      for (let i = 0; i < 100 && id === undefined; i++) {
+        id = await waiting();
+        if (id === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(id).toBeDefined();
+      const start = performance.now();
+      await killBackend(id!);
+      res = await pending;
+      expect(performance.now() - start).toBeLessThan(5000);
+    } finally {
+      await holder.rollbackTransaction().catch(() => undefined);
+      await holder.release();
+    }
+    await expectDropped(f, res, 'dropped-hot@example.com');
+    // The pool replaced the dead connection: the same request now succeeds, with its keys.
+    const created = await f.scimPost('/Users', newUser('dropped-hot@example.com')).expect(201);
+    const keys: unknown[] = await f.store.dataSource.query(`SELECT user_id FROM user_keys WHERE user_id = '${String(created.body.id)}'`);
+    expect(keys).toHaveLength(1);
+  });
+
+  test('SCIM create (through TypeORM, change feed on) whose connection is killed after its INSERT: 503, no user, next create succeeds', async () => {
+    const f = withFeed;
     const original = UsersRepository.prototype.insert;
     let killed = false;
     // Inside the transaction, right after the user's rows were written: kill this connection.
@@ -58,17 +115,10 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
       const res = await f.scimPost('/Users', newUser('dropped@example.com'));
       expect(performance.now() - start).toBeLessThan(5000);
       expect(killed).toBe(true);
-      expect(res.status).toBe(503);
-      expect(res.headers['retry-after']).toBe('2');
-      expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
-      expect(JSON.stringify(res.body)).not.toMatch(/terminat|administrator|KILL|ECONN|query/i);
+      await expectDropped(f, res, 'dropped@example.com');
     } finally {
       spy.mockRestore();
     }
-    const found = await f.scimGet(`/Users?filter=${encodeURIComponent('userName eq "dropped@example.com"')}`).expect(200);
-    expect(found.body.totalResults).toBe(0);
-    const orphanKeys: unknown[] = await f.store.dataSource.query('SELECT user_id FROM user_keys WHERE user_id NOT IN (SELECT id FROM users)');
-    expect(orphanKeys).toEqual([]);
     // The pool replaced the dead connection: the same request now succeeds.
     await f.scimPost('/Users', newUser('dropped@example.com')).expect(201);
     expect((await f.scimGet('/Users?count=1')).status).toBe(200);

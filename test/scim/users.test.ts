@@ -73,8 +73,22 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
   it('concurrent creates of one userName: exactly one 201, the rest 409', async () => {
     const results = await Promise.all(Array.from({ length: 6 }, () => ctx.post('/Users', newUser('race@example.com'))));
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+    for (const r of results.filter((x) => x.status === 409)) expect(r.body).toMatchObject({ schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '409', scimType: 'uniqueness' });
     const list = await ctx.get('/Users?filter=' + encodeURIComponent('userName eq "race@example.com"')).expect(200);
     expect(list.body.totalResults).toBe(1);
+  });
+
+  it('concurrent creates of one externalId: one 201, the rest 409; one user, its keys and one audit event', async () => {
+    const results = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((n) => ctx.post('/Users', newUser(`${n}-ext-race@example.com`, { externalId: 'ext-race' }))));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
+    for (const r of results.filter((x) => x.status === 409)) expect(r.body).toMatchObject({ status: '409', scimType: 'uniqueness' });
+    const id = String(results.find((r) => r.status === 201)!.body.id);
+    expect(await ctx.store.dataSource.manager.count(UserEntity, { where: { externalId: 'ext-race' } })).toBe(1);
+    expect(await ctx.store.dataSource.manager.count(UserKeysEntity, { where: { userId: id } })).toBe(1);
+    const orphanKeys: unknown[] = await ctx.store.dataSource.query('SELECT user_id FROM user_keys WHERE user_id NOT IN (SELECT id FROM users)');
+    expect(orphanKeys).toEqual([]);
+    const audit = await ctx.store.repos.audit.recent(50, { action: 'user.provision' });
+    expect(audit.filter((e) => e.outcome === 'success' && e.targetId !== null && results.some((r) => r.body.id === e.targetId))).toHaveLength(1);
   });
 
   it.each([
