@@ -92,8 +92,10 @@ function userOf(r: Raw): ListedUser {
  * values (SqlCondition.steered): after five runs PostgreSQL may keep one generic plan for a named
  * statement, and a plan made without the pattern of a LIKE (co, ew, sw on other columns) or the
  * bounds of a range (gt, lt) can walk every user. `sw` on userName / externalId is named: its
- * range is an index condition in any plan (filter-sql.ts). Deep pages stay unnamed: their
- * LIMIT/OFFSET steer the plan.
+ * range is an index condition in any plan (filter-sql.ts). A deep page is named on the same
+ * terms: its LIMIT and OFFSET only set how far the ordered walk of the ids goes, from whichever end
+ * (a generic plan walks the same index, checked with EXPLAIN), and planning that statement cost
+ * PostgreSQL ~0.9 ms a request.
  */
 function reads(m: EntityManager, dialect: SqlDialect) {
   const pool = dialect === 'postgres' && !m.queryRunner ? (m.connection.driver as unknown as { master: PgPool }).master : undefined;
@@ -156,7 +158,7 @@ export async function listUserPage(m: EntityManager, dialect: SqlDialect, q: Use
       const fromEnd = `GREATEST(${counted} - ${start} - ${n}, 0)`;
       // A CASE runs only the branch it takes: the other ids subquery is never executed.
       const pageIds = `CASE WHEN ${fromEnd} < ${start} THEN ARRAY(${ids(true, `LIMIT GREATEST(LEAST(${n}, ${counted} - ${start}), 0) OFFSET ${fromEnd}`)}) ELSE ARRAY(${ids(false, `LIMIT ${n} OFFSET ${start}`)}) END`;
-      raw = await query.plain(`WITH t AS (SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${where}) SELECT ${counted} AS total_n, ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ANY(${pageIds}) ORDER BY ${order}`, values);
+      raw = await query.named(`WITH t AS (SELECT COUNT(*) AS n FROM users u WHERE ${LIVE}${where}) SELECT ${counted} AS total_n, ${COLUMNS} FROM users u LEFT JOIN user_keys k ON k.user_id = u.id WHERE u.id = ANY(${pageIds}) ORDER BY ${order}`, values, q.where);
       // An empty page (past the end) has no row to tell the total.
       total = raw.length > 0 ? Number(raw[0]!.total_n) : await count();
     } else {
