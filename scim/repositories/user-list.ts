@@ -86,16 +86,17 @@ function userOf(r: Raw): ListedUser {
 }
 
 /**
- * The list's reads. On PostgreSQL outside a transaction, the first page and the count go to the
- * pool as named statements (raw-driver.ts pgStatementName): planning an `eq` filter page cost
- * PostgreSQL more than running it, on every request. Only where the plan cannot depend on the
- * values (SqlCondition.steered): after five runs PostgreSQL may keep one generic plan for a named
+ * The list's reads. On PostgreSQL outside a transaction, pages and counts go to the pool as named
+ * statements (raw-driver.ts pgStatementName): planning an `eq` filter page cost PostgreSQL more
+ * than running it, on every request. Only where the plan cannot depend on the values
+ * (SqlCondition.steered): after five runs PostgreSQL may keep one generic plan for a named
  * statement, and a plan made without the pattern of a LIKE (co, ew, sw on other columns) or the
- * bounds of a range (gt, lt) can walk every user. `sw` on userName / externalId is named: its
- * range is an index condition in any plan (filter-sql.ts). A deep page is named on the same
- * terms: its LIMIT and OFFSET only set how far the ordered walk of the ids goes, from whichever end
- * (a generic plan walks the same index, checked with EXPLAIN), and planning that statement cost
- * PostgreSQL ~0.9 ms a request.
+ * bounds of a range (gt, lt) can walk every user. `sw` on userName / externalId is named: its range
+ * is an index condition in any plan (filter-sql.ts); a prefix most users share is then read whole
+ * from the index and sorted rather than walked in list order, no worse than the count its full page
+ * needs anyway. A deep page is named on the same terms: its LIMIT and OFFSET only set how far the
+ * ordered walk of the ids goes, from whichever end (a generic plan walks the same index, checked
+ * with EXPLAIN), and planning it cost PostgreSQL ~0.9 ms a request.
  */
 function reads(m: EntityManager, dialect: SqlDialect) {
   const pool = dialect === 'postgres' && !m.queryRunner ? (m.connection.driver as unknown as { master: PgPool }).master : undefined;
