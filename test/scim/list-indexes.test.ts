@@ -145,9 +145,9 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
     const probes = new Set<string>();
     for (const [userName, externalId] of people)
       for (const v of [userName, externalId])
-        for (let n = 0; n <= Math.min(v.length, 8); n++) {
+        for (let n = 0; n <= Math.min(v.length, 6); n++) {
           const p = v.slice(0, n);
-          for (const q of [p, p.toUpperCase(), p.toLowerCase(), `${p}%`, `${p}_`, `${p}\\`]) probes.add(q);
+          for (const q of [p, p.toUpperCase(), `${p}%`, `${p}_`, `${p}\\`]) probes.add(q);
         }
     return [...probes];
   };
@@ -159,8 +159,8 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
       for (const p of prefixProbes()) {
         const byName = [...liveNames].filter((n) => n.toLowerCase().startsWith(p.toLowerCase())).sort();
         const byExternal = people.filter(([n, e]) => liveNames.has(n) && e.startsWith(p)).map(([n]) => n).sort();
-        expect([p, (await userNames(`userName sw ${scimString(p)}`)).sort()]).toEqual([p, byName]);
-        expect([p, (await userNames(`externalId sw ${scimString(p)}`)).sort()]).toEqual([p, byExternal]);
+        const [names, externals] = await Promise.all([userNames(`userName sw ${scimString(p)}`), userNames(`externalId sw ${scimString(p)}`)]);
+        expect([p, names.sort(), externals.sort()]).toEqual([p, byName, byExternal]);
       }
     };
     await check();
@@ -174,7 +174,7 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
       await migration.up(qr);
       await qr.release();
     }
-  });
+  }, 240_000);
 
   it('on PostgreSQL sw pages and deep pages are named statements whose generic plans read the live-prefix / live-order index alone, without a sequential scan of users', async () => {
     if (kind !== 'postgres') return;
@@ -196,7 +196,7 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
       spy.mockRestore();
     }
     const pages = sent.filter((q) => q.name && q.text.includes('~>=~') && !q.text.includes('COUNT(*)'));
-    expect(pages).toHaveLength(2);
+    expect(pages.map((q) => q.values[0])).toEqual(['pre-', 'Ext-']);
     const deep = sent.filter((q) => q.name && q.text.startsWith('WITH t AS'));
     expect(deep).toHaveLength(1);
     const literal = (v: unknown) => (typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
@@ -219,8 +219,9 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
           if (index !== 'ix_users_live_order') expect(plan).toMatch(/~>=~ \$\d/); // bounds as parameters: the generic plan
           expect(plan).not.toMatch(/Seq Scan on users/);
         } finally {
-          await qr.query('DEALLOCATE ALL');
+          // Prepared statements outlive the transaction; only ours goes (the pool's client keeps its own).
           await qr.rollbackTransaction();
+          await qr.query('DEALLOCATE sw_page').catch(() => undefined);
         }
       }
     } finally {
