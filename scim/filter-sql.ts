@@ -13,8 +13,12 @@ export { parseFilter };
 export type SqlDialect = 'postgres' | 'mysql' | 'sqlite';
 
 export type FilterColumn =
-  /** A string column. `lowered`: the column already holds the lower-cased value (an indexed *_norm column). */
-  | { kind: 'string'; expr: string; caseExact: boolean; lowered?: boolean }
+  /**
+   * A string column. `lowered`: the column already holds the lower-cased value (an indexed *_norm column).
+   * `prefixIndexed`: PostgreSQL has a text_pattern_ops index of the live users over it (migration
+   * 1764810000000), so `sw` there is an index range whatever the prefix.
+   */
+  | { kind: 'string'; expr: string; caseExact: boolean; lowered?: boolean; prefixIndexed?: boolean }
   | { kind: 'boolean'; expr: string }
   /** ISO-8601 UTC strings in varchar(24): lexicographic order is chronological. */
   | { kind: 'datetime'; expr: string }
@@ -29,6 +33,11 @@ export type ColumnMap = Readonly<Record<string, FilterColumn>>;
 export interface SqlCondition {
   sql: string;
   params: Record<string, unknown>;
+  /**
+   * Whether a good plan depends on the values (a LIKE pattern, a range's bounds): PostgreSQL must
+   * plan such a statement with them each time, not keep one generic plan (user-list.ts).
+   */
+  steered?: boolean;
 }
 
 const CORE_PREFIXES = ['urn:ietf:params:scim:schemas:core:2.0:user:', 'urn:ietf:params:scim:schemas:core:2.0:group:'];
@@ -48,10 +57,13 @@ function likeEscape(v: string): string {
 
 /**
  * The least string above every string that starts with `prefix`, in code point order (SQLite's
- * BINARY collation compares UTF-8 bytes, which orders as code points): the last code point plus
- * one. Undefined when there is none (empty prefix, or it ends in U+10FFFF).
+ * BINARY collation and PostgreSQL's ~<~ operators compare UTF-8 bytes, which orders as code
+ * points): the last code point plus one. Undefined when there is none (empty prefix, or it ends in
+ * U+10FFFF), or when the prefix holds a lone surrogate (the drivers would send U+FFFD for it, which
+ * the bounds would not bracket).
  */
 export function prefixRange(prefix: string): string | undefined {
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(prefix)) return undefined;
   const chars = Array.from(prefix);
   const last = chars.pop()?.codePointAt(0);
   if (last === undefined || last >= 0x10ffff) return undefined;
@@ -61,6 +73,8 @@ export function prefixRange(prefix: string): string | undefined {
 
 class Builder {
   readonly params: Record<string, unknown> = {};
+  /** Set by any condition whose good plan depends on its value (SqlCondition.steered). */
+  steered = false;
   private n = 0;
   constructor(
     private readonly dialect: SqlDialect,
@@ -116,6 +130,7 @@ class Builder {
         const iso = new Date(t).toISOString();
         const ops: Record<string, string> = { eq: '=', gt: '>', ge: '>=', lt: '<', le: '<=' };
         if (!ops[c.op]) throw invalidFilter(`operator "${c.op}" is not supported for date-time "${path}"`);
+        if (c.op !== 'eq') this.steered = true;
         return `(${col} IS NOT NULL AND ${col} ${ops[c.op]} ${this.param(iso)})`;
       }
       case 'string':
@@ -139,6 +154,7 @@ class Builder {
       case 'lt':
       case 'le': {
         const ops: Record<string, string> = { gt: '>', ge: '>=', lt: '<', le: '<=' };
+        this.steered = true;
         return guard(`${binary ? `BINARY ${col}` : col} ${ops[c.op]} ${this.param(value)}`);
       }
       case 'co':
@@ -149,8 +165,15 @@ class Builder {
         // SQLite's LIKE cannot use a BINARY-collated index: a range over the same prefix can.
         // Plain columns only: a JSON value may be a number, which compares below any text.
         const plainColumn = /^\w+\.\w+$/.test(column.expr);
-        const range = c.op === 'sw' && this.dialect === 'sqlite' && plainColumn && (exact || column.lowered) ? prefixRange(value) : undefined;
-        const ranged = (sql: string) => (range ? `${col} >= ${this.param(value)} AND ${col} < ${this.param(range)} AND ${sql}` : sql);
+        const sqliteRange = this.dialect === 'sqlite' && plainColumn && (exact || column.lowered);
+        // PostgreSQL: the same range in the byte-wise operators of the text_pattern_ops index. Unlike
+        // a LIKE pattern, bounds given as parameters are index conditions in a generic plan too, so
+        // the statement can be planned once (the LIKE stays as the exact condition).
+        const pgRange = this.dialect === 'postgres' && plainColumn && column.prefixIndexed === true && (exact || column.lowered);
+        const range = c.op === 'sw' && (sqliteRange || pgRange) ? prefixRange(value) : undefined;
+        const [ge, lt] = this.dialect === 'postgres' ? ['~>=~', '~<~'] : ['>=', '<'];
+        const ranged = (sql: string) => (range ? `${col} ${ge} ${this.param(value)} AND ${col} ${lt} ${this.param(range)} AND ${sql}` : sql);
+        if (!(range && pgRange)) this.steered = true;
         if (exact && this.dialect === 'sqlite') {
           // SQLite's LIKE ignores ASCII case; check the exact substring as well.
           const p = this.param(value);
@@ -221,7 +244,8 @@ export function filterToSql(filter: FilterNode, columns: ColumnMap, options: Tra
       }
     }
   };
-  return { sql: `(${walk(filter, '')})`, params: b.params };
+  const sql = `(${walk(filter, '')})`;
+  return { sql, params: b.params, steered: b.steered };
 }
 
 /** ORDER BY target for sortBy; only plain columns sort. */

@@ -13,8 +13,8 @@ import { placeholderFor, placeholderList } from '../../server/repositories/place
 /** SCIM attribute path (lower-case) → column, for filters and sortBy on /Users. */
 export const USER_COLUMNS: ColumnMap = {
   id: { kind: 'string', expr: 'u.id', caseExact: true },
-  username: { kind: 'string', expr: 'u.user_name_norm', caseExact: false, lowered: true },
-  externalid: { kind: 'string', expr: 'u.external_id', caseExact: true },
+  username: { kind: 'string', expr: 'u.user_name_norm', caseExact: false, lowered: true, prefixIndexed: true },
+  externalid: { kind: 'string', expr: 'u.external_id', caseExact: true, prefixIndexed: true },
   displayname: { kind: 'string', expr: 'u.display_name', caseExact: false },
   'name.givenname': { kind: 'string', expr: 'u.given_name', caseExact: false },
   'name.familyname': { kind: 'string', expr: 'u.family_name', caseExact: false },

@@ -23,7 +23,16 @@ describe('SCIM filter → SQL', () => {
     expect(t('userName eq "Alice@Example.COM"')).toEqual({
       sql: '((u.user_name_norm IS NOT NULL AND u.user_name_norm = :f0))',
       params: { f0: 'alice@example.com' },
+      steered: false,
     });
+  });
+
+  it('marks the conditions whose good plan depends on their values (PostgreSQL plans those per request)', () => {
+    const steered = (f: string) => t(f).steered;
+    expect(steered('userName eq "a" or externalId eq "b" and active eq true')).toBe(false);
+    expect(steered('externalId pr and not (userName ne "a") and meta.created eq "2020-01-01T00:00:00Z"')).toBe(false);
+    expect(steered('members[value eq "u1"]')).toBe(false);
+    for (const f of ['userName sw "a"', 'userName co "a"', 'displayName ew "a"', 'meta.created gt "2020-01-01T00:00:00Z"', 'userName lt "b"', 'userName eq "a" or userName sw "b"']) expect([f, steered(f)]).toEqual([f, true]);
   });
 
   it('never interpolates values, even hostile ones', () => {

@@ -17,6 +17,7 @@ import { ENTERPRISE_USER_COLUMNS } from '../../scim/enterprise-columns';
 import { USER_KEYS_SCHEMA } from '../../scim/schemas';
 import { ScimListIndexes1764600000000 } from '../../entities/migrations/1764600000000-scim-list-indexes';
 import { UsersLiveCount1764800000000 } from '../../entities/migrations/1764800000000-users-live-count';
+import { UsersLivePrefix1764810000000 } from '../../entities/migrations/1764810000000-users-live-prefix';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 
@@ -36,7 +37,26 @@ describe('prefixRange', () => {
     expect(params('userName sw "Ab"')).toEqual(expect.arrayContaining(['ab', 'ac']));
     expect(params('externalId sw "Ab"')).toEqual(expect.arrayContaining(['Ab', 'Ac']));
     expect(params('manager sw "Ab"')).not.toContain('Ac');
-    expect(Object.values(filterToSql(parseFilter('userName sw "Ab"'), USER_COLUMNS, { dialect: 'postgres' }).params)).not.toContain('ac');
+  });
+
+  it('bounds sw on PostgreSQL only over the live-prefix indexes (userName, externalId), in their byte-wise operators, and calls only those unsteered', () => {
+    const pg = (filter: string) => filterToSql(parseFilter(filter), { ...USER_COLUMNS, ...ENTERPRISE_USER_COLUMNS }, { dialect: 'postgres' });
+    expect(pg('userName sw "Ab"')).toEqual({
+      sql: "((u.user_name_norm IS NOT NULL AND u.user_name_norm ~>=~ :f1 AND u.user_name_norm ~<~ :f2 AND u.user_name_norm LIKE :f0 ESCAPE '!'))",
+      params: { f0: 'ab%', f1: 'ab', f2: 'ac' },
+      steered: false,
+    });
+    expect(pg('externalId sw "Ab"')).toMatchObject({ params: { f0: 'Ab%', f1: 'Ab', f2: 'Ac' }, steered: false });
+    for (const filter of ['displayName sw "Ab"', 'manager sw "Ab"', 'userName sw ""']) {
+      expect(pg(filter).sql).not.toContain('~<~');
+      expect(pg(filter).steered).toBe(true);
+    }
+  });
+
+  it('leaves out the bounds for a prefix with a lone surrogate (sent as U+FFFD, outside them)', () => {
+    expect(prefixRange('a\uD800')).toBeUndefined();
+    expect(prefixRange('a\uDC00b')).toBeUndefined();
+    expect(prefixRange('a\u{1F600}')).toBe('a\u{1F601}');
   });
 
   it('has no upper bound for an empty prefix or one ending in U+10FFFF', () => {
@@ -61,6 +81,7 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
     ['pre@example.com', 'Ext'],
     ['pr_e@example.com', 'E_t-7'],
     ['pr%e@example.com', 'E%t-8'],
+    ['Pr\\E\\x@example.com', 'E\\T-12'],
     ['zoë@example.com', 'Zoë-9'],
     ['zoz@example.com', 'Zoz-10'],
     ['zp@example.com', 'Zp-11'],
@@ -99,6 +120,9 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
     ['userName sw "PRE-"', ['pre-a@example.com', 'PRE-b@example.com', 'pre-c@example.com']],
     ['userName sw "pr_"', ['pr_e@example.com']],
     ['userName sw "pr%"', ['pr%e@example.com']],
+    ['userName sw "pr\\\\e\\\\"', ['Pr\\E\\x@example.com']],
+    ['externalId sw "E\\\\"', ['Pr\\E\\x@example.com']],
+    ['externalId sw "e\\\\"', []],
     ['userName sw "zo"', ['zoë@example.com']],
     ['userName sw "zoë"', ['zoë@example.com']],
     ['userName sw "pre@example.com"', ['pre@example.com']],
@@ -114,6 +138,95 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
 
   it.each(prefixCases)('%s', async (filter, expected) => {
     expect((await userNames(filter)).sort()).toEqual([...expected].sort());
+  });
+
+  /** Every prefix of every live user's userName and externalId, varied in case, and each with a wildcard or backslash after it. */
+  const prefixProbes = () => {
+    const probes = new Set<string>();
+    for (const [userName, externalId] of people)
+      for (const v of [userName, externalId])
+        for (let n = 0; n <= Math.min(v.length, 6); n++) {
+          const p = v.slice(0, n);
+          for (const q of [p, p.toUpperCase(), `${p}%`, `${p}_`, `${p}\\`]) probes.add(q);
+        }
+    return [...probes];
+  };
+  const scimString = (v: string) => JSON.stringify(v); // a SCIM filter value is a JSON string
+
+  it('sw answers exactly the users whose value starts with the prefix (userName ignoring case), for every prefix, with and without the live-prefix indexes', async () => {
+    const liveNames = new Set(people.map(([n]) => n).filter((n) => n !== 'prd@example.com' && n !== 'zoz@example.com'));
+    const check = async () => {
+      for (const p of prefixProbes()) {
+        const byName = [...liveNames].filter((n) => n.toLowerCase().startsWith(p.toLowerCase())).sort();
+        const byExternal = people.filter(([n, e]) => liveNames.has(n) && e.startsWith(p)).map(([n]) => n).sort();
+        const [names, externals] = await Promise.all([userNames(`userName sw ${scimString(p)}`), userNames(`externalId sw ${scimString(p)}`)]);
+        expect([p, names.sort(), externals.sort()]).toEqual([p, byName, byExternal]);
+      }
+    };
+    await check();
+    if (kind !== 'postgres') return;
+    const qr = deps.store.dataSource.createQueryRunner();
+    const migration = new UsersLivePrefix1764810000000();
+    try {
+      await migration.down(qr);
+      await check();
+    } finally {
+      await migration.up(qr);
+      await qr.release();
+    }
+  }, 240_000);
+
+  it('on PostgreSQL sw pages and deep pages are named statements whose generic plans read the live-prefix / live-order index alone, without a sequential scan of users', async () => {
+    if (kind !== 'postgres') return;
+    const sent: { name?: string; text: string; values: unknown[] }[] = [];
+    // Named statements go to the pool itself (raw-driver.ts pgQuery); TypeORM's own queries check out a client.
+    const pool = (deps.store.dataSource.driver as unknown as { master: { query: (q: unknown) => Promise<unknown> } }).master;
+    const query = pool.query.bind(pool);
+    const spy = jest.spyOn(pool, 'query').mockImplementation((q) => {
+      if (typeof q === 'object') sent.push(q as (typeof sent)[number]);
+      return query(q);
+    });
+    try {
+      // The list's own order (creation), which the live-prefix indexes include.
+      const page = async (filter: string) => (await service.listUsers({ filter, startIndex: 1, count: 100 })).resources.map((u) => u.userName);
+      expect(await page('userName sw "PRE-"')).toEqual(['pre-a@example.com', 'PRE-b@example.com', 'pre-c@example.com']);
+      expect(await page('externalId sw "Ext-"')).toEqual(['pre-a@example.com', 'pre-c@example.com']);
+      expect((await service.listUsers({ startIndex: 3, count: 2 })).resources.map((u) => u.id)).toEqual(live().slice(2, 4));
+    } finally {
+      spy.mockRestore();
+    }
+    const pages = sent.filter((q) => q.name && q.text.includes('~>=~') && !q.text.includes('COUNT(*)'));
+    expect(pages.map((q) => q.values[0])).toEqual(['pre-', 'Ext-']);
+    const deep = sent.filter((q) => q.name && q.text.startsWith('WITH t AS'));
+    expect(deep).toHaveLength(1);
+    const literal = (v: unknown) => (typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
+    const qr = deps.store.dataSource.createQueryRunner();
+    try {
+      await qr.query('ANALYZE users');
+      for (const [q, index] of [
+        [pages[0]!, 'ix_users_live_user_name_prefix'],
+        [pages[1]!, 'ix_users_live_external_id_prefix'],
+        [deep[0]!, 'ix_users_live_order'],
+      ] as const) {
+        await qr.startTransaction();
+        try {
+          // The plan PostgreSQL may keep for every prefix once the statement has run five times.
+          await qr.query('SET LOCAL plan_cache_mode = force_generic_plan');
+          await qr.query('SET LOCAL enable_seqscan = off'); // a table this small would be read whole
+          await qr.query(`PREPARE sw_page AS ${q.text}`);
+          const plan = ((await qr.query(`EXPLAIN EXECUTE sw_page(${q.values.map(literal).join(', ')})`)) as { 'QUERY PLAN': string }[]).map((r) => r['QUERY PLAN']).join('\n');
+          expect(plan).toContain(`Index Only Scan using ${index}`);
+          if (index !== 'ix_users_live_order') expect(plan).toMatch(/~>=~ \$\d/); // bounds as parameters: the generic plan
+          expect(plan).not.toMatch(/Seq Scan on users/);
+        } finally {
+          // Prepared statements outlive the transaction; only ours goes (the pool's client keeps its own).
+          await qr.rollbackTransaction();
+          await qr.query('DEALLOCATE sw_page').catch(() => undefined);
+        }
+      }
+    } finally {
+      await qr.release();
+    }
   });
 
   it('a page deep into the list is the right slice of the live users, in creation order', async () => {
@@ -190,11 +303,13 @@ describe.each(testDatabaseNames())('SCIM list indexes on %s', (kind) => {
     try {
       expect(await deep()).toEqual(expected);
       if (kind !== 'postgres') return;
-      // A table this small is read whole anyway, and ix_users_live_order is as small: forbid the one,
-      // drop the other for this transaction only, to see that the count can read the narrow index alone.
+      // A table this small is read whole anyway, and the other partial indexes are as small: forbid
+      // the one, drop the others for this transaction only, to see that the count can read the narrow index alone.
       await qr.startTransaction();
       await qr.query('SET LOCAL enable_seqscan = off');
       await qr.query('DROP INDEX ix_users_live_order');
+      await qr.query('DROP INDEX ix_users_live_user_name_prefix');
+      await qr.query('DROP INDEX ix_users_live_external_id_prefix');
       const plan = ((await qr.query('EXPLAIN SELECT COUNT(*) AS n FROM users u WHERE u.deleted_at IS NULL')) as { 'QUERY PLAN': string }[]).map((r) => r['QUERY PLAN']).join('\n');
       await qr.rollbackTransaction();
       expect(plan).toContain('Index Only Scan using ix_users_live_count');

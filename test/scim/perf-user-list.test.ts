@@ -130,8 +130,9 @@ describe.each(testDatabaseNames())('SCIM user list pages on %s', (kind) => {
     }
   });
 
-  // A generic plan cannot see a LIKE pattern or a range's bounds: such pages are planned each time.
-  it.each(['userName sw "user-1"', 'meta.created gt "2000-01-01T00:00:00Z"'])('on PostgreSQL a page filtered by %s stays unnamed', async (filter) => {
+  // A generic plan cannot see a LIKE pattern or a range's bounds: such pages are planned each time
+  // (`sw` on userName / externalId is not one of them: list-indexes.test.ts).
+  it.each(['userName co "user-1"', 'userName ew ".com"', 'meta.created gt "2000-01-01T00:00:00Z"'])('on PostgreSQL a page filtered by %s stays unnamed', async (filter) => {
     if (kind !== 'postgres') return;
     const pool = jest.spyOn(pgPool(), 'query');
     try {
