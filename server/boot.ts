@@ -10,7 +10,6 @@ import { ConfigError } from './errors';
 import { configureAuditChain } from './audit/chain';
 import { driverOf } from './repositories/raw-driver';
 import { logCheckpointsOf } from './repositories/sqlite-checkpoint';
-import { joinWriteTurns } from './cluster-write-turn';
 
 export interface BootOptions {
   /** Tells the operator what was created or done (printed by serve). */
@@ -61,8 +60,5 @@ export async function openStore(config: Readonly<Config>): Promise<Store> {
     throw new ConfigError(`CS_DATABASE_URL: cannot connect to the ${config.database.type} database (${(err as Error).message.split('\n')[0]})`);
   }
   configureAuditChain(ds, { enabled: config.auditIntegrity.chain });
-  const store = new Store(ds, config.database.pool);
-  // serve's workers on one SQLite file take its write lock in the primary's order.
-  joinWriteTurns(store, config.database);
-  return store;
+  return new Store(ds, config.database.pool);
 }

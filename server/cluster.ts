@@ -13,14 +13,12 @@ import type { Logger } from './log';
 import { boot } from './boot';
 import { ConfigError } from './errors';
 import { describeFailure } from './cli/failure';
-import { serveWriteTurns, type TurnRequest } from './cluster-write-turn';
 
 /** Messages between primary and workers (IPC); `cs:` keeps them apart from prom-client's own. */
 export type WorkerMessage =
   | { type: 'cs:ready'; url: string }
   | { type: 'cs:failed'; message: string; exitCode: number }
-  | { type: 'cs:metrics-request'; id: number }
-  | TurnRequest;
+  | { type: 'cs:metrics-request'; id: number };
 export type PrimaryMessage = { type: 'cs:metrics'; id: number; text?: string; error?: string };
 
 /** A worker that lived this long counts as started well: the next death restarts it at once. */
@@ -77,8 +75,6 @@ export async function runPrimary(config: Readonly<Config>, log: Logger, opts: Pr
     for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, onSignal);
 
     const fork = () => started.set(cluster.fork(), Date.now());
-    // SQLite: the workers' write turn (cluster-write-turn.ts); never asked for on other databases.
-    serveWriteTurns();
 
     const failedAtStart = new Map<Worker, { message: string; exitCode: number }>();
     cluster.on('message', (worker: Worker, msg: WorkerMessage) => {

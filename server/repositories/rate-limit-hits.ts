@@ -108,18 +108,6 @@ function build(store: Store): RateLimitHits {
         }
       };
       if (sqlite.inTransaction) return store.transaction(async () => now());
-      const turn = store.crossProcessTurn;
-      if (turn) {
-        // serve's workers: the statement waits for this worker's write turn, not in SQLite's busy handler.
-        return turn.acquire().then((release) => {
-          try {
-            if (!sqlite.inTransaction) return now();
-          } finally {
-            release();
-          }
-          return store.transaction(async () => now()); // one began meanwhile
-        });
-      }
       try {
         return Promise.resolve(now());
       } catch (err) {

@@ -15,14 +15,6 @@ import { connectionLost, sqliteBusy } from './db-errors';
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
 
-/**
- * Another process's turn at the SQLite write lock (serve's workers: server/cluster-write-turn.ts).
- * `acquire` resolves with the function that gives the turn back.
- */
-export interface WriteTurn {
-  acquire(): Promise<() => void>;
-}
-
 /** Repositories bound to one EntityManager: the default one, or a transaction's. */
 export class Repos {
   readonly users: UsersRepository;
@@ -61,8 +53,6 @@ export class Store {
   private hotQueries?: HotQueries;
   private auditBatch?: GroupCommit<AuditEventRow>;
   private readonly closeHooks: (() => Promise<void>)[] = [];
-  /** Set in serve's workers on one SQLite file: writes take the cluster's turn before SQLite's lock. */
-  crossProcessTurn?: WriteTurn;
 
   constructor(
     readonly dataSource: DataSource,
@@ -113,11 +103,9 @@ export class Store {
         clearTimeout(timer);
         if (gaveUp) return;
         end('acquired');
-        const release = this.crossProcessTurn ? await this.crossProcessTurn.acquire() : undefined;
         await run()
           .catch((err: unknown) => this.mapped(err))
-          .then(resolve, reject)
-          .finally(release);
+          .then(resolve, reject);
       };
       this.sqliteQueue = this.sqliteQueue.then(turn, turn);
     });
