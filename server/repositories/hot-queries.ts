@@ -93,27 +93,9 @@ export function hotQueries(ds: DataSource, store: Pick<Store, 'inTransaction' | 
 }
 
 function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inTransaction' | 'transaction'>): HotQueries {
-  const path = String(ds.options.database);
-  // A second, read-only connection (WAL) for reads while a transaction is open on the writer: they
-  // see only committed rows — never that half-done transaction — and do not wait for its queue.
-  let reader = writer;
-  let checkpointer: Checkpointer | undefined;
-  if (path !== ':memory:' && path !== '') {
-    const Database = require('better-sqlite3') as SqliteCtor;
-    reader = new Database(path, { readonly: true, fileMustExist: true });
-    reader.pragma('busy_timeout = 1000');
-    // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
-    checkpointer = startCheckpointer(path, writer);
-  }
+  // The writer's statements first: one that cannot be prepared (a table missing) throws before a
+  // reader connection or the checkpoint thread is opened, so a failed build leaves nothing behind.
   const findOnWriter = writer.prepare(USER_KEYS_SQL);
-  const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL);
-  // With no transaction open, the writer sees exactly the committed rows too, and its page cache is
-  // warm: every audit commit changes the database, which empties the reader's cache on its next
-  // read (issue 10: ~47 µs per primary-key lookup on the reader). The check and the read are one
-  // synchronous step, so no BEGIN can come in between.
-  // In memory there is no second connection: a read waits for another request's transaction to end.
-  const find = async (userId: string) =>
-    reader === writer ? committedRead(store, writer, () => findOnWriter.get(userId)) : (writer.inTransaction ? findOnReader : findOnWriter).get(userId);
   const insert = writer.prepare(auditInsertSql(1));
   const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare(headMoveSql());
@@ -132,6 +114,26 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
     insert.run(...auditValues(audit));
     moveHead.run(head.seq, head.hash, new Date().toISOString());
   }) as unknown as { immediate: (user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => void };
+  const path = String(ds.options.database);
+  // A second, read-only connection (WAL) for reads while a transaction is open on the writer: they
+  // see only committed rows — never that half-done transaction — and do not wait for its queue.
+  let reader = writer;
+  let checkpointer: Checkpointer | undefined;
+  if (path !== ':memory:' && path !== '') {
+    const Database = require('better-sqlite3') as SqliteCtor;
+    reader = new Database(path, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 1000');
+    // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
+    checkpointer = startCheckpointer(path, writer);
+  }
+  const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL);
+  // With no transaction open, the writer sees exactly the committed rows too, and its page cache is
+  // warm: every audit commit changes the database, which empties the reader's cache on its next
+  // read (issue 10: ~47 µs per primary-key lookup on the reader). The check and the read are one
+  // synchronous step, so no BEGIN can come in between.
+  // In memory there is no second connection: a read waits for another request's transaction to end.
+  const find = async (userId: string) =>
+    reader === writer ? committedRead(store, writer, () => findOnWriter.get(userId)) : (writer.inTransaction ? findOnReader : findOnWriter).get(userId);
   return {
     userWithKeys: async (userId) => lookupOf(userId, await find(userId)),
     // IMMEDIATE: the write lock before the head is read, so another process cannot move it meanwhile.

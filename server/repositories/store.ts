@@ -103,9 +103,15 @@ export class Store {
         clearTimeout(timer);
         if (gaveUp) return;
         end('acquired');
-        await run()
-          .catch((err: unknown) => this.mapped(err))
-          .then(resolve, reject);
+        // Started at once (no microtask in between); a synchronous throw (a statement that cannot
+        // be prepared) must reject the caller, not leave it waiting forever.
+        let work: Promise<T>;
+        try {
+          work = run();
+        } catch (err) {
+          work = Promise.reject(err);
+        }
+        await work.catch((err: unknown) => this.mapped(err)).then(resolve, reject);
       };
       this.sqliteQueue = this.sqliteQueue.then(turn, turn);
     });
