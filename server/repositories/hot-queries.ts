@@ -7,7 +7,7 @@ import { placeholderFor } from './placeholders';
 import { committedRead, mappedDbError, mysqlExecute, paddedInList, type MysqlConnection, type MysqlPool, type PgClient, type PgPool, type Raw, type SqliteCtor, type SqliteDb } from './raw-driver';
 import type { Store } from './store';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
-import { keysInsertValues, KEYS_INSERT_COLUMNS, placeholders, userInsertValues, USER_INSERT_COLUMNS } from './users';
+import { keysInsertSql, keysInsertValues, userInsertSql, userInsertValues, USER_INSERT_WIDTH } from './users';
 
 /**
  * The statements the key API runs on every call, as parameterised SQL straight on the driver
@@ -105,8 +105,8 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
     for (const r of rows) insert.run(...auditValues(r));
     moveHead.run(head.seq, head.hash, new Date().toISOString());
   }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
-  const insertUser = writer.prepare(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('better-sqlite3', 14)})`);
-  const insertKeys = writer.prepare(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('better-sqlite3', 7)})`);
+  const insertUser = writer.prepare(userInsertSql('better-sqlite3'));
+  const insertKeys = writer.prepare(keysInsertSql('better-sqlite3'));
   const create = writer.transaction((user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => {
     insertUser.run(...userInsertValues('better-sqlite3', user));
     insertKeys.run(...keysInsertValues(keys));
@@ -199,8 +199,8 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
   };
 }
 
-const PG_CREATE_USER = `WITH u AS (INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('postgres', 14)}) RETURNING 1),
-  k AS (INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('postgres', 7, 14)}) RETURNING 1)
+const PG_CREATE_USER = `WITH u AS (${userInsertSql('postgres')} RETURNING 1),
+  k AS (${keysInsertSql('postgres', USER_INSERT_WIDTH)} RETURNING 1)
   ${HEAD_FOR_UPDATE}`;
 
 /**
@@ -247,8 +247,8 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
     createUser: (user, keys, audit) =>
       mappingUniqueness('user', () =>
         mysqlTransaction(pool, async (q) => {
-          await q(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders('mysql', 14)})`, userInsertValues('mysql', user));
-          await q(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders('mysql', 7)})`, keysInsertValues(keys));
+          await q(userInsertSql('mysql'), userInsertValues('mysql', user));
+          await q(keysInsertSql('mysql'), keysInsertValues(keys));
           const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), [audit], chained);
           await q(auditInsertSql(1), auditValues(audit));
           await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);

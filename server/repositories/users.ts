@@ -3,13 +3,18 @@ import { UserEntity, UserKeysEntity, type UserKeysRow, type UserRow } from '../.
 import { mappingUniqueness } from './db-errors';
 import { placeholderFor, placeholderList } from './placeholders';
 
-export const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
-export const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
+const USER_INSERT_COLUMNS = 'id, user_name, user_name_norm, external_id, display_name, email, given_name, family_name, active, scim_attributes, created_at, updated_at, deleted_at, version';
+const KEYS_INSERT_COLUMNS = 'user_id, key_alg, public_jwk, private_jwe, wrapped_password_key, kek_uri, created_at';
+const width = (columns: string) => columns.split(',').length;
+/** Placeholders of userInsertValues: PostgreSQL's follow the two inserts' order in one statement. */
+export const USER_INSERT_WIDTH = width(USER_INSERT_COLUMNS);
 
-/** `n` placeholders; PostgreSQL's numbered after the statement's first `from`. */
-export function placeholders(type: string, n: number, from = 0): string {
-  return placeholderList(placeholderFor(type), n, from);
-}
+/** The INSERT of a users row (values: userInsertValues); PostgreSQL's placeholders numbered after `after`. */
+export const userInsertSql = (type: string, after = 0) =>
+  `INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholderList(placeholderFor(type), USER_INSERT_WIDTH, after)})`;
+/** The INSERT of a user_keys row (values: keysInsertValues). */
+export const keysInsertSql = (type: string, after = 0) =>
+  `INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholderList(placeholderFor(type), width(KEYS_INSERT_COLUMNS), after)})`;
 
 /** A users row's values in USER_INSERT_COLUMNS order (better-sqlite3 binds no booleans). */
 export function userInsertValues(type: string, user: UserRow): unknown[] {
@@ -41,14 +46,14 @@ export class UsersRepository {
       if (type === 'postgres') {
         // The key row's foreign key is checked at the end of the statement, when the user row is there.
         await this.m.query(
-          `WITH u AS (INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)}) RETURNING 1)
-           INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7, 14)})`,
+          `WITH u AS (${userInsertSql(type)} RETURNING 1)
+           ${keysInsertSql(type, USER_INSERT_WIDTH)}`,
           [...userValues, ...keyValues],
         );
         return;
       }
-      await this.m.query(`INSERT INTO users (${USER_INSERT_COLUMNS}) VALUES (${placeholders(type, 14)})`, userValues);
-      await this.m.query(`INSERT INTO user_keys (${KEYS_INSERT_COLUMNS}) VALUES (${placeholders(type, 7)})`, keyValues);
+      await this.m.query(userInsertSql(type), userValues);
+      await this.m.query(keysInsertSql(type), keyValues);
     });
   }
 
