@@ -3,6 +3,10 @@ import { createConnection } from 'mysql2/promise';
 import type { EntityManager } from 'typeorm';
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
+import { ENTRA_CREATE_USER } from '../scim/idp-bodies';
+
+/** Microsoft Entra ID's own create body (idp-bodies.ts) for `userName`, with an externalId of its own. */
+const entraUser = (userName: string) => ({ ...JSON.parse(ENTRA_CREATE_USER), userName, externalId: `ext-${userName}` });
 import { faultFixture, type FaultFixture } from './fixture';
 
 /**
@@ -67,7 +71,7 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     let res: Awaited<ReturnType<FaultFixture['scimPost']>>;
     try {
       await holder.query('SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE');
-      const pending = f.scimPost('/Users', newUser('dropped-hot@example.com')).then((r) => r);
+      const pending = f.scimPost('/Users', entraUser('dropped-hot@example.com')).then((r) => r);
       const waiting = async (): Promise<number | undefined> => {
         const rows: { id: string | number }[] =
           kind === 'postgres'
@@ -91,7 +95,7 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     }
     await expectDropped(f, res, 'dropped-hot@example.com');
     // The pool replaced the dead connection: the same request now succeeds, with its keys.
-    const created = await f.scimPost('/Users', newUser('dropped-hot@example.com')).expect(201);
+    const created = await f.scimPost('/Users', entraUser('dropped-hot@example.com')).expect(201);
     const keys: unknown[] = await f.store.dataSource.query(`SELECT user_id FROM user_keys WHERE user_id = '${String(created.body.id)}'`);
     expect(keys).toHaveLength(1);
   });
