@@ -9,6 +9,7 @@ module.exports = {
   // jose is ESM-only; let swc turn it into CommonJS for jest's module system.
   transformIgnorePatterns: ['/node_modules/(?!(jose)/)'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  setupFiles: ['<rootDir>/test/support/sqlite-error-realm.js'],
   testTimeout: 60000,
   maxWorkers: 2,
   // Workers grow to ~500 MB over many suites and then need longer than jest's 500 ms grace to exit

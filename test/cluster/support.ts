@@ -102,13 +102,18 @@ export async function startServe(opts: { workers: number; db?: TestDatabase; por
 
 /** Waits until the process printed its listening line (or exits first: then resolves to false). */
 export async function listening(p: ClusterProcess, timeoutMs = 90_000): Promise<boolean> {
+  return printed(p, /listening on http/, timeoutMs);
+}
+
+/** Waits until stdout matches `re` (true) or the process ends first (false). */
+export async function printed(p: ClusterProcess, re: RegExp, timeoutMs = 90_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (/listening on http/.test(p.stdout())) return true;
+    if (re.test(p.stdout())) return true;
     if (p.child.exitCode !== null || p.child.signalCode !== null) return false;
     await sleep(100);
   }
-  throw new Error(`not listening within ${timeoutMs} ms:\n${p.stdout()}\n${p.stderr()}`);
+  throw new Error(`stdout did not match ${re} within ${timeoutMs} ms:\n${p.stdout()}\n${p.stderr()}`);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { DATABASE_FACTORIES, testDatabaseNames } from '../support/databases';
 import { ENTRA_DISABLE_USER } from '../scim/idp-bodies';
-import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, provisionUser, scimToken, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
+import { alive, connectionsOnTwoWorkers, Conn, listening, oneTimeCode, printed, provisionUser, scimToken, servingPid, sleep, startServe, tokenRequestBody, type ClusterProcess } from './support';
 
 /**
  * `serve` with CS_WORKERS=2 as real processes (the CLI from source): requests land on both
@@ -128,7 +128,8 @@ describe('CS_WORKERS unset', () => {
   it('runs one process on SQLite and says why', async () => {
     const p = await start({ workers: 1, env: { CS_WORKERS: '' } });
     expect(p.workerPids()).toEqual([]);
-    expect(p.stdout()).toMatch(/on SQLite CS_WORKERS defaults to 1/);
+    // Printed right after the listening line, which is what start() waited for.
+    expect(await printed(p, /on SQLite CS_WORKERS defaults to 1/, 10_000)).toBe(true);
     expect(await p.signal('SIGTERM')).toBe(0);
   });
 
