@@ -8,8 +8,7 @@ import type { Logger } from './log';
 import type { AppDeps } from './http/app';
 import { ConfigError } from './errors';
 import { configureAuditChain } from './audit/chain';
-import { driverOf } from './repositories/raw-driver';
-import { logCheckpointsOf } from './repositories/sqlite-checkpoint';
+import type { CheckpointLog } from './repositories/sqlite-checkpoint';
 
 export interface BootOptions {
   /** Tells the operator what was created or done (printed by serve). */
@@ -20,10 +19,7 @@ export interface BootOptions {
 
 /** Wires config → database → KMS → services. Used by `serve` and by the tests alike. */
 export async function boot(config: Readonly<Config>, log: Logger, opts: BootOptions = {}): Promise<AppDeps & { close: () => Promise<void> }> {
-  const store = await openStore(config);
-  // Checkpoint failures go to the app's log (the thread is started with the hot-path statements).
-  const { sqlite } = driverOf(store);
-  if (sqlite) logCheckpointsOf(sqlite, log);
+  const store = await openStore(config, log);
   let kms: KmsRegistry | undefined;
   try {
     // KMS first: a wrong KEK setting must stop start-up before anything touches the database.
@@ -52,7 +48,8 @@ export async function boot(config: Readonly<Config>, log: Logger, opts: BootOpti
   }
 }
 
-export async function openStore(config: Readonly<Config>): Promise<Store> {
+/** `log` gets what the store tells on its own (SQLite checkpoint failures); one-shot commands pass none. */
+export async function openStore(config: Readonly<Config>, log?: CheckpointLog): Promise<Store> {
   const ds = createDataSource(config.database);
   try {
     await ds.initialize();
@@ -60,5 +57,5 @@ export async function openStore(config: Readonly<Config>): Promise<Store> {
     throw new ConfigError(`CS_DATABASE_URL: cannot connect to the ${config.database.type} database (${(err as Error).message.split('\n')[0]})`);
   }
   configureAuditChain(ds, { enabled: config.auditIntegrity.chain });
-  return new Store(ds, config.database.pool);
+  return new Store(ds, config.database.pool, log);
 }

@@ -6,7 +6,7 @@ import { batchLoader } from './batch-loader';
 import { placeholderFor } from './placeholders';
 import { committedRead, mappedDbError, mysqlExecute, paddedInList, type MysqlConnection, type MysqlPool, type PgClient, type PgPool, type Raw, type SqliteCtor, type SqliteDb } from './raw-driver';
 import type { Store } from './store';
-import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint';
+import { startCheckpointer, type Checkpointer, type CheckpointLog } from './sqlite-checkpoint';
 import { keysInsertSql, keysInsertValues, userInsertSql, userInsertValues, USER_INSERT_WIDTH } from './users';
 
 /**
@@ -83,16 +83,16 @@ function batchedUserReads(read: (ids: string[]) => Promise<Raw[]>, norm: (id: st
 }
 
 /** Builds the hot-path statements for the data source's driver (initialised). */
-export function hotQueries(ds: DataSource, store: Pick<Store, 'inTransaction' | 'transaction'>): HotQueries {
+export function hotQueries(ds: DataSource, store: Pick<Store, 'inTransaction' | 'transaction'>, log?: CheckpointLog): HotQueries {
   const type = ds.options.type;
   const driver = ds.driver as unknown as { databaseConnection?: SqliteDb; master?: PgPool; pool?: MysqlPool };
-  if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!, store);
+  if (type === 'better-sqlite3') return sqliteQueries(ds, driver.databaseConnection!, store, log);
   const chained = auditChainEnabled(ds);
   if (type === 'postgres') return postgresQueries(driver.master!, chained);
   return mysqlQueries(driver.pool!, chained);
 }
 
-function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inTransaction' | 'transaction'>): HotQueries {
+function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inTransaction' | 'transaction'>, log?: CheckpointLog): HotQueries {
   // The writer's statements first: one that cannot be prepared (a table missing) throws before a
   // reader connection or the checkpoint thread is opened, so a failed build leaves nothing behind.
   const findOnWriter = writer.prepare(USER_KEYS_SQL);
@@ -124,7 +124,7 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
     reader = new Database(path, { readonly: true, fileMustExist: true });
     reader.pragma('busy_timeout = 1000');
     // The WAL's fsyncs off the event loop (sqlite-checkpoint.ts).
-    checkpointer = startCheckpointer(path, writer);
+    checkpointer = startCheckpointer(path, writer, { log });
   }
   const findOnReader = reader === writer ? findOnWriter : reader.prepare(USER_KEYS_SQL);
   // With no transaction open, the writer sees exactly the committed rows too, and its page cache is

@@ -28,6 +28,8 @@ export interface CheckpointerOptions {
   onCheckpoint?: (r: { log: number; checkpointed: number }) => void;
   /** Least time between two failure warnings (a failing disk must not write ten lines a second). */
   warnEveryMs?: number;
+  /** Where failures are told (the app's logger); without one they are only counted. */
+  log?: CheckpointLog;
 }
 
 /** Where checkpoint trouble is told: the app's logger (pino fits). */
@@ -38,15 +40,6 @@ export interface CheckpointLog {
 
 const FAILURES_METRIC = 'crypto_server_sqlite_checkpoint_failures_total';
 const failures = registeredMetric(FAILURES_METRIC, () => new Counter({ name: FAILURES_METRIC, help: 'SQLite WAL checkpoints the checkpoint thread failed to run (and 1 each time the thread ended on its own)' }));
-
-/**
- * The app's logger per writer connection: boot.ts registers it, the hot-path statements start the
- * thread (hot-queries.ts) without one. Looked up when there is something to tell.
- */
-const logs = new WeakMap<object, CheckpointLog>();
-export function logCheckpointsOf(writer: object, log: CheckpointLog): void {
-  logs.set(writer, log);
-}
 
 export interface Checkpointer {
   /** Stops the thread after a last checkpoint; resolves once it has closed its connection. */
@@ -104,8 +97,7 @@ export function startCheckpointer(path: string, writer: Pragmas, o: Checkpointer
   worker.unref(); // never what keeps the process alive
   const writerPages = o.writerPages ?? 4000;
   writer.pragma(`wal_autocheckpoint = ${writerPages}`);
-  const log = () => logs.get(writer);
-  const report = failureReport(log, writerPages, o.warnEveryMs ?? 60_000);
+  const report = failureReport(o.log, writerPages, o.warnEveryMs ?? 60_000);
   let closing = false;
   let died: string | undefined;
   // Settled when the thread has closed its connection (or ended), not at its exit: a thread's
@@ -120,7 +112,7 @@ export function startCheckpointer(path: string, writer: Pragmas, o: Checkpointer
     writerDefault();
     if (!closing) {
       failures.inc();
-      log()?.warn({ error: died ?? `exit code ${code}` }, `SQLite checkpoint thread ended; the writer checkpoints on its own again (every ${SQLITE_DEFAULT_AUTOCHECKPOINT} pages, inside a commit)`);
+      o.log?.warn({ error: died ?? `exit code ${code}` }, `SQLite checkpoint thread ended; the writer checkpoints on its own again (every ${SQLITE_DEFAULT_AUTOCHECKPOINT} pages, inside a commit)`);
     }
     connectionClosed();
   });
@@ -146,7 +138,7 @@ export function startCheckpointer(path: string, writer: Pragmas, o: Checkpointer
  * Counts every failed checkpoint; warns at the first of a run, then at most once per `everyMs`
  * (also across runs: a flapping failure must not flood the log); tells when a warned run ends.
  */
-function failureReport(log: () => CheckpointLog | undefined, writerPages: number, everyMs: number) {
+function failureReport(log: CheckpointLog | undefined, writerPages: number, everyMs: number) {
   let run = 0;
   let warnedRun = false;
   let lastWarning = -Infinity;
@@ -158,12 +150,12 @@ function failureReport(log: () => CheckpointLog | undefined, writerPages: number
       unwarned++;
       if (Date.now() - lastWarning < everyMs) return;
       lastWarning = Date.now();
-      log()?.warn({ error, failuresSinceLastWarning: unwarned }, `SQLite WAL checkpoint failed; the writer's own checkpoint (every ${writerPages} pages) bounds the WAL meanwhile`);
+      log?.warn({ error, failuresSinceLastWarning: unwarned }, `SQLite WAL checkpoint failed; the writer's own checkpoint (every ${writerPages} pages) bounds the WAL meanwhile`);
       warnedRun = true;
       unwarned = 0;
     },
     recovered() {
-      if (warnedRun) log()?.info({ failures: run }, 'SQLite WAL checkpoints succeed again');
+      if (warnedRun) log?.info({ failures: run }, 'SQLite WAL checkpoints succeed again');
       run = 0;
       warnedRun = false;
     },

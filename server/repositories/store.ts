@@ -6,6 +6,7 @@ import { KeksRepository } from './keks';
 import { AuditRepository, auditRow, type AuditInput } from './audit';
 import { GroupCommit } from './group-commit';
 import { hotQueries, type HotQueries } from './hot-queries';
+import type { CheckpointLog } from './sqlite-checkpoint';
 import type { AuditEventRow, UserKeysRow, UserRow } from '../../entities';
 import { AuthCodesRepository, SamlRequestsRepository, SigningKeysRepository } from './sign-in';
 import { withMigrationLock } from './migration-lock';
@@ -57,6 +58,8 @@ export class Store {
   constructor(
     readonly dataSource: DataSource,
     private readonly pool: PoolSettings = DEFAULT_POOL,
+    /** Where the SQLite checkpoint thread tells its failures (the app's logger). */
+    private readonly log?: CheckpointLog,
   ) {
     this.repos = new Repos(dataSource.manager);
     if (dataSource.isInitialized) guardPool(dataSource, pool, this.poolWatch);
@@ -175,7 +178,7 @@ export class Store {
 
   /** Raw statements for the key API's hot path (hot-queries.ts), built on first use. */
   get hot(): HotQueries {
-    return (this.hotQueries ??= hotQueries(this.dataSource, this));
+    return (this.hotQueries ??= hotQueries(this.dataSource, this, this.log));
   }
 
   async ping(): Promise<void> {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { register } from 'prom-client';
-import { logCheckpointsOf, startCheckpointer, SQLITE_DEFAULT_AUTOCHECKPOINT } from '../../server/repositories/sqlite-checkpoint';
+import { startCheckpointer, SQLITE_DEFAULT_AUTOCHECKPOINT } from '../../server/repositories/sqlite-checkpoint';
 import { recordingLog, until } from '../audit/forward-support';
 import { createTestContext, type TestContext } from '../support/context';
 import { verifyAuditChain } from '../../server/audit/verify';
@@ -68,12 +68,11 @@ describe('WAL checkpoints on a worker thread', () => {
   test('a checkpoint that keeps failing is counted and warned about once, not at every tick; its recovery is logged', async () => {
     const writer = walDb();
     const log = recordingLog();
-    logCheckpointsOf(writer, log);
     // A real SQLite failure at every checkpoint: the thread's file is not a database (SQLITE_NOTADB).
     const broken = join(dir, 'broken.db');
     writeFileSync(broken, Buffer.alloc(8192, 7));
     const before = await failuresCounted();
-    const c = startCheckpointer(broken, writer, { intervalMs: 10, warnEveryMs: 3_600_000 });
+    const c = startCheckpointer(broken, writer, { intervalMs: 10, warnEveryMs: 3_600_000, log });
     await until('failures counted', async () => (await failuresCounted()) >= before + 5);
     expect(log.lines).toEqual([{ level: 'warn', obj: { error: 'SQLITE_NOTADB: file is not a database', failuresSinceLastWarning: 1 }, msg: expect.stringMatching(/checkpoint failed; the writer's own checkpoint \(every 4000 pages\) bounds the WAL/) }]);
     // The file is fixed (an empty file is an empty database): checkpoints succeed again, one line says so.
@@ -89,9 +88,8 @@ describe('WAL checkpoints on a worker thread', () => {
   test('a thread that cannot open the database ends: warned, counted, and the writer gets its default checkpoint back', async () => {
     const writer = walDb();
     const log = recordingLog();
-    logCheckpointsOf(writer, log);
     const before = await failuresCounted();
-    const c = startCheckpointer(join(dir, 'missing.db'), writer, { writerPages: 4000 });
+    const c = startCheckpointer(join(dir, 'missing.db'), writer, { writerPages: 4000, log });
     expect(autocheckpoint(writer)).toBe(4000);
     await until('the thread to end', () => log.lines.length > 0);
     expect(log.lines).toEqual([{ level: 'warn', obj: { error: expect.stringMatching(/^SQLITE_CANTOPEN/) }, msg: expect.stringMatching(/^SQLite checkpoint thread ended; the writer checkpoints on its own again \(every 1000 pages/) }]);
