@@ -30,6 +30,8 @@ export interface HttpBenchOptions {
   removeFrom: number;
   /** Write a V8 CPU profile of each server process here (open in Chrome DevTools). */
   cpuProfileDir?: string;
+  /** Node options of the measured server only (e.g. V8 heap settings). */
+  serverNodeArgs?: string[];
   /** Server worker processes (CS_WORKERS). */
   workers: number;
   /** Only the scenarios whose path matches (case-insensitive); set-up still runs. */
@@ -69,7 +71,7 @@ export async function runHttpBench(o: HttpBenchOptions): Promise<void> {
   try {
     for (const database of o.databases) {
       const startedAt = Date.now();
-      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, workers: o.workers, env: o.auditChain ? { CS_AUDIT_CHAIN: o.auditChain } : undefined });
+      const server = await startCryptoServer(database, { cpuProfileDir: o.cpuProfileDir, nodeArgs: o.serverNodeArgs, workers: o.workers, env: o.auditChain ? { CS_AUDIT_CHAIN: o.auditChain } : undefined });
       cleanups.add(server.close);
       try {
         printTable(database, server, o.generator, await scenarios(server, limit, o));
@@ -350,10 +352,11 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
       if (v === 'wrk' && !wrkAvailable()) throw new InvalidArgumentError(`wrk is not installed (${WRK}; Debian/Ubuntu: apt-get install wrk)`);
       return v;
     }, 'autocannon')
+    .option('--server-node-args <args>', 'node options of the measured server only, space-separated (e.g. "--max-semi-space-size=32")')
     .option('--cpu-prof <dir>', 'write a CPU profile of the server (.cpuprofile, one per database) into this directory')
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off'; generator: Generator; keyApiConnections: number }>();
+  const opts = program.opts<{ db: string; seconds?: number; users?: number; groupSizes: string; removeFrom: number; long?: boolean; cpuProf?: string; serverNodeArgs?: string; workers: number; only?: RegExp; keyApiOnly?: boolean; auditChain?: 'on' | 'off'; generator: Generator; keyApiConnections: number }>();
   const databases = opts.db.split(',').map((d) => d.trim());
   for (const d of databases) if (d !== 'sqlite' && d !== 'postgres') program.error(`error: option '--db <list>': unknown database "${d}" (sqlite, postgres)`);
   const groupSizes = opts.groupSizes.split(',').map((s) => Number(s.trim()));
@@ -365,6 +368,7 @@ export function parseHttpBenchArgs(argv: string[]): HttpBenchOptions {
     groupSizes,
     removeFrom: opts.removeFrom,
     cpuProfileDir: opts.cpuProf ? resolve(opts.cpuProf) : undefined,
+    serverNodeArgs: opts.serverNodeArgs ? opts.serverNodeArgs.split(/\s+/).filter(Boolean) : undefined,
     workers: opts.workers,
     only: opts.only,
     keyApiOnly: opts.keyApiOnly === true,

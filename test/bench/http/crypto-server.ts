@@ -31,7 +31,7 @@ export interface RunningServer {
  * (the embedded defaults), or a fresh PostgreSQL database made like the tests make theirs. SAML points
  * at the test IdP (run in this process; only its signing key is used), so a real sign-in can run.
  */
-export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string; workers?: number; env?: Record<string, string> } = {}): Promise<RunningServer> {
+export async function startCryptoServer(database: BenchDatabase, opts: { cpuProfileDir?: string; workers?: number; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), 'cs-bench-'));
   let db: TestDatabase | undefined;
   let idp: TestIdp | undefined;
@@ -59,7 +59,7 @@ export async function startCryptoServer(database: BenchDatabase, opts: { cpuProf
     }
     // Ready when /healthz answers (not by parsing its start-up message, which is free to change).
     // --cpu-prof writes the profile when the process exits, which it does on the SIGTERM that stops it.
-    const nodeArgs = opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [];
+    const nodeArgs = [...(opts.nodeArgs ?? []), ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [])];
     const proc = await startNode(MAIN_JS, ['serve'], env, { url, probePath: '/healthz' }, { nodeArgs });
     const theIdp = idp;
     const theDb = db;
