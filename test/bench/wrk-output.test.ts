@@ -60,3 +60,10 @@ describe('bench:http --generator', () => {
     expect(() => parseHttpBenchArgs(['--generator', 'ab'])).toThrow(/must be autocannon or wrk/);
   });
 });
+
+describe('bench:http --server-node-args', () => {
+  it('splits the options on spaces for the measured server; none by default', () => {
+    expect(parseHttpBenchArgs(['--server-node-args', ' --max-semi-space-size=32  --trace-gc ']).serverNodeArgs).toEqual(['--max-semi-space-size=32', '--trace-gc']);
+    expect(parseHttpBenchArgs([]).serverNodeArgs).toBeUndefined();
+  });
+});
