@@ -100,19 +100,19 @@ function sqliteQueries(ds: DataSource, writer: SqliteDb, store: Pick<Store, 'inT
   const readHead = writer.prepare(HEAD_SELECT);
   const moveHead = writer.prepare(headMoveSql());
   const chained = auditChainEnabled(ds);
-  const insertAll = writer.transaction((rows: AuditEventRow[]) => {
+  // Every writer's last step (server/audit/chain.ts): chain the rows onto the head, insert, move it.
+  const append = (rows: AuditEventRow[]) => {
     const head = chainOnto(headOf(readHead.get()), rows, chained);
     for (const r of rows) insert.run(...auditValues(r));
     moveHead.run(head.seq, head.hash, new Date().toISOString());
-  }) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
+  };
+  const insertAll = writer.transaction(append) as ((rows: AuditEventRow[]) => void) & { immediate: (rows: AuditEventRow[]) => void };
   const insertUser = writer.prepare(userInsertSql('better-sqlite3'));
   const insertKeys = writer.prepare(keysInsertSql('better-sqlite3'));
   const create = writer.transaction((user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => {
     insertUser.run(...userInsertValues('better-sqlite3', user));
     insertKeys.run(...keysInsertValues(keys));
-    const head = chainOnto(headOf(readHead.get()), [audit], chained);
-    insert.run(...auditValues(audit));
-    moveHead.run(head.seq, head.hash, new Date().toISOString());
+    append([audit]);
   }) as unknown as { immediate: (user: UserRow, keys: UserKeysRow, audit: AuditEventRow) => void };
   const path = String(ds.options.database);
   // A second, read-only connection (WAL) for reads while a transaction is open on the writer: they
@@ -165,6 +165,11 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
     }
     return q;
   };
+  // With the head row locked: chain the rows onto it; insert them and move the head in one statement.
+  const append = (client: PgClient, locked: Raw | undefined, rows: AuditEventRow[]) => {
+    const head = chainOnto(headOf(locked), rows, chained);
+    return client.query({ ...insertAndMove(rows.length), values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()] });
+  };
   return {
     userWithKeys: batchedUserReads(async (ids) => {
       try {
@@ -179,8 +184,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
       // Three round trips: BEGIN + head lock (one simple query), insert + head move (one statement), COMMIT.
       await pgTransaction(pool, async (client) => {
         const [, locked] = (await client.query(`BEGIN; ${HEAD_FOR_UPDATE}`)) as { rows: Raw[] }[];
-        const head = chainOnto(headOf(locked.rows[0]), rows, chained);
-        await client.query({ ...insertAndMove(rows.length), values: [...rows.flatMap(auditValues), head.seq, head.hash, new Date().toISOString()] });
+        await append(client, locked.rows[0], rows);
       });
     },
     createUser: (user, keys, audit) =>
@@ -191,8 +195,7 @@ function postgresQueries(pool: PgPool, chained: boolean): HotQueries {
         pgTransaction(pool, async (client) => {
           await client.query('BEGIN');
           const { rows: locked } = (await client.query({ name: 'cs_hot_user_create', text: PG_CREATE_USER, values: [...userInsertValues('postgres', user), ...keysInsertValues(keys)] })) as { rows: Raw[] };
-          const head = chainOnto(headOf(locked[0]), [audit], chained);
-          await client.query({ ...insertAndMove(1), values: [...auditValues(audit), head.seq, head.hash, new Date().toISOString()] });
+          await append(client, locked[0], [audit]);
         }),
       ),
     close: async () => undefined,
@@ -231,6 +234,12 @@ async function pgTransaction(pool: PgPool, work: (client: PgClient) => Promise<v
 
 function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
   const run = (sql: string, values: unknown[]) => mysqlExecute(pool, sql, values);
+  // Every writer's last step (server/audit/chain.ts): lock the head, chain the rows onto it, insert, move it.
+  const append = async (q: MysqlQuery, rows: AuditEventRow[]) => {
+    const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
+    await q(auditInsertSql(rows.length), rows.flatMap(auditValues));
+    await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
+  };
   return {
     userWithKeys: batchedUserReads(async (ids) => {
       const { placeholders, values } = paddedInList(ids);
@@ -238,28 +247,25 @@ function mysqlQueries(pool: MysqlPool, chained: boolean): HotQueries {
     }, (id) => id.toLowerCase()),
     insertAudit: async (rows) => {
       if (rows.length === 0) return;
-      await mysqlTransaction(pool, async (q) => {
-        const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), rows, chained);
-        await q(auditInsertSql(rows.length), rows.flatMap(auditValues));
-        await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
-      });
+      await mysqlTransaction(pool, (q) => append(q, rows));
     },
     createUser: (user, keys, audit) =>
       mappingUniqueness('user', () =>
         mysqlTransaction(pool, async (q) => {
           await q(userInsertSql('mysql'), userInsertValues('mysql', user));
           await q(keysInsertSql('mysql'), keysInsertValues(keys));
-          const head = chainOnto(headOf(((await q(HEAD_FOR_UPDATE)) as Raw[])[0]), [audit], chained);
-          await q(auditInsertSql(1), auditValues(audit));
-          await q(headMoveSql(), [head.seq, head.hash, new Date().toISOString()]);
+          await append(q, [audit]);
         }),
       ),
     close: async () => undefined,
   };
 }
 
+/** A statement on one checked-out MariaDB connection (mysqlTransaction's). */
+type MysqlQuery = (sql: string, values?: unknown[]) => Promise<unknown>;
+
 /** As pgTransaction, on a MariaDB pooled connection: START TRANSACTION, `work`, COMMIT. */
-async function mysqlTransaction(pool: MysqlPool, work: (q: (sql: string, values?: unknown[]) => Promise<unknown>) => Promise<void>): Promise<void> {
+async function mysqlTransaction(pool: MysqlPool, work: (q: MysqlQuery) => Promise<void>): Promise<void> {
   const conn = await new Promise<MysqlConnection>((resolve, reject) => pool.getConnection((err, c) => (err ? reject(mappedDbError(err)) : resolve(c))));
   const q = (sql: string, values: unknown[] = []) => new Promise<unknown>((resolve, reject) => conn.query(sql, values, (err, r) => (err ? reject(err) : resolve(r))));
   try {
