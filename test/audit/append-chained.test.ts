@@ -4,7 +4,7 @@ import { appendChained } from '../../server/audit/chain';
 import { verifyAuditChain } from '../../server/audit/verify';
 import { awkwardAuditRow, chainHeadRows, expectStoredAndChained, storedAuditRows } from './chain-rows';
 import { scimServiceFor } from '../../scim/router';
-import { ENTRA_CREATE_USER } from '../scim/idp-bodies';
+import { entraCreateUser } from '../scim/idp-bodies';
 import type { AuditEventRow } from '../../entities';
 
 /**
@@ -68,7 +68,7 @@ describe.each(testDatabaseNames())('appendChained (%s)', (kind) => {
 
   test('a SCIM create whose audit insert fails in the database writes no user, keys or audit row', async () => {
     const scim = scimServiceFor(ctx);
-    const body = (n: number) => ({ ...JSON.parse(ENTRA_CREATE_USER), userName: `append-chained-${n}`, externalId: `ext-${n}` });
+    const body = (n: number) => entraCreateUser(`append-chained-${n}`, `ext-${n}`);
     const [users, keys, audit, headBefore] = [await count('users'), await count('user_keys'), await stored(), await head()];
     // The audit table gone for a moment: the users and user_keys inserts succeed, the audit insert fails.
     await ctx.store.dataSource.query('ALTER TABLE audit_events RENAME TO audit_events_gone');

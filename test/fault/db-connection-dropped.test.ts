@@ -3,10 +3,7 @@ import { createConnection } from 'mysql2/promise';
 import type { EntityManager } from 'typeorm';
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
-import { ENTRA_CREATE_USER } from '../scim/idp-bodies';
-
-/** Microsoft Entra ID's own create body (idp-bodies.ts) for `userName`, with an externalId of its own. */
-const entraUser = (userName: string) => ({ ...JSON.parse(ENTRA_CREATE_USER), userName, externalId: `ext-${userName}` });
+import { entraCreateUser as entraUser } from '../scim/idp-bodies';
 import { faultFixture, type FaultFixture } from './fixture';
 
 /**

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { createApp } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
 import { redeem, signInForCode, signInForToken } from '../support/auth-fixture';
-import { newUser } from '../scim/support';
+import { entraCreateUser } from '../scim/idp-bodies';
 import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
 
@@ -34,8 +34,9 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     if (mode === 'hung') f.proxy.hang();
     else await f.proxy.kill();
     try {
-      // SCIM user creation: several at once, all refused within the deadline, in SCIM's error format.
-      const creates = [1, 2, 3].map((i) => timed(Promise.resolve(f.scimPost('/Users', newUser(`${i}-${userName}`)))));
+      // SCIM user creation (Microsoft Entra ID's create body): several at once, all refused within the
+      // deadline, in SCIM's error format.
+      const creates = [1, 2, 3].map((i) => timed(Promise.resolve(f.scimPost('/Users', entraCreateUser(`${i}-${userName}`)))));
       // Meanwhile a read that needs no KMS is answered: nothing holds the database for the KMS.
       const read = await timed(Promise.resolve(f.scimGet('/Users?count=1')));
       expect(read.value?.status).toBe(200);
@@ -69,7 +70,7 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     }
     // Back: after the breaker's cooldown, everything works again.
     await new Promise((r) => setTimeout(r, BREAKER_COOLDOWN_MS + 100));
-    await f.scimPost('/Users', newUser(userName)).expect(201);
+    await f.scimPost('/Users', entraCreateUser(userName)).expect(201);
     expect(await usersNamed(userName)).toBe(1);
     await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
     const fresh = await signInForCode(f, { nameId: 'alice@example.com' });

@@ -32,6 +32,9 @@ export const ENTRA_CREATE_USER = `{
     "roles": []
 }`;
 
+/** ENTRA_CREATE_USER for `userName`, with an externalId of its own (ids aside, Entra's bytes). */
+export const entraCreateUser = (userName: string, externalId = `ext-${userName}`): Record<string, unknown> => ({ ...JSON.parse(ENTRA_CREATE_USER), userName, externalId });
+
 /** #disable-user (Request). */
 export const ENTRA_DISABLE_USER = `{
     "Operations": [

@@ -1,4 +1,4 @@
-import { ENTRA_CREATE_USER } from './idp-bodies';
+import { entraCreateUser } from './idp-bodies';
 import request from 'supertest';
 import { scimContext, newUser, PATCH, USER_SCHEMA, type ScimTestContext } from './support';
 import { UserEntity, UserKeysEntity } from '../../entities';
@@ -81,7 +81,7 @@ describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM /Users on %s', (
 
   // Microsoft Entra ID's own create body (idp-bodies.ts), with the race's userName and externalId.
   it('concurrent creates of one externalId: one 201, the rest 409; one user, its keys and one audit event', async () => {
-    const results = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((n) => ctx.post('/Users', { ...JSON.parse(ENTRA_CREATE_USER), userName: `${n}-ext-race@example.com`, externalId: 'ext-race' })));
+    const results = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((n) => ctx.post('/Users', entraCreateUser(`${n}-ext-race@example.com`, 'ext-race'))));
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
     for (const r of results.filter((x) => x.status === 409)) expect(r.body).toMatchObject({ status: '409', scimType: 'uniqueness' });
     const id = String(results.find((r) => r.status === 201)!.body.id);
