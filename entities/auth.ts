@@ -76,6 +76,11 @@ export interface SigningKeyRow {
   state: SigningKeyState;
   createdAt: string;
   retiredAt: string | null;
+  /**
+   * 1 for the first key, then one more per rotation; unique, so of several replicas rotating at
+   * once only one commits (null: inserted by a release before generations).
+   */
+  generation: number | null;
 }
 
 export const SigningKeyEntity = new EntitySchema<SigningKeyRow>({
@@ -90,5 +95,6 @@ export const SigningKeyEntity = new EntitySchema<SigningKeyRow>({
     state: str('state', 16),
     createdAt: timestamp('created_at'),
     retiredAt: timestamp('retired_at', true),
+    generation: { name: 'generation', type: 'integer', nullable: true },
   },
 });

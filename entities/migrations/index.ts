@@ -15,6 +15,7 @@ import { ServerInstances1764770000000 } from './1764770000000-server-instances';
 import { IdempotencyClaims1764790000000 } from './1764790000000-idempotency-claims';
 import { UsersLiveCount1764800000000 } from './1764800000000-users-live-count';
 import { UsersLivePrefix1764810000000 } from './1764810000000-users-live-prefix';
+import { SigningKeyGenerations1764820000000 } from './1764820000000-signing-key-generations';
 
 /** Every migration, in order. Append new ones; never edit or reorder released ones. */
-export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000, OutboxPayloadLongtext1764000100000, ScimListIndexes1764600000000, KeyConnector1764610000000, Backend1764620000000, GroupRotationTurns1764630000000, UsersEmailLower1764640000000, AuditChain1764700000000, AuditReading1764710000000, AdminSessions1764760000000, ServerInstances1764770000000, IdempotencyClaims1764790000000, UsersLiveCount1764800000000, UsersLivePrefix1764810000000];
+export const MIGRATIONS = [InitialSchema1763770000000, SignInState1763780000000, Scim1763800000000, GroupKeyVersions1764000000000, OutboxPayloadLongtext1764000100000, ScimListIndexes1764600000000, KeyConnector1764610000000, Backend1764620000000, GroupRotationTurns1764630000000, UsersEmailLower1764640000000, AuditChain1764700000000, AuditReading1764710000000, AdminSessions1764760000000, ServerInstances1764770000000, IdempotencyClaims1764790000000, UsersLiveCount1764800000000, UsersLivePrefix1764810000000, SigningKeyGenerations1764820000000];

@@ -7,6 +7,7 @@ import type { Store } from '../repositories/store';
 import type { SigningKeyRow } from '../../entities';
 import type { OpContext } from '../keys/types';
 import { TOKEN_ALG, type VerificationKey } from './tokens';
+import { deadlock, uniqueViolation } from '../repositories/db-errors';
 
 /**
  * Access-token signing keys. The private JWK is wrapped by the KMS (purpose=token-signing-key,
@@ -16,9 +17,16 @@ import { TOKEN_ALG, type VerificationKey } from './tokens';
  * Rotation: `rotate()` makes a new key active and retires the others; tokens they signed stay
  * verifiable until they expire. `signingKey()` rotates by itself when the active key is older
  * than the rotation period, so a fresh installation needs no step. Several replicas read the same
- * table; if two rotate at once, the newest active key wins and the other is retired next time.
+ * table and may find the key due at the same moment: each new key takes the next generation
+ * number, which is unique, so one replica's key commits and the others drop theirs and sign with it.
  */
 export const signingKeyBinding = (kid: string): BindingContext => ({ purpose: 'token-signing-key', kid });
+
+/** Tries at a generation before giving up: a race is lost to a key that is then there to use. */
+const GENERATION_ATTEMPTS = 3;
+
+/** A new key, wrapped by the KMS, not yet stored. */
+type NewKey = Omit<SigningKeyRow, 'generation' | 'createdAt'>;
 
 export interface SigningKeyOptions {
   kekUri: string;
@@ -33,6 +41,8 @@ interface Loaded {
   at: number;
   active?: SigningKeyRow;
   published: Map<string, { jwk: JWK; key: VerificationKey }>;
+  /** The highest generation in the table when `active` was read: a rotation decided on this view takes the next. */
+  generation: number;
 }
 
 interface Signer {
@@ -66,16 +76,33 @@ export class SigningKeyService {
     });
   }
 
-  /** Creates a new active key and retires the rest. */
+  /** Creates a new active key and retires the rest (`crypto-server signing-keys rotate`). */
   async rotate(ctx: OpContext): Promise<string> {
+    const key = await this.newKey(ctx);
+    for (let attempt = 1; attempt <= GENERATION_ATTEMPTS; attempt++) {
+      if (await this.commit(key, (await this.store.repos.signingKeys.maxGeneration()) + 1, ctx)) return key.kid;
+    }
+    throw new Error(`token-signing key ${key.kid} lost ${GENERATION_ATTEMPTS} races for a generation to concurrent rotations; run the rotation again`);
+  }
+
+  /**
+   * Rotates what `view` found due (no key, or an old one), at the generation after the view's: false
+   * when another replica took that generation first (its key is the one to use).
+   */
+  private async rotateDue(ctx: OpContext, view: Loaded): Promise<boolean> {
+    return this.commit(await this.newKey(ctx), view.generation + 1, ctx);
+  }
+
+  private async newKey(ctx: OpContext): Promise<NewKey> {
     const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALG, { extractable: true });
     const publicJwk = await exportJWK(publicKey);
     const privateJwk = await exportJWK(privateKey);
     const kid = `${(await calculateJwkThumbprint(publicJwk)).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
     const plaintext = Buffer.from(JSON.stringify(privateJwk), 'utf8');
-    let wrapped: string;
     try {
-      wrapped = await this.kms.wrap(this.options.kekUri, plaintext, signingKeyBinding(kid));
+      const wrapped = await this.kms.wrap(this.options.kekUri, plaintext, signingKeyBinding(kid));
+      const jwk = JSON.stringify({ ...publicJwk, kid, alg: TOKEN_ALG, use: 'sig' });
+      return { kid, alg: TOKEN_ALG, publicJwk: jwk, wrappedPrivateJwk: wrapped, kekUri: this.options.kekUri, state: 'active', retiredAt: null };
     } catch (err) {
       await this.store.audit({ ...ctx, action: 'token-signing-key.rotate', outcome: 'failure', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri }).catch(() => undefined);
       throw err;
@@ -83,31 +110,39 @@ export class SigningKeyService {
       plaintext.fill(0);
       delete privateJwk.d;
     }
+  }
+
+  /**
+   * Stores `key` as the active one at `generation` and retires the rest, with its audit row; false
+   * (nothing written) when a concurrent rotation took the generation: the unique index refused it,
+   * or, on MariaDB, the two inserts' locks deadlocked and this transaction was the one rolled back.
+   */
+  private async commit(key: NewKey, generation: number, ctx: OpContext): Promise<boolean> {
     const now = this.clock().toISOString();
-    await this.store.transaction(async (t) => {
-      await t.signingKeys.insert({
-        kid,
-        alg: TOKEN_ALG,
-        publicJwk: JSON.stringify({ ...publicJwk, kid, alg: TOKEN_ALG, use: 'sig' }),
-        wrappedPrivateJwk: wrapped,
-        kekUri: this.options.kekUri,
-        state: 'active',
-        createdAt: now,
-        retiredAt: null,
+    try {
+      await this.store.transaction(async (t) => {
+        await t.signingKeys.insert({ ...key, createdAt: now, generation });
+        await t.signingKeys.retireOthers(key.kid, now);
+        await t.audit.append({ ...ctx, action: 'token-signing-key.rotate', outcome: 'success', targetType: 'signing-key', targetId: key.kid, kekUri: key.kekUri });
       });
-      await t.signingKeys.retireOthers(kid, now);
-      await t.audit.append({ ...ctx, action: 'token-signing-key.rotate', outcome: 'success', targetType: 'signing-key', targetId: kid, kekUri: this.options.kekUri });
-    });
-    this.loaded = undefined;
-    return kid;
+    } catch (err) {
+      if (/generation/.test(uniqueViolation(err) ?? '') || deadlock(err)) return false;
+      throw err;
+    } finally {
+      this.loaded = undefined;
+    }
+    return true;
   }
 
   /** The key to sign with now; creates or rotates it when due. */
   async signingKey(ctx: OpContext): Promise<{ kid: string; privateKey: VerificationKey }> {
     let view = await this.view();
     const maxAgeMs = this.options.rotationDays * 86_400_000;
-    if (!view.active || this.clock().getTime() - Date.parse(view.active.createdAt) >= maxAgeMs) {
-      this.autoRotation ??= this.rotate(ctx).finally(() => {
+    const due = (active: SigningKeyRow | undefined) => !active || this.clock().getTime() - Date.parse(active.createdAt) >= maxAgeMs;
+    // A replica that lost the race reads the winner's key; if that has not committed yet (MariaDB
+    // rolls back either side of a deadlock), its next try waits on the winner's generation.
+    for (let attempt = 1; attempt <= GENERATION_ATTEMPTS && due(view.active); attempt++) {
+      this.autoRotation ??= this.rotateDue(ctx, view).finally(() => {
         this.autoRotation = undefined;
       });
       await this.autoRotation;
@@ -155,6 +190,9 @@ export class SigningKeyService {
     const now = this.clock();
     // A key retired now still verifies tokens for one lifetime plus a minute of clock skew.
     const since = new Date(now.getTime() - (this.options.tokenTtlSeconds + 60) * 1000).toISOString();
+    // The generation first: a rotation committed between the two reads then shows in the rows (not
+    // due) or collides with the next generation, and is never rotated a second time.
+    const generation = await this.store.repos.signingKeys.maxGeneration();
     const rows = await this.store.repos.signingKeys.published(since);
     const published = new Map<string, { jwk: JWK; key: VerificationKey }>();
     for (const row of rows) {
@@ -164,7 +202,7 @@ export class SigningKeyService {
       published.set(row.kid, known ?? { jwk, key: (await importJWK(jwk, row.alg)) as VerificationKey });
     }
     // No KMS here: with the KMS down, keys stay published and tokens keep verifying.
-    return { at: now.getTime(), active: rows.find((r) => r.state === 'active'), published };
+    return { at: now.getTime(), active: rows.find((r) => r.state === 'active'), published, generation };
   }
 
   private async openPrivate(row: SigningKeyRow): Promise<Signer> {

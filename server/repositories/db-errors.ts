@@ -55,6 +55,13 @@ export function connectionLost(err: unknown): boolean {
   return /Connection terminated|connection is in closed state|Connection lost|server closed the connection/i.test(String(d?.message ?? e?.message ?? ''));
 }
 
+/** The database broke a lock cycle by rolling this transaction back (PostgreSQL 40P01, MariaDB 1213). */
+export function deadlock(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number; driverError?: unknown };
+  const d = (e?.driverError ?? e) as typeof e;
+  return d?.code === '40P01' || d?.code === 'ER_LOCK_DEADLOCK' || d?.errno === 1213;
+}
+
 /** SQLite's write lock is held by another process (a backup, an operator's sqlite3 shell) past busy_timeout. */
 export function sqliteBusy(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string } };

@@ -98,6 +98,12 @@ export class SigningKeysRepository {
     await this.m.insert(SigningKeyEntity, row);
   }
 
+  /** The highest generation so far (0 when there is none). */
+  async maxGeneration(): Promise<number> {
+    const r = await this.m.getRepository(SigningKeyEntity).createQueryBuilder('k').select('MAX(k.generation)', 'g').getRawOne<{ g: number | string | null }>();
+    return Number(r?.g ?? 0);
+  }
+
   /** Retires every active key except `keepKid`. */
   async retireOthers(keepKid: string, at: string): Promise<void> {
     await this.m

@@ -21,6 +21,8 @@ export interface FaultFixture extends AuthFixture {
   proxy: TcpProxy;
   scimPost: (path: string, body: unknown) => request.Test;
   scimGet: (path: string) => request.Test;
+  scimPatch: (path: string, body: unknown) => request.Test;
+  scimDelete: (path: string) => request.Test;
   close: () => Promise<void>;
 }
 
@@ -51,6 +53,8 @@ export async function faultFixture(kind: DatabaseName, env: Record<string, strin
       proxy,
       scimPost: (p, b) => request(f.app).post(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(JSON.stringify(b)),
       scimGet: (p) => request(f.app).get(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`),
+      scimPatch: (p, b) => request(f.app).patch(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(JSON.stringify(b)),
+      scimDelete: (p) => request(f.app).delete(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`),
       close: async () => {
         await f.cleanupAll();
         await proxy.close();

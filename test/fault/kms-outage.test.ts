@@ -2,7 +2,8 @@ import request from 'supertest';
 import { createApp } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
 import { redeem, signInForCode, signInForToken } from '../support/auth-fixture';
-import { entraCreateUser } from '../scim/idp-bodies';
+import { ENTRA_ADD_MEMBER, ENTRA_CREATE_GROUP, ENTRA_MEMBER_ID, entraCreateUser } from '../scim/idp-bodies';
+import { GROUP_KEYS_SCHEMA } from '../../scim/schemas';
 import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
 
@@ -76,5 +77,49 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     const fresh = await signInForCode(f, { nameId: 'alice@example.com' });
     const ok = await redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: fresh.code, redirect_uri: fresh.started.redirectUri, client_id: fresh.started.clientId, code_verifier: fresh.started.verifier });
     expect(ok.status).toBe(200);
+  });
+
+  /**
+   * Deprovisioning: a user deleted while the KMS is out. Leaving a group rotates its key (one KMS
+   * wrap per group, before the transaction), so the DELETE cannot complete: it must fail as a whole
+   * — the user still there, still in every group, no group key rotated — and succeed once retried.
+   */
+  test.each(['hung', 'killed'] as const)('KMS %s: a DELETE /Users of a group member is a prompt 503 that changes nothing, and the retry deprovisions', async (mode) => {
+    const leaver = (await f.scimPost('/Users', entraCreateUser(`leaver-${mode}@example.com`)).expect(201)).body.id as string;
+    const groups: string[] = [];
+    for (const i of [1, 2]) {
+      // Microsoft Entra ID's group create and add-member requests, with our names and the leaver's id.
+      const g = (await f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `Leavers ${mode} ${i}`, externalId: `leavers-${mode}-${i}` }).expect(201)).body.id as string;
+      await f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_ADD_MEMBER.replace(ENTRA_MEMBER_ID, leaver))).expect(204);
+      groups.push(g);
+    }
+    const state = async () =>
+      Promise.all(
+        groups.map(async (g) => {
+          const body = (await f.scimGet(`/Groups/${g}`).expect(200)).body as { members?: { value: string }[]; [k: string]: unknown };
+          return { members: (body.members ?? []).map((m) => m.value), keyVersion: (body[GROUP_KEYS_SCHEMA] as { keyVersion: number }).keyVersion };
+        }),
+      );
+    const before = await state();
+    expect(before).toEqual([{ members: [leaver], keyVersion: 1 }, { members: [leaver], keyVersion: 1 }]);
+
+    if (mode === 'hung') f.proxy.hang();
+    else await f.proxy.kill();
+    try {
+      const gone = await timed(Promise.resolve(f.scimDelete(`/Users/${leaver}`)));
+      expect(gone.ms).toBeLessThan(bound);
+      expect(gone.value?.status).toBe(503);
+      expect(gone.value?.headers['retry-after']).toMatch(/^\d+$/);
+      expect(gone.value?.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+      // Nothing of it happened: the user, the memberships and the group keys are as they were.
+      expect((await f.scimGet(`/Users/${leaver}`)).status).toBe(200);
+      expect(await state()).toEqual(before);
+    } finally {
+      await f.proxy.restore();
+    }
+    await new Promise((r) => setTimeout(r, BREAKER_COOLDOWN_MS + 100));
+    await f.scimDelete(`/Users/${leaver}`).expect(204);
+    expect((await f.scimGet(`/Users/${leaver}`)).status).toBe(404);
+    expect(await state()).toEqual([{ members: [], keyVersion: 2 }, { members: [], keyVersion: 2 }]);
   });
 });
