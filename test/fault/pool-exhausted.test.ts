@@ -1,6 +1,8 @@
+import type { RequestListener } from 'node:http';
 import request from 'supertest';
+import { createRequestListener } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
-import { signInForToken } from '../support/auth-fixture';
+import { signedInUser, signInForToken } from '../support/auth-fixture';
 import { newUser } from '../scim/support';
 import { faultFixture, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
@@ -15,11 +17,18 @@ const ACQUIRE_TIMEOUT_MS = 500;
 describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
   let f: FaultFixture;
   let aliceToken: string;
+  // The listener `serve` runs: the key API's fast path ahead of the Express app.
+  let fast: RequestListener;
+  let bob: { token: string; wrappedPasswordKey: string };
   beforeAll(async () => {
     f = await faultFixture(kind, { CS_DB_POOL_SIZE: '2', CS_DB_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_TIMEOUT_MS) });
     await f.keys.provisionUser({ userName: 'alice@example.com' }, { actor: 'test' });
     aliceToken = await signInForToken(f, { nameId: 'alice@example.com' });
+    fast = createRequestListener(f);
+    bob = await signedInUser(f, 'bob@example.com');
   });
+  const unwrap = (id: string) =>
+    request(fast).post('/api/keys/password-key/unwrap').set('Authorization', `Bearer ${bob.token}`).set('X-Request-Id', id).send({ wrappedPasswordKey: bob.wrappedPasswordKey });
   afterAll(async () => f?.close());
 
   test('503 + Retry-After within the acquire timeout, no half-write, served again after', async () => {
@@ -46,6 +55,14 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
         expect(me.value?.headers['content-type']).toMatch(/application\/problem\+json/);
         expect(Number(me.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       }
+      // The fast path's unwrap: its audit row cannot be committed (the group commit waits for a
+      // connection, SQLite's for the writer), so no key leaves.
+      const squeezed = await timed(Promise.resolve(unwrap(`squeezed-${kind}`)));
+      expect(squeezed.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+      expect(squeezed.value?.status).toBe(503);
+      expect(squeezed.value?.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(Number(squeezed.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(squeezed.value?.body.passwordKey).toBeUndefined();
       // Still alive: a busy pool is not a wedged one until CS_HEALTH_MAX_POOL_STALL_MS.
       expect((await request(f.app).get('/healthz')).status).toBe(200);
     } finally {
@@ -56,5 +73,9 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
     expect(found.body.totalResults).toBe(0);
     await f.scimPost('/Users', newUser('squeezed@example.com')).expect(201);
     await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
+    const audited = await f.store.repos.audit.recent(50, { action: 'password-key.unwrap' });
+    expect(audited.filter((e) => e.requestId === `squeezed-${kind}` && e.outcome === 'success')).toEqual([]);
+    const served = await unwrap(`after-${kind}`).expect(200);
+    expect(typeof served.body.passwordKey).toBe('string');
   });
 });
