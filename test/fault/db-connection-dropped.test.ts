@@ -1,10 +1,9 @@
-import { Client } from 'pg';
-import { createConnection } from 'mysql2/promise';
 import type { EntityManager } from 'typeorm';
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
 import { entraCreateUser as entraUser } from '../scim/idp-bodies';
 import { faultFixture, type FaultFixture } from './fixture';
+import { backendId as connectionId, killBackend as kill } from './kill-connection';
 
 /**
  * The database drops a request's connection in the middle of its transaction (backend
@@ -26,27 +25,8 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     await withFeed?.close();
   });
 
-  /** The server-side id of the connection a manager runs on, and a way to kill it from outside. */
-  const backendId = async (m: EntityManager): Promise<number> =>
-    Number((await m.query(kind === 'postgres' ? 'SELECT pg_backend_pid() AS id' : 'SELECT CONNECTION_ID() AS id'))[0].id);
-  const killBackend = async (id: number): Promise<void> => {
-    if (kind === 'postgres') {
-      const c = new Client({ connectionString: f.db.url });
-      await c.connect();
-      try {
-        await c.query('SELECT pg_terminate_backend($1)', [id]);
-      } finally {
-        await c.end();
-      }
-    } else {
-      const c = await createConnection(f.db.url);
-      try {
-        await c.query(`KILL ${id}`);
-      } finally {
-        await c.end();
-      }
-    }
-  };
+  const backendId = (m: EntityManager) => connectionId(kind, m);
+  const killBackend = (id: number) => kill(kind, f.db.url, id);
 
   /** 503 in SCIM's error format, promptly, and nothing of the create in the database. */
   const expectDropped = async (fx: FaultFixture, res: { status: number; headers: Record<string, string>; body: { schemas?: unknown } }, userName: string) => {
