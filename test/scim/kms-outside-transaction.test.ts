@@ -4,7 +4,7 @@ import { newUser, scimContext, type ScimTestContext } from './support';
  * A SCIM create generates and KMS-wraps keys before its database transaction opens: a slow
  * cloud KMS must not hold a pooled connection (or SQLite's only one) for the length of its call.
  */
-describe.each(['sqlite', 'postgres'] as const)('SCIM create calls the KMS outside any transaction (%s)', (kind) => {
+describe.each(['sqlite', 'postgres', 'mariadb'] as const)('SCIM create calls the KMS outside any transaction (%s)', (kind) => {
   let ctx: ScimTestContext;
   beforeAll(async () => {
     ctx = await scimContext(kind);
