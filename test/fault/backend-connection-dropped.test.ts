@@ -1,8 +1,7 @@
-import type { EntityManager } from 'typeorm';
 import { GroupEntity } from '../../entities';
 import { GroupsRepository } from '../../server/repositories/groups';
 import { backendContext, type BackendTestContext } from '../backend/support';
-import { backendId, killBackend } from './kill-connection';
+import { killConnectionAfter } from './kill-connection';
 
 /**
  * The backend API's group create, sent with an Idempotency-Key, loses its database connection in
@@ -23,27 +22,18 @@ describe.each(['postgres', 'mariadb'] as const)('backend API write whose connect
     const body = { name: 'Dropped mid-write', members: [{ id: ann }] };
     const create = () => ctx.backend.post('/groups', body).set('Idempotency-Key', 'dropped-1');
     const named = () => ctx.store.dataSource.manager.countBy(GroupEntity, { displayName: body.name });
-    const original = GroupsRepository.prototype.insert;
-    let killed = false;
-    const spy = jest.spyOn(GroupsRepository.prototype, 'insert').mockImplementation(async function (this: GroupsRepository, ...args) {
-      await original.apply(this, args);
-      if (!killed) {
-        killed = true;
-        await killBackend(kind, ctx.db.url, await backendId(kind, (this as unknown as { m: EntityManager }).m));
-        await new Promise((r) => setTimeout(r, 100)); // let the driver see the socket close
-      }
-    });
+    const drop = killConnectionAfter(kind, ctx.db.url, GroupsRepository.prototype, 'insert');
     try {
       const start = performance.now();
       const res = await create();
       expect(performance.now() - start).toBeLessThan(5000);
-      expect(killed).toBe(true);
+      expect(drop.killed()).toBe(true);
       expect(res.status).toBe(503);
       expect(res.type).toBe('application/problem+json');
       expect(res.headers['retry-after']).toMatch(/^\d+$/);
       expect(JSON.stringify(res.body)).not.toMatch(/terminat|administrator|KILL|ECONN|query/i);
     } finally {
-      spy.mockRestore();
+      drop.restore();
     }
     expect(await named()).toBe(0);
 

@@ -1,9 +1,8 @@
-import type { EntityManager } from 'typeorm';
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
 import { entraCreateUser as entraUser } from '../scim/idp-bodies';
 import { faultFixture, type FaultFixture } from './fixture';
-import { backendId as connectionId, killBackend as kill } from './kill-connection';
+import { killBackend as kill, killConnectionAfter } from './kill-connection';
 
 /**
  * The database drops a request's connection in the middle of its transaction (backend
@@ -25,7 +24,6 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     await withFeed?.close();
   });
 
-  const backendId = (m: EntityManager) => connectionId(kind, m);
   const killBackend = (id: number) => kill(kind, f.db.url, id);
 
   /** 503 in SCIM's error format, promptly, and nothing of the create in the database. */
@@ -79,26 +77,15 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
 
   test('SCIM create (through TypeORM, change feed on) whose connection is killed after its INSERT: 503, no user, next create succeeds', async () => {
     const f = withFeed;
-    const original = UsersRepository.prototype.insert;
-    let killed = false;
-    // Inside the transaction, right after the user's rows were written: kill this connection.
-    const spy = jest.spyOn(UsersRepository.prototype, 'insert').mockImplementation(async function (this: UsersRepository, ...args) {
-      await original.apply(this, args);
-      if (!killed) {
-        killed = true;
-        const m = (this as unknown as { m: EntityManager }).m;
-        await killBackend(await backendId(m));
-        await new Promise((r) => setTimeout(r, 100)); // let the driver see the socket close
-      }
-    });
+    const drop = killConnectionAfter(kind, f.db.url, UsersRepository.prototype, 'insert');
     try {
       const start = performance.now();
       const res = await f.scimPost('/Users', newUser('dropped@example.com'));
       expect(performance.now() - start).toBeLessThan(5000);
-      expect(killed).toBe(true);
+      expect(drop.killed()).toBe(true);
       await expectDropped(f, res, 'dropped@example.com');
     } finally {
-      spy.mockRestore();
+      drop.restore();
     }
     // The pool replaced the dead connection: the same request now succeeds.
     await f.scimPost('/Users', newUser('dropped@example.com')).expect(201);

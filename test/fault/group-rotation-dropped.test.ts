@@ -1,9 +1,8 @@
-import type { EntityManager } from 'typeorm';
 import { GroupsRepository } from '../../server/repositories/groups';
 import { GROUP_KEYS_SCHEMA } from '../../scim/schemas';
 import { ENTRA_ADD_MEMBER, ENTRA_CREATE_GROUP, ENTRA_MEMBER_ID, ENTRA_REMOVE_MEMBER, entraCreateUser } from '../scim/idp-bodies';
 import { faultFixture, type FaultFixture } from './fixture';
-import { backendId, killBackend } from './kill-connection';
+import { killConnectionAfter } from './kill-connection';
 
 /**
  * A member removal re-keys the group: one transaction writes the new key version, the members'
@@ -42,28 +41,19 @@ describe.each(['postgres', 'mariadb'] as const)('group re-key whose connection i
     const before = await state();
     expect(before).toMatchObject({ members: [leaver, stayer].sort(), keyVersion: 1, versions: [1] });
 
-    const original = GroupsRepository.prototype.addVersion;
-    let killed = false;
-    const spy = jest.spyOn(GroupsRepository.prototype, 'addVersion').mockImplementation(async function (this: GroupsRepository, ...args) {
-      await original.apply(this, args);
-      if (!killed) {
-        killed = true;
-        await killBackend(kind, f.db.url, await backendId(kind, (this as unknown as { m: EntityManager }).m));
-        await new Promise((r) => setTimeout(r, 100)); // let the driver see the socket close
-      }
-    });
+    const drop = killConnectionAfter(kind, f.db.url, GroupsRepository.prototype, 'addVersion');
     const remove = () => f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_REMOVE_MEMBER.replace(ENTRA_MEMBER_ID, leaver!)));
     try {
       const start = performance.now();
       const res = await remove();
       expect(performance.now() - start).toBeLessThan(5000);
-      expect(killed).toBe(true);
+      expect(drop.killed()).toBe(true);
       expect(res.status).toBe(503);
       expect(res.headers['retry-after']).toMatch(/^\d+$/);
       expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
       expect(JSON.stringify(res.body)).not.toMatch(/terminat|administrator|KILL|ECONN|query/i);
     } finally {
-      spy.mockRestore();
+      drop.restore();
     }
     expect(await state()).toEqual(before);
 

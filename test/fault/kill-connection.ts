@@ -26,3 +26,23 @@ export async function killBackend(kind: 'postgres' | 'mariadb', url: string, id:
     }
   }
 }
+
+/**
+ * From now on, the first call of a repository method kills the connection it ran on, right after
+ * the method's statements (the driver is given 100 ms to see the socket close): the database drops
+ * the caller's transaction in its middle. The repository keeps its EntityManager as `m`.
+ */
+export function killConnectionAfter<P extends object>(kind: 'postgres' | 'mariadb', url: string, prototype: P, method: keyof P & string): { killed: () => boolean; restore: () => void } {
+  const original = prototype[method] as unknown as (...args: unknown[]) => Promise<unknown>;
+  let killed = false;
+  const spy = jest.spyOn(prototype as Record<string, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async function (this: { m: EntityManager }, ...args: unknown[]) {
+    const result = await original.apply(this, args);
+    if (!killed) {
+      killed = true;
+      await killBackend(kind, url, await backendId(kind, this.m));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return result;
+  });
+  return { killed: () => killed, restore: () => spy.mockRestore() };
+}
