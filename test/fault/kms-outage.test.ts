@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { createApp } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
@@ -32,6 +33,10 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     // A code obtained before the outage, to redeem on a replica that has never signed a token.
     const pending = await signInForCode(f, { nameId: 'alice@example.com' });
     const replica = createApp(f);
+    // A data key wrapped before the outage (the key API's data-keys/wrap), to unwrap during it.
+    const asAlice = (path: string) => request(f.app).post(path).set('Authorization', `Bearer ${aliceToken}`);
+    const dataKey = randomBytes(32).toString('base64url');
+    const { wrappedKey } = (await asAlice('/api/keys/data-keys/wrap').send({ key: dataKey, label: `doc-${mode}` }).expect(200)).body as { wrappedKey: string };
     if (mode === 'hung') f.proxy.hang();
     else await f.proxy.kill();
     try {
@@ -56,6 +61,17 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
       expect(me.value?.headers['retry-after']).toMatch(/^\d+$/);
       expect(me.value?.headers['content-type']).toMatch(/application\/problem\+json/);
 
+      // Data keys: wrapping and unwrapping both need the KMS → 503 problem+json, no key either way.
+      for (const call of [asAlice('/api/keys/data-keys/wrap').send({ key: randomBytes(32).toString('base64url'), label: 'doc-new' }), asAlice('/api/keys/data-keys/unwrap').send({ wrappedKey, label: `doc-${mode}` })]) {
+        const r = await timed(Promise.resolve(call));
+        expect(r.ms).toBeLessThan(bound);
+        expect(r.value?.status).toBe(503);
+        expect(r.value?.headers['retry-after']).toMatch(/^\d+$/);
+        expect(r.value?.headers['content-type']).toMatch(/application\/problem\+json/);
+        expect(r.value?.body.key).toBeUndefined();
+        expect(r.value?.body.wrappedKey).toBeUndefined();
+      }
+
       // Token issuing on a replica must unwrap the signing key → 503; verifying needs no KMS.
       const issued = await timed(Promise.resolve(redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: pending.code, redirect_uri: pending.started.redirectUri, client_id: pending.started.clientId, code_verifier: pending.started.verifier })));
       expect(issued.ms).toBeLessThan(bound);
@@ -74,6 +90,7 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     await f.scimPost('/Users', entraCreateUser(userName)).expect(201);
     expect(await usersNamed(userName)).toBe(1);
     await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
+    expect((await asAlice('/api/keys/data-keys/unwrap').send({ wrappedKey, label: `doc-${mode}` }).expect(200)).body.key).toBe(dataKey);
     const fresh = await signInForCode(f, { nameId: 'alice@example.com' });
     const ok = await redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: fresh.code, redirect_uri: fresh.started.redirectUri, client_id: fresh.started.clientId, code_verifier: fresh.started.verifier });
     expect(ok.status).toBe(200);
