@@ -215,6 +215,9 @@ export class SignInService {
     if (typeof body.redirect_uri !== 'string') return fail('invalid_request', 'redirect_uri is required', 'redirect_uri missing');
     if (typeof body.code_verifier !== 'string') return fail('invalid_request', 'code_verifier is required (PKCE)', 'verifier missing');
 
+    // The key to sign with first: if the KMS cannot open it (an outage answers 503), the code is
+    // still unused and the client's retry within the code's lifetime signs the user in.
+    const key = await this.signingKeys.signingKey(ctx);
     // The code is used up by this attempt whatever happens next: a wrong verifier burns it.
     const digest = codeDigest(body.code);
     const r = await this.store.writeNow((t) => t.authCodes.redeem(digest, this.clock()));
@@ -229,7 +232,6 @@ export class SignInService {
     const user = await this.store.repos.users.findById(code.userId);
     if (!user || user.deletedAt || !user.active) return fail('invalid_grant', 'the user is no longer active', 'user inactive');
 
-    const key = await this.signingKeys.signingKey(ctx);
     const t = this.config.tokens;
     const issued = await signAccessToken({ kid: key.kid, privateKey: key.privateKey, userId: user.id, clientId, issuer: t.issuer, audience: t.audience, ttlSeconds: t.ttlSeconds });
     await this.store.audit({ ...ctx, actor: `user:${user.id}`, action: 'oauth.token', outcome: 'success', targetType: 'user', targetId: user.id, detail: { client: clientId, jti: issued.jti, kid: key.kid } });

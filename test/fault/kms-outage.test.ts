@@ -90,6 +90,9 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     await f.scimPost('/Users', entraCreateUser(userName)).expect(201);
     expect(await usersNamed(userName)).toBe(1);
     await request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`).expect(200);
+    // The code refused during the outage was not used up: the client's retry signs the user in.
+    const retried = await redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: pending.code, redirect_uri: pending.started.redirectUri, client_id: pending.started.clientId, code_verifier: pending.started.verifier });
+    expect(retried.status).toBe(200);
     expect((await asAlice('/api/keys/data-keys/unwrap').send({ wrappedKey, label: `doc-${mode}` }).expect(200)).body.key).toBe(dataKey);
     const fresh = await signInForCode(f, { nameId: 'alice@example.com' });
     const ok = await redeem({ ...f, app: replica }, { grant_type: 'authorization_code', code: fresh.code, redirect_uri: fresh.started.redirectUri, client_id: fresh.started.clientId, code_verifier: fresh.started.verifier });
