@@ -1,6 +1,8 @@
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
-import { entraCreateUser as entraUser } from '../scim/idp-bodies';
+import request from 'supertest';
+import { ENTRA_DISABLE_USER, entraCreateUser as entraUser } from '../scim/idp-bodies';
+import { signedInUser } from '../support/auth-fixture';
 import { faultFixture, type FaultFixture } from './fixture';
 import { killBackend as kill, killConnectionAfter } from './kill-connection';
 
@@ -90,5 +92,29 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     // The pool replaced the dead connection: the same request now succeeds.
     await f.scimPost('/Users', newUser('dropped@example.com')).expect(201);
     expect((await f.scimGet('/Users?count=1')).status).toBe(200);
+  });
+
+  test("SCIM deactivation (Entra ID's PATCH active=false) killed after its UPDATE: 503, still active, the retry deactivates and the key API refuses", async () => {
+    const alice = await signedInUser(f, 'dropped-deactivate@example.com');
+    const me = () => request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${alice.token}`);
+    await me().expect(200);
+    const disable = () => f.scimPatch(`/Users/${alice.id}`, JSON.parse(ENTRA_DISABLE_USER));
+    const drop = killConnectionAfter(kind, f.db.url, UsersRepository.prototype, 'update');
+    try {
+      const start = performance.now();
+      const res = await disable();
+      expect(performance.now() - start).toBeLessThan(5000);
+      expect(drop.killed()).toBe(true);
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toMatch(/^\d+$/);
+      expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+    } finally {
+      drop.restore();
+    }
+    // Nothing of it committed; the IdP's retry (Entra ID retries a 503) deactivates.
+    expect((await f.scimGet(`/Users/${alice.id}`).expect(200)).body.active).toBe(true);
+    await me().expect(200);
+    expect((await disable().expect(200)).body.active).toBe(false);
+    expect((await me().expect(403)).body.code).toBe('user_inactive');
   });
 });
