@@ -234,18 +234,23 @@ export class GroupKeyService {
     }
   }
 
-  /** Runs `fn` holding this process's turn for each group (taken in id order, so holders never wait on each other in a cycle). */
+  /**
+   * Runs `fn` holding this process's turn for each group (taken in id order, so holders never wait
+   * on each other in a cycle). The turns are given back before it returns: a process that ends
+   * right after (the CLI's `groups rotate`, a server shutting down) must not leave a lease row that
+   * keeps every other process's rotation of the group waiting until it runs out.
+   */
   private async oneAtATime<T>(groupIds: string[], fn: () => Promise<T>): Promise<T> {
-    const releases: (() => void)[] = [];
+    const releases: (() => Promise<void>)[] = [];
     try {
       for (const id of [...new Set(groupIds)].sort()) releases.push(await this.turn(id));
       return await fn();
     } finally {
-      for (const release of releases.reverse()) release();
+      for (const release of releases.reverse()) await release();
     }
   }
 
-  private async turn(groupId: string): Promise<() => void> {
+  private async turn(groupId: string): Promise<() => Promise<void>> {
     const before = this.turns.get(groupId) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
@@ -263,10 +268,8 @@ export class GroupKeyService {
       done();
       throw err;
     }
-    return () => {
-      // The lease row goes first; if that write fails, the lease runs out by itself.
-      void giveBack().catch(() => undefined).finally(done);
-    };
+    // The lease row goes first; if that write fails, the lease runs out by itself.
+    return () => giveBack().catch(() => undefined).finally(done);
   }
 
   // ---- phases -------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ import { testDatabaseNames } from '../support/databases';
 import { redeem, signInForCode, signInForToken } from '../support/auth-fixture';
 import { ENTRA_ADD_MEMBER, ENTRA_CREATE_GROUP, ENTRA_MEMBER_ID, entraCreateUser } from '../scim/idp-bodies';
 import { GROUP_KEYS_SCHEMA } from '../../scim/schemas';
-import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from './fixture';
+import { rotateGroupCommand } from '../../server/cli/groups';
+import { rotateSigningKey } from '../../server/cli/signing-keys';
+import { describeFailure } from '../../server/cli/failure';
+import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, KMS_TIMEOUT_MS, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
 
 /**
@@ -141,5 +144,41 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     await f.scimDelete(`/Users/${leaver}`).expect(204);
     expect((await f.scimGet(`/Users/${leaver}`)).status).toBe(404);
     expect(await state()).toEqual([{ members: [], keyVersion: 2 }, { members: [], keyVersion: 2 }]);
+  });
+
+  /**
+   * The operator's commands that need the KMS, run against the same database and KMS while it is
+   * out: each fails with the one-line message main prints (no stack), changes nothing, and the
+   * same command succeeds once the KMS is back.
+   */
+  test.each(['hung', 'killed'] as const)('KMS %s: `groups rotate` and `signing-keys rotate` fail clearly, change nothing, and work after', async (mode) => {
+    const env = { CS_DATABASE_URL: f.db.url, CS_LOG_LEVEL: 'silent', CS_KEK_URI: f.config.kms.kekUri, CS_VAULT_TOKEN: 'root-test-token', CS_VAULT_SCHEME: 'http', CS_KMS_TIMEOUT_MS: String(KMS_TIMEOUT_MS), CS_KMS_DEADLINE_MS: String(KMS_DEADLINE_MS) };
+    const member = (await f.scimPost('/Users', entraCreateUser(`cli-${mode}@example.com`)).expect(201)).body.id as string;
+    const g = (await f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `CLI ${mode}`, externalId: `cli-${mode}` }).expect(201)).body.id as string;
+    await f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_ADD_MEMBER.replace(ENTRA_MEMBER_ID, member))).expect(204);
+    const keyVersion = async () => ((await f.scimGet(`/Groups/${g}`).expect(200)).body[GROUP_KEYS_SCHEMA] as { keyVersion: number }).keyVersion;
+    const signingKeys = async () => (await f.store.dataSource.query('SELECT kid, state FROM signing_keys ORDER BY kid')) as { kid: string; state: string }[];
+    const keysBefore = await signingKeys();
+    expect(await keyVersion()).toBe(1);
+
+    if (mode === 'hung') f.proxy.hang();
+    else await f.proxy.kill();
+    try {
+      for (const run of [(): Promise<unknown> => rotateGroupCommand(env, () => undefined, g), (): Promise<unknown> => rotateSigningKey(env, () => undefined)]) {
+        const failed = await timed(run());
+        expect(failed.error).toBeDefined();
+        expect(describeFailure(failed.error)).toMatch(/^the key management service is unavailable; retry later \(.+\)$/);
+      }
+    } finally {
+      await f.proxy.restore();
+    }
+    expect(await keyVersion()).toBe(1);
+    expect(await signingKeys()).toEqual(keysBefore);
+
+    await new Promise((r) => setTimeout(r, BREAKER_COOLDOWN_MS + 100));
+    expect(await rotateGroupCommand(env, () => undefined, g)).toBe(0);
+    expect(await keyVersion()).toBe(2);
+    const kid = await rotateSigningKey(env, () => undefined);
+    expect((await signingKeys()).filter((k) => k.state === 'active').map((k) => k.kid)).toEqual([kid]);
   });
 });
