@@ -13,6 +13,8 @@ import { withMigrationLock } from './migration-lock';
 import { databaseUnavailable, DEFAULT_POOL, guardPool, poolTimeout, PoolWatch, sqliteLocked, type PoolSettings } from './pool-guard';
 import { connectionLost, sqliteBusy } from './db-errors';
 
+const ignore = () => undefined;
+
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
 
@@ -206,6 +208,8 @@ export class Store {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.closeHooks.splice(0).map((h) => h()));
+    // SQLite: writes queued behind a transaction (writeRegardless's failure records) land first.
+    await this.sqliteQueue.then(ignore, ignore);
     await this.auditBatch?.idle();
     await this.hotQueries?.close();
     this.hotQueries = undefined;

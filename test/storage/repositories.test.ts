@@ -87,6 +87,18 @@ describe.each(testDatabaseNames())('storage on %s', (kind) => {
     expect(actions).not.toContain('rolled.back');
   });
 
+  test('close() writes a failure record still queued behind its transaction first (a CLI that exits right after)', async () => {
+    const other = await openStore(loadConfig({ CS_DATABASE_URL: db.url }));
+    await expect(
+      other.transaction(async () => {
+        await other.writeRegardless((w) => w.audit.append({ actor: 't', action: 'kept.at.close', outcome: 'failure' }));
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    await other.close();
+    expect((await store.repos.audit.recent(10)).map((e) => e.action)).toContain('kept.at.close');
+  });
+
   test('deleting a user removes their keys and memberships (foreign keys cascade)', async () => {
     await store.repos.users.insert(user(id(30), 'frank'), keys(id(30)));
     const g = { id: id(31), displayName: 'Team', displayNameNorm: 'team', externalId: null, scimAttributes: '{}', createdAt: nowIso(), updatedAt: nowIso(), version: 1 };
