@@ -15,6 +15,16 @@ import { connectionLost, sqliteBusy } from './db-errors';
 
 const ignore = () => undefined;
 
+/**
+ * The first statement of every SQLite transaction: a write that changes nothing, so the transaction
+ * holds SQLite's write lock from its start (as BEGIN IMMEDIATE would; TypeORM only issues a deferred
+ * BEGIN). A deferred transaction that read first and wrote after another process (a second worker,
+ * CS_WORKERS) had committed failed at once with SQLITE_BUSY: 12 concurrent group re-keys over two
+ * workers answered one of them 503 "database is busy" within 300 ms. Now it waits for the lock
+ * (busy_timeout) and reads what the other process committed.
+ */
+const SQLITE_WRITE_LOCK = 'UPDATE audit_chain_head SET id = id WHERE 0';
+
 /** How long a migration waits for another process's migration to finish before giving up. */
 const MIGRATION_LOCK_WAIT_S = 300;
 
@@ -72,15 +82,17 @@ export class Store {
   }
 
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T> {
+    const sqlite = this.driver === 'better-sqlite3';
     const run = () =>
       this.dataSource.transaction(async (m) => {
+        if (sqlite) await m.query(SQLITE_WRITE_LOCK);
         const tx = new Repos(m);
         const result = await this.current.run(tx, () => fn(tx));
         // Audit rows lock the chain head last, right before commit (server/audit/chain.ts).
         await tx.audit.flush();
         return result;
       });
-    return this.driver === 'better-sqlite3' ? this.inSqliteTurn(run) : run().catch((err: unknown) => this.mapped(err));
+    return sqlite ? this.inSqliteTurn(run) : run().catch((err: unknown) => this.mapped(err));
   }
 
   private mapped(err: unknown): never {
