@@ -2,7 +2,7 @@ import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { createRequestListener } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
-import { signedInUser, signInForToken } from '../support/auth-fixture';
+import { redeem, signedInUser, signInForCode, signInForToken } from '../support/auth-fixture';
 import { newUser } from '../scim/support';
 import { faultFixture, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
@@ -37,6 +37,9 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
     const holders: Promise<unknown>[] = [];
     const slots = kind === 'sqlite' ? 1 : 2;
     let opened = 0;
+    // A code from a sign-in just before the squeeze, redeemed during it.
+    const pending = await signInForCode(f, { nameId: 'alice@example.com' });
+    const exchange = () => redeem(f, { grant_type: 'authorization_code', code: pending.code, redirect_uri: pending.started.redirectUri, client_id: pending.started.clientId, code_verifier: pending.started.verifier });
     try {
       for (let i = 0; i < slots; i++) holders.push(f.store.transaction(async (t) => { await t.manager.query('SELECT 1'); opened++; await held; }));
       while (opened < slots) await new Promise((r) => setTimeout(r, 10));
@@ -63,6 +66,12 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
       expect(squeezed.value?.headers['content-type']).toBe('application/problem+json; charset=utf-8');
       expect(Number(squeezed.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       expect(squeezed.value?.body.passwordKey).toBeUndefined();
+      // The token endpoint: 503 in OAuth's JSON, and the code is not used up by it.
+      const token = await timed(Promise.resolve(exchange()));
+      expect(token.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+      expect(token.value?.status).toBe(503);
+      expect(Number(token.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(token.value?.body.access_token).toBeUndefined();
       // Still alive: a busy pool is not a wedged one until CS_HEALTH_MAX_POOL_STALL_MS.
       expect((await request(f.app).get('/healthz')).status).toBe(200);
     } finally {
@@ -76,6 +85,8 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
     const audited = await f.store.repos.audit.recent(50, { action: 'password-key.unwrap' });
     expect(audited.filter((e) => e.requestId === `squeezed-${kind}` && e.outcome === 'success')).toEqual([]);
     const served = await unwrap(`after-${kind}`).expect(200);
+    // The client's retry with the same code gets its token.
+    expect((await exchange().expect(200)).body.access_token).toEqual(expect.any(String));
     expect(typeof served.body.passwordKey).toBe('string');
   });
 });
