@@ -93,4 +93,19 @@ describe.each(testDatabaseNames())('keks rewrap under concurrent writes and data
     expect(s.tables.find((t) => t.table === 'user_keys')).toMatchObject({ moved: 61, failed: [] });
     expect(await countUnder(ctx.store, FROM)).toBe(0);
   });
+
+  test('two runs at once (two operators, or a Job started twice): every envelope moves once, neither run fails, every key opens to its bytes', async () => {
+    const seeded = await seed(80);
+    const runs = await Promise.all([1, 2].map(() => rewrapEnvelopes(ctx.store, ctx.kms, { to: TO, batch: 20, configuredKeks: [FROM, TO] })));
+    const userKeys = runs.map((r) => r.tables.find((t) => t.table === 'user_keys')!);
+    for (const t of userKeys) expect(t.failed).toEqual([]);
+    // Each envelope was moved by one run; the other found it under --to already (or never saw it pending).
+    expect(userKeys[0]!.moved + userKeys[1]!.moved).toBe(81);
+    expect(await countUnder(ctx.store, FROM)).toBe(0);
+    expect(await envelopeCensus(ctx.store)).toMatchObject({ byKek: { [TO]: 81 }, mismatched: 0 });
+    for (const [id, bytes] of seeded) {
+      const row = (await ctx.store.repos.users.findKeys(id))!;
+      expect((await ctx.kms.unwrapStored(row.wrappedPasswordKey, binding.passwordKey(id))).equals(bytes)).toBe(true);
+    }
+  });
 });
