@@ -1,7 +1,8 @@
 import { UsersRepository } from '../../server/repositories/users';
 import { newUser } from '../scim/support';
 import request from 'supertest';
-import { ENTRA_DISABLE_USER, entraCreateUser as entraUser } from '../scim/idp-bodies';
+import { ENTRA_ADD_MEMBER, ENTRA_CREATE_GROUP, ENTRA_DISABLE_USER, ENTRA_MEMBER_ID, entraCreateUser as entraUser } from '../scim/idp-bodies';
+import { GroupsRepository } from '../../server/repositories/groups';
 import { signedInUser } from '../support/auth-fixture';
 import { faultFixture, type FaultFixture } from './fixture';
 import { killBackend as kill, killConnectionAfter } from './kill-connection';
@@ -116,5 +117,33 @@ describe.each(['postgres', 'mariadb'] as const)('database connection dropped mid
     await me().expect(200);
     expect((await disable().expect(200)).body.active).toBe(false);
     expect((await me().expect(403)).body.code).toBe('user_inactive');
+  });
+
+  test('SCIM DELETE /Groups killed after its DELETE: 503, the group, its members and keys still there; the retry deletes it', async () => {
+    const member = (await f.scimPost('/Users', entraUser('dropped-group-member@example.com')).expect(201)).body.id as string;
+    const g = (await f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: 'Dropped delete', externalId: 'dropped-delete' }).expect(201)).body.id as string;
+    await f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_ADD_MEMBER.replace(ENTRA_MEMBER_ID, member))).expect(204);
+    // The group as SCIM shows it, but for meta.location (supertest's port changes per request).
+    const shown = async () => {
+      const { meta, ...rest } = (await f.scimGet(`/Groups/${g}`).expect(200)).body as { meta: Record<string, unknown> };
+      return { ...rest, meta: { ...meta, location: undefined } };
+    };
+    const before = await shown();
+    const drop = killConnectionAfter(kind, f.db.url, GroupsRepository.prototype, 'delete');
+    try {
+      const start = performance.now();
+      const res = await f.scimDelete(`/Groups/${g}`);
+      expect(performance.now() - start).toBeLessThan(5000);
+      expect(drop.killed()).toBe(true);
+      expect(res.status).toBe(503);
+      expect(res.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+    } finally {
+      drop.restore();
+    }
+    expect(await shown()).toEqual(before);
+    await f.scimDelete(`/Groups/${g}`).expect(204);
+    await f.scimGet(`/Groups/${g}`).expect(404);
+    const orphans: unknown[] = await f.store.dataSource.query(`SELECT group_id FROM group_members WHERE group_id = '${g}' UNION ALL SELECT group_id FROM group_key_versions WHERE group_id = '${g}'`);
+    expect(orphans).toEqual([]);
   });
 });
