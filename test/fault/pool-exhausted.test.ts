@@ -2,7 +2,7 @@ import type { RequestListener } from 'node:http';
 import request from 'supertest';
 import { createRequestListener } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
-import { redeem, signedInUser, signInForCode, signInForToken } from '../support/auth-fixture';
+import { idpAnswer, postToAcs, redeem, signedInUser, signInForCode, signInForToken, startSignIn } from '../support/auth-fixture';
 import { newUser } from '../scim/support';
 import { faultFixture, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
@@ -40,6 +40,9 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
     // A code from a sign-in just before the squeeze, redeemed during it.
     const pending = await signInForCode(f, { nameId: 'alice@example.com' });
     const exchange = () => redeem(f, { grant_type: 'authorization_code', code: pending.code, redirect_uri: pending.started.redirectUri, client_id: pending.started.clientId, code_verifier: pending.started.verifier });
+    // A sign-in whose IdP answer reaches the ACS during the squeeze.
+    const started = await startSignIn(f);
+    const answer = await idpAnswer(f, started, { nameId: 'alice@example.com' });
     try {
       for (let i = 0; i < slots; i++) holders.push(f.store.transaction(async (t) => { await t.manager.query('SELECT 1'); opened++; await held; }));
       while (opened < slots) await new Promise((r) => setTimeout(r, 10));
@@ -72,6 +75,15 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
       expect(token.value?.status).toBe(503);
       expect(Number(token.value?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       expect(token.value?.body.access_token).toBeUndefined();
+      // Sign-in: the ACS (SAML request state, the code) and /oauth/authorize need the database: 503,
+      // and no redirect carrying a code.
+      const acs = await timed(Promise.resolve(postToAcs(f, answer)));
+      expect(acs.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+      expect(acs.value?.status).toBe(503);
+      expect(acs.value?.headers.location).toBeUndefined();
+      const authorize = await timed(startSignIn(f));
+      expect(authorize.ms).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
+      expect(String(authorize.error)).toMatch(/authorize answered 503/);
       // Still alive: a busy pool is not a wedged one until CS_HEALTH_MAX_POOL_STALL_MS.
       expect((await request(f.app).get('/healthz')).status).toBe(200);
     } finally {
@@ -85,6 +97,10 @@ describe.each(testDatabaseNames())('database pool exhausted (%s)', (kind) => {
     const audited = await f.store.repos.audit.recent(50, { action: 'password-key.unwrap' });
     expect(audited.filter((e) => e.requestId === `squeezed-${kind}` && e.outcome === 'success')).toEqual([]);
     const served = await unwrap(`after-${kind}`).expect(200);
+    // Nothing of the refused ACS was kept: the same IdP answer completes the sign-in now.
+    const acs = await postToAcs(f, answer);
+    expect(acs.status).toBe(303);
+    expect(new URL(String(acs.headers.location)).searchParams.get('code')).toEqual(expect.any(String));
     // The client's retry with the same code gets its token.
     expect((await exchange().expect(200)).body.access_token).toEqual(expect.any(String));
     expect(typeof served.body.passwordKey).toBe('string');
