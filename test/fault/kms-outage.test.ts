@@ -56,6 +56,12 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
         expect(c.value?.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
       }
       for (const i of [1, 2, 3]) expect(await usersNamed(`${i}-${userName}`)).toBe(0);
+      // A group create (Entra ID's body) wraps the new group's membership key: refused the same way.
+      const group = await timed(Promise.resolve(f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `Outage ${mode} ${n}`, externalId: `outage-${mode}-${n}` })));
+      expect(group.ms).toBeLessThan(bound);
+      expect(group.value?.status).toBe(503);
+      expect(group.value?.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
+      expect((await f.scimGet(`/Groups?filter=${encodeURIComponent(`displayName eq "Outage ${mode} ${n}"`)}`).expect(200)).body.totalResults).toBe(0);
 
       // Key API: the password key cannot be unwrapped → 503 problem+json.
       const me = await timed(Promise.resolve(request(f.app).get('/api/keys/me').set('Authorization', `Bearer ${aliceToken}`)));
