@@ -19,6 +19,9 @@ export interface FaultFixture extends AuthFixture {
   /** The KMS's address as the server sees it: make it hang, kill it, restore it. */
   kms: AuthFixture['kms'];
   proxy: TcpProxy;
+  /** The settings this server runs with (database, KEK and KMS resilience): for a CLI command beside it. */
+  env: Record<string, string>;
+  /** A body that is a string (an IdP's request bytes) is sent as it is. */
   scimPost: (path: string, body: unknown) => request.Test;
   scimGet: (path: string) => request.Test;
   scimPatch: (path: string, body: unknown) => request.Test;
@@ -35,7 +38,7 @@ export async function faultFixture(kind: DatabaseName, env: Record<string, strin
   vault.addKey('kek');
   const proxy = await new TcpProxy(Number(vault.hostPort.split(':')[1])).start();
   try {
-    const f = await createAuthFixture(kind, {
+    const settings = {
       CS_KEK_URI: `vault-transit://${proxy.hostPort}/transit/keys/kek`,
       CS_VAULT_TOKEN: 'root-test-token',
       CS_VAULT_SCHEME: 'http',
@@ -44,16 +47,19 @@ export async function faultFixture(kind: DatabaseName, env: Record<string, strin
       CS_KMS_MAX_RETRIES: '3',
       CS_KMS_BREAKER_COOLDOWN_MS: String(BREAKER_COOLDOWN_MS),
       ...env,
-    });
+    };
+    const f = await createAuthFixture(kind, settings);
+    const body = (b: unknown) => (typeof b === 'string' ? b : JSON.stringify(b));
     const tokens = new TokenService(ownWrites(f.store, (m) => new ApiTokenRepository(m)));
     const { token } = await tokens.create({ name: 'fault idp', scope: 'scim' });
     return {
       ...f,
       vault,
       proxy,
-      scimPost: (p, b) => request(f.app).post(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(JSON.stringify(b)),
+      env: { ...settings, CS_DATABASE_URL: f.db.url, CS_LOG_LEVEL: 'silent' },
+      scimPost: (p, b) => request(f.app).post(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(body(b)),
       scimGet: (p) => request(f.app).get(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`),
-      scimPatch: (p, b) => request(f.app).patch(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(JSON.stringify(b)),
+      scimPatch: (p, b) => request(f.app).patch(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send(body(b)),
       scimDelete: (p) => request(f.app).delete(`/scim/v2${p}`).set('Authorization', `Bearer ${token}`),
       close: async () => {
         await f.cleanupAll();

@@ -28,11 +28,12 @@ export async function killBackend(kind: 'postgres' | 'mariadb', url: string, id:
 }
 
 /**
- * From now on, the first call of a repository method kills the connection it ran on, right after
- * the method's statements (the driver is given 100 ms to see the socket close): the database drops
- * the caller's transaction in its middle. The repository keeps its EntityManager as `m`.
+ * Sends a request during which the first call of a repository method kills the connection it ran
+ * on, right after the method's statements (the driver is given 100 ms to see the socket close): the
+ * database drops the request's transaction in its middle. Checks that the kill happened and that the
+ * answer came promptly (within 5 s), and returns it. The repository keeps its EntityManager as `m`.
  */
-export function killConnectionAfter<P extends object>(kind: 'postgres' | 'mariadb', url: string, prototype: P, method: keyof P & string): { killed: () => boolean; restore: () => void } {
+export async function sentWhileDropping<P extends object, R>(kind: 'postgres' | 'mariadb', url: string, prototype: P, method: keyof P & string, send: () => PromiseLike<R>): Promise<R> {
   const original = prototype[method] as unknown as (...args: unknown[]) => Promise<unknown>;
   let killed = false;
   const spy = jest.spyOn(prototype as Record<string, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async function (this: { m: EntityManager }, ...args: unknown[]) {
@@ -44,5 +45,13 @@ export function killConnectionAfter<P extends object>(kind: 'postgres' | 'mariad
     }
     return result;
   });
-  return { killed: () => killed, restore: () => spy.mockRestore() };
+  try {
+    const start = performance.now();
+    const res = await send();
+    expect(performance.now() - start).toBeLessThan(5000);
+    expect(killed).toBe(true);
+    return res;
+  } finally {
+    spy.mockRestore();
+  }
 }

@@ -3,12 +3,13 @@ import request from 'supertest';
 import { createApp } from '../../server/http/app';
 import { testDatabaseNames } from '../support/databases';
 import { redeem, signInForCode, signInForToken } from '../support/auth-fixture';
-import { ENTRA_ADD_MEMBER, ENTRA_CREATE_GROUP, ENTRA_MEMBER_ID, entraCreateUser } from '../scim/idp-bodies';
+import { entraCreateUser } from '../scim/idp-bodies';
+import { entraAddMember, entraCreateGroup } from '../bench/http/scim-requests';
 import { GROUP_KEYS_SCHEMA } from '../../scim/schemas';
 import { rotateGroupCommand } from '../../server/cli/groups';
 import { rotateSigningKey } from '../../server/cli/signing-keys';
 import { describeFailure } from '../../server/cli/failure';
-import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, KMS_TIMEOUT_MS, SLACK_MS, type FaultFixture } from './fixture';
+import { BREAKER_COOLDOWN_MS, faultFixture, KMS_DEADLINE_MS, SLACK_MS, type FaultFixture } from './fixture';
 import { timed } from './support';
 
 /**
@@ -57,7 +58,7 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
       }
       for (const i of [1, 2, 3]) expect(await usersNamed(`${i}-${userName}`)).toBe(0);
       // A group create (Entra ID's body) wraps the new group's membership key: refused the same way.
-      const group = await timed(Promise.resolve(f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `Outage ${mode} ${n}`, externalId: `outage-${mode}-${n}` })));
+      const group = await timed(Promise.resolve(f.scimPost('/Groups', entraCreateGroup(`Outage ${mode} ${n}`, `outage-${mode}-${n}`))));
       expect(group.ms).toBeLessThan(bound);
       expect(group.value?.status).toBe(503);
       expect(group.value?.body.schemas).toEqual(['urn:ietf:params:scim:api:messages:2.0:Error']);
@@ -118,8 +119,8 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     const groups: string[] = [];
     for (const i of [1, 2]) {
       // Microsoft Entra ID's group create and add-member requests, with our names and the leaver's id.
-      const g = (await f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `Leavers ${mode} ${i}`, externalId: `leavers-${mode}-${i}` }).expect(201)).body.id as string;
-      await f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_ADD_MEMBER.replace(ENTRA_MEMBER_ID, leaver))).expect(204);
+      const g = (await f.scimPost('/Groups', entraCreateGroup(`Leavers ${mode} ${i}`, `leavers-${mode}-${i}`)).expect(201)).body.id as string;
+      await f.scimPatch(`/Groups/${g}`, entraAddMember(leaver)).expect(204);
       groups.push(g);
     }
     const state = async () =>
@@ -158,10 +159,9 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
    * same command succeeds once the KMS is back.
    */
   test.each(['hung', 'killed'] as const)('KMS %s: `groups rotate` and `signing-keys rotate` fail clearly, change nothing, and work after', async (mode) => {
-    const env = { CS_DATABASE_URL: f.db.url, CS_LOG_LEVEL: 'silent', CS_KEK_URI: f.config.kms.kekUri, CS_VAULT_TOKEN: 'root-test-token', CS_VAULT_SCHEME: 'http', CS_KMS_TIMEOUT_MS: String(KMS_TIMEOUT_MS), CS_KMS_DEADLINE_MS: String(KMS_DEADLINE_MS) };
     const member = (await f.scimPost('/Users', entraCreateUser(`cli-${mode}@example.com`)).expect(201)).body.id as string;
-    const g = (await f.scimPost('/Groups', { ...JSON.parse(ENTRA_CREATE_GROUP), displayName: `CLI ${mode}`, externalId: `cli-${mode}` }).expect(201)).body.id as string;
-    await f.scimPatch(`/Groups/${g}`, JSON.parse(ENTRA_ADD_MEMBER.replace(ENTRA_MEMBER_ID, member))).expect(204);
+    const g = (await f.scimPost('/Groups', entraCreateGroup(`CLI ${mode}`, `cli-${mode}`)).expect(201)).body.id as string;
+    await f.scimPatch(`/Groups/${g}`, entraAddMember(member)).expect(204);
     const keyVersion = async () => ((await f.scimGet(`/Groups/${g}`).expect(200)).body[GROUP_KEYS_SCHEMA] as { keyVersion: number }).keyVersion;
     const signingKeys = async () => (await f.store.dataSource.query('SELECT kid, state FROM signing_keys ORDER BY kid')) as { kid: string; state: string }[];
     const keysBefore = await signingKeys();
@@ -170,7 +170,7 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     if (mode === 'hung') f.proxy.hang();
     else await f.proxy.kill();
     try {
-      for (const run of [(): Promise<unknown> => rotateGroupCommand(env, () => undefined, g), (): Promise<unknown> => rotateSigningKey(env, () => undefined)]) {
+      for (const run of [(): Promise<unknown> => rotateGroupCommand(f.env, () => undefined, g), (): Promise<unknown> => rotateSigningKey(f.env, () => undefined)]) {
         const failed = await timed(run());
         expect(failed.error).toBeDefined();
         expect(describeFailure(failed.error)).toMatch(/^the key management service is unavailable; retry later \(.+\)$/);
@@ -182,9 +182,9 @@ describe.each(testDatabaseNames())('KMS outage (%s)', (kind) => {
     expect(await signingKeys()).toEqual(keysBefore);
 
     await new Promise((r) => setTimeout(r, BREAKER_COOLDOWN_MS + 100));
-    expect(await rotateGroupCommand(env, () => undefined, g)).toBe(0);
+    expect(await rotateGroupCommand(f.env, () => undefined, g)).toBe(0);
     expect(await keyVersion()).toBe(2);
-    const kid = await rotateSigningKey(env, () => undefined);
+    const kid = await rotateSigningKey(f.env, () => undefined);
     expect((await signingKeys()).filter((k) => k.state === 'active').map((k) => k.kid)).toEqual([kid]);
   });
 });
